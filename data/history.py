@@ -1,0 +1,138 @@
+"""Historical candles through ccxt: paginated ``fetch_ohlcv`` with retry, merged into the cache.
+
+Works with any async ccxt exchange (``data.exchanges.make_exchange``) or an object with the same
+``fetch_ohlcv(symbol, timeframe, since, limit, params)`` coroutine. Each request asks for one
+window ``[since, since + limit × timeframe)`` (``params["until"]``), which makes exchanges that
+answer newest-first (Bybit) return the right candles. Only closed candles are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+import numpy as np
+import pandas as pd
+
+from data.cache import cache_path, merge_candles, read_candles
+from data.frames import OHLCV_COLUMNS, empty_frame, normalize_frame
+from data.gaps import missing_spans
+from data.timeframes import timeframe_ms
+
+log = logging.getLogger(__name__)
+
+#: Errors worth retrying: rate limits (a subclass of DDoSProtection in ccxt) and network trouble.
+RETRYABLE: tuple[type[BaseException], ...] = (ccxt_async.NetworkError,
+                                               ccxt_async.RateLimitExceeded)
+
+
+class FetchError(RuntimeError):
+    """Candles could not be fetched; the message names the exchange, symbol and the cause."""
+
+
+async def call_with_retry(call: Callable[[], Awaitable[Any]], *, what: str,
+                          max_retries: int = 5, base_delay: float = 1.0,
+                          max_delay: float = 30.0,
+                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> Any:
+    """Await ``call()``, retrying rate-limit and network errors with exponential backoff.
+
+    The n-th retry waits ``min(max_delay, base_delay × 2^n)`` seconds plus up to 25 % jitter.
+
+    Raises:
+        FetchError: after ``max_retries`` retries, or at once for a non-retryable ccxt error.
+    """
+    for attempt in range(max_retries + 1):
+        try:
+            return await call()
+        except RETRYABLE as exc:
+            if attempt == max_retries:
+                raise FetchError(f"{what}: gave up after {max_retries} retries: {exc}") from exc
+            delay = min(max_delay, base_delay * 2**attempt)
+            delay += random.uniform(0, delay / 4)
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, type(exc).__name__,
+                        attempt + 1, max_retries, delay)
+            await sleep(delay)
+        except ccxt_async.BaseError as exc:
+            raise FetchError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    raise AssertionError("unreachable")
+
+
+async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: int, until: int,
+                            *, limit: int = 1000, now_ms: int | None = None,
+                            retry: dict[str, Any] | None = None,
+                            on_batch: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Closed candles with open time in ``[since, until)`` from ``exchange``, oldest first.
+
+    Args:
+        exchange: async ccxt exchange (markets are loaded by ccxt on the first call).
+        symbol, timeframe: unified symbol and ccxt timeframe.
+        since, until: ms UTC; ``since`` is floored to the timeframe grid.
+        limit: candles per request (exchange maximum: Binance 1000, Bybit 1000).
+        now_ms: current time (for the closed-candle cut-off); defaults to the wall clock.
+        retry: keyword arguments for ``call_with_retry``.
+        on_batch: called with (candles so far, cursor ms) after each request.
+
+    Returns:
+        A candle frame (``data.frames``), deduplicated and sorted.
+
+    Raises:
+        FetchError: when a request fails after its retries.
+    """
+    step = timeframe_ms(timeframe)
+    since -= since % step
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    until = min(until, now_ms - now_ms % step)  # the candle still open is not fetched
+    rows: list[list[float]] = []
+    cursor = since
+    # each request moves the cursor forward by at least one candle: this bounds the loop
+    for _ in range(max(0, (until - since) // step) + 1):
+        if cursor >= until:
+            break
+        window_end = min(until, cursor + limit * step) - 1
+        batch = await call_with_retry(
+            lambda c=cursor, e=window_end: exchange.fetch_ohlcv(
+                symbol, timeframe, since=c, limit=limit, params={"until": e}),
+            what=f"{getattr(exchange, 'id', 'exchange')} {symbol} {timeframe}",
+            **(retry or {}),
+        )
+        batch = [r for r in (batch or []) if cursor <= r[0] < until]
+        if batch:
+            rows.extend(r[:6] for r in batch)
+            cursor = max(int(batch[-1][0]) + step, cursor + step)
+        else:
+            cursor = window_end + 1  # an empty window (outage, before listing): skip it
+        if on_batch is not None:
+            on_batch(len(rows), cursor)
+    if not rows:
+        return empty_frame()
+    frame = pd.DataFrame(rows, columns=list(OHLCV_COLUMNS))
+    frame = normalize_frame(frame.dropna())
+    return frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp") \
+        .reset_index(drop=True)
+
+
+async def update_cache(exchange: Any, data_dir: Path, exchange_id: str, symbol: str,
+                       timeframe: str, start: int, end: int, **kwargs: Any) -> tuple[int, Path]:
+    """Fetch only the spans of ``[start, end)`` missing from the cache and merge them in.
+
+    Returns:
+        (candles fetched, cache file path).
+
+    Raises:
+        FetchError: as ``fetch_ohlcv_range``; what was fetched before the error is kept.
+    """
+    path = cache_path(data_dir, exchange_id, symbol, timeframe)
+    stored = read_candles(path, start, end)["timestamp"].to_numpy()
+    fetched = 0
+    for lo, hi in missing_spans(np.asarray(stored), timeframe, start, end):
+        frame = await fetch_ohlcv_range(exchange, symbol, timeframe, lo, hi, **kwargs)
+        if not frame.empty:
+            merge_candles(path, frame)
+            fetched += len(frame)
+    return fetched, path

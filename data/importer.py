@@ -1,0 +1,121 @@
+"""Importing candle files (CSV or Parquet) into the cache.
+
+Accepted layouts:
+
+* a header with ``timestamp, open, high, low, close, volume`` (any case; ``date``, ``time``,
+  ``open_time`` or ``datetime`` also name the time column, as numbers or date strings);
+* Binance public-data kline CSV (data.binance.vision): no header, 12 columns
+  ``open_time, open, high, low, close, volume, close_time, quote_volume, count,
+  taker_buy_volume, taker_buy_quote_volume, ignore`` (some files carry that header);
+* Parquet/Feather with those columns (e.g. Freqtrade downloads with a ``date`` column).
+
+Epoch numbers are read as seconds, ms, µs or ns by magnitude (Binance spot files switched to
+microseconds in 2025). Each row must sit on the timeframe's grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.cache import cache_path, merge_candles
+from data.frames import OHLCV_COLUMNS, CandleDataError, normalize_frame, validate_frame
+from data.timeframes import bucket_origin, timeframe_ms
+
+_TIME_NAMES = ("timestamp", "open_time", "date", "time", "datetime", "opentime")
+_BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time",
+                    "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume",
+                    "ignore")
+
+
+def to_epoch_ms(values: pd.Series) -> np.ndarray:
+    """Times as int64 ms UTC: epoch numbers in s/ms/µs/ns (by magnitude) or date strings."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.notna().all():
+            raw = numeric.to_numpy(dtype=np.float64)
+            top = np.nanmax(np.abs(raw)) if raw.size else 0
+            scale = 1e-6 if top > 1e17 else 1e-3 if top > 1e14 else 1.0 if top > 1e11 else 1e3
+            return np.round(raw * scale).astype(np.int64)
+    stamps = pd.to_datetime(values, utc=True, errors="raise", format="mixed")
+    return stamps.dt.as_unit("ms").astype("int64").to_numpy(dtype=np.int64)
+
+
+def _from_table(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    time_col = next((columns[n] for n in _TIME_NAMES if n in columns), None)
+    missing = [c for c in OHLCV_COLUMNS[1:] if c not in columns]
+    if time_col is None or missing:
+        raise CandleDataError(
+            f"cannot find columns {'time, ' if time_col is None else ''}"
+            f"{', '.join(missing)} in {list(frame.columns)}; expected timestamp, open, high, "
+            "low, close, volume or the Binance kline CSV layout"
+        )
+    out = pd.DataFrame({"timestamp": to_epoch_ms(frame[time_col])})
+    for c in OHLCV_COLUMNS[1:]:
+        out[c] = pd.to_numeric(frame[columns[c]], errors="coerce")
+    return out
+
+
+def read_candle_file(path: Path) -> pd.DataFrame:
+    """A CSV/Parquet/Feather file as a candle frame (sorted, duplicates dropped).
+
+    Raises:
+        CandleDataError: when the layout is not recognised or values are not numbers.
+        FileNotFoundError: when ``path`` does not exist.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame = _from_table(pd.read_parquet(path))
+    elif suffix == ".feather":
+        frame = _from_table(pd.read_feather(path))
+    else:
+        head = pd.read_csv(path, nrows=1, header=None)
+        first = str(head.iloc[0, 0]).strip()
+        has_header = not first.replace(".", "", 1).lstrip("-").isdigit()
+        if not has_header and head.shape[1] >= 6:
+            raw = pd.read_csv(path, header=None)
+            raw.columns = list(_BINANCE_COLUMNS[: raw.shape[1]]) + \
+                [f"extra{i}" for i in range(max(0, raw.shape[1] - len(_BINANCE_COLUMNS)))]
+            frame = _from_table(raw)
+        else:
+            frame = _from_table(pd.read_csv(path))
+    if frame.drop(columns="timestamp").isna().to_numpy().any():
+        bad = frame[frame.isna().any(axis=1)].iloc[0]
+        raise CandleDataError(f"{path.name}: non-numeric value in the row at {bad['timestamp']}")
+    frame = normalize_frame(frame).drop_duplicates("timestamp", keep="last")
+    return frame.sort_values("timestamp").reset_index(drop=True)
+
+
+def check_grid(frame: pd.DataFrame, timeframe: str) -> None:
+    """Raise ``CandleDataError`` when a timestamp is off the ``timeframe`` grid."""
+    step = timeframe_ms(timeframe)
+    off = (frame["timestamp"].to_numpy() - bucket_origin(timeframe)) % step != 0
+    if off.any():
+        ts = int(frame["timestamp"].to_numpy()[np.flatnonzero(off)[0]])
+        raise CandleDataError(
+            f"timestamp {ts} is not on the {timeframe} grid: is the file really {timeframe}?"
+        )
+
+
+def import_file(path: Path, data_dir: Path, exchange: str, symbol: str,
+                timeframe: str) -> tuple[int, Path]:
+    """Validate ``path`` and merge its candles into the cache.
+
+    Returns:
+        (rows imported, cache file path).
+
+    Raises:
+        CandleDataError: for an unreadable layout, values, order or grid; nothing is written.
+    """
+    frame = read_candle_file(path)
+    if frame.empty:
+        raise CandleDataError(f"{Path(path).name} holds no candles")
+    check_grid(frame, timeframe)
+    validate_frame(frame)
+    target = cache_path(data_dir, exchange, symbol, timeframe)
+    merge_candles(target, frame)
+    return len(frame), target

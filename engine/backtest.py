@@ -1,0 +1,139 @@
+"""The backtest runner: steps a strategy through historical candles with the shared core.
+
+``run_backtest`` takes candles already loaded (``data.loader``) and returns a
+``BacktestResult``: trades, the equity curve sampled at each base candle's close, metrics,
+rejected signals and how stop-loss/take-profit ambiguities were settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from data.frames import OHLCV
+from data.timeframes import timeframe_ms
+from engine.core import Core
+from engine.drilldown import DrillDown, LowerSource
+from engine.fills import FillModel
+from engine.market import MarketData
+from engine.metrics import Metrics, compute_metrics
+from engine.portfolio import Portfolio
+from engine.strategy import Strategy
+from engine.types import ExitCounts, Rejection, Trade
+
+
+class NotEnoughData(ValueError):
+    """The candles do not cover the strategy's warm-up plus at least one candle to trade."""
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """What to simulate besides the strategy and candles.
+
+    Attributes:
+        symbol: unified symbol, e.g. ``"BTC/USDT"``.
+        timeframe: base (execution) timeframe of the candles.
+        balance: starting balance, quote currency.
+        fills: fees and slippage.
+        leverage: notional / margin (1 = fully funded).
+        trade_start: open time (ms UTC) of the first candle the strategy trades; the candles
+            before it are warm-up history. None: the first ``strategy.warmup_candles()``
+            candles are warm-up.
+        exchange: exchange id (for labels only).
+    """
+
+    symbol: str
+    timeframe: str
+    balance: float = 10_000.0
+    fills: FillModel = field(default_factory=FillModel)
+    leverage: float = 1.0
+    trade_start: int | None = None
+    exchange: str = ""
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """Everything a backtest produced.
+
+    Attributes:
+        candles: the traded candles (warm-up excluded), base timeframe.
+        equity: equity at each traded candle's close, shape ``(len(candles),)``, quote.
+        trades: closed trades in exit order (positions left open were closed at the last
+            close with reason ``end_of_data``).
+        final_equity: balance after the end-of-data closes, quote.
+        exit_counts: ambiguous candles resolved by drill-down vs by the conservative fallback.
+        warmup: number of warm-up candles before ``candles``.
+    """
+
+    strategy: str
+    params: dict[str, Any]
+    config: BacktestConfig
+    candles: OHLCV
+    equity: np.ndarray
+    trades: list[Trade]
+    rejections: list[Rejection]
+    exit_counts: ExitCounts
+    metrics: Metrics
+    final_equity: float
+    warmup: int
+
+
+def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
+                 lower: LowerSource | None = None) -> BacktestResult:
+    """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
+
+    Args:
+        strategy: a fresh strategy instance (its ``timeframes[0]`` should be the base).
+        candles: sorted candles including the warm-up history.
+        config: balance, fees, slippage, where trading starts.
+        lower: lower-timeframe candles for drill-down; None = conservative fallback only.
+
+    Raises:
+        NotEnoughData: when no candle is left to trade after the warm-up.
+        TimeframeError: when an informative timeframe cannot be built from the base.
+    """
+    n = len(candles)
+    if config.trade_start is not None:
+        first = int(np.searchsorted(candles.timestamp, config.trade_start, side="left"))
+    else:
+        first = strategy.warmup_candles()
+    if first >= n:
+        raise NotEnoughData(
+            f"{n} {config.timeframe} candles leave nothing to trade after a warm-up of "
+            f"{first} candles; load more history"
+        )
+    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:])
+    market.prepare_steps()
+    if first > 0:
+        market.advance(first - 1)
+    strategy.bind(market)
+    portfolio = Portfolio(config.balance, config.symbol, config.leverage)
+    core = Core(strategy, market, portfolio, config.fills, DrillDown(lower, config.timeframe))
+
+    advance, step = market.advance, core.step
+    for i in range(first, n):
+        advance(i)
+        step(i)
+
+    last_close_time = int(candles.timestamp[-1]) + timeframe_ms(config.timeframe)
+    core.close_all(float(candles.close[-1]), last_close_time, "end_of_data")
+    equity = np.asarray(core.equity, dtype=np.float64)
+    equity[-1] = portfolio.balance  # the last sample includes the end-of-data exit costs
+    traded = candles.take(slice(first, n))
+    metrics = compute_metrics(portfolio.trades, equity, traded.timestamp, config.timeframe,
+                              config.balance, traded.close, core.exposed_candles)
+    return BacktestResult(
+        strategy=strategy.name or type(strategy).__name__,
+        params=dict(strategy.params),
+        config=config,
+        candles=traded,
+        equity=equity,
+        trades=portfolio.trades,
+        rejections=core.rejections,
+        exit_counts=core.exit_counts,
+        metrics=metrics,
+        final_equity=portfolio.balance,
+        warmup=first,
+    )

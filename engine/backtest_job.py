@@ -1,0 +1,239 @@
+"""One backtest as a job: validate the request, load (or fetch) candles, run, write charts.
+
+``run_backtest_job`` is synchronous and CPU-bound; the service runs it off the event loop.
+Everything user-facing that can go wrong raises ``ServiceError`` with a message that says what
+is wrong and what is valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from data.cache import SymbolError, normalize_symbol
+from data.history import FetchError, update_cache
+from data.loader import CandleLoader, MissingDataError
+from data.timeframes import TimeframeError, timeframe_ms
+from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
+from engine.charts import render_equity_chart, render_price_chart
+from engine.errors import ServiceError
+from engine.fills import FillModel
+from engine.registry import UnknownStrategyError, get_strategy
+from engine.reporting import iso, result_json, write_trades_csv
+from engine.settings import Settings
+from engine.strategy import ParamError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRequest:
+    """What the trader asked for. Strings as typed; ``None`` means the default.
+
+    ``start``/``end`` are ``YYYY-MM-DD`` (UTC); ``end`` includes that whole day. ``params`` are
+    ``key=value`` overrides checked against the strategy's declared parameters.
+    """
+
+    strategy: str
+    symbol: str
+    timeframe: str | None = None
+    exchange: str | None = None
+    start: str | None = None
+    end: str | None = None
+    balance: float | None = None
+    fee_bps: float | None = None
+    maker_fee_bps: float | None = None
+    slippage_bps: float | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    out_dir: Path | None = None
+    charts: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestReport:
+    """A finished backtest: the result, files written and notes on data coverage."""
+
+    result: BacktestResult
+    charts: dict[str, Path]
+    trades_csv: Path | None
+    json_path: Path | None
+    warnings: list[str]
+    data_source: str
+    elapsed_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``backtest --json`` object (``engine.reporting.result_json``)."""
+        return result_json(self.result, {k: str(v) for k, v in self.charts.items()},
+                           {"trades_csv": str(self.trades_csv) if self.trades_csv else None,
+                            "data_source": self.data_source, "warnings": self.warnings})
+
+
+def parse_day(text: str, what: str) -> int:
+    """``"2025-06-01"`` (or ``"2025-06-01T12:00"``) → ms UTC.
+
+    Raises:
+        ServiceError: for anything else, saying the expected form.
+    """
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
+        try:
+            moment = datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
+            return int(moment.timestamp() * 1000)
+        except ValueError:
+            continue
+    raise ServiceError(f"bad {what} date {text!r}: use YYYY-MM-DD, e.g. 2025-06-01")
+
+
+def date_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """Parse ``start``/``end``; a date-only ``end`` includes its whole day (exclusive bound).
+
+    Raises:
+        ServiceError: for a bad date or a start not before the end.
+    """
+    lo = parse_day(start, "start") if start else None
+    hi = None
+    if end:
+        hi = parse_day(end, "end")
+        if len(end.strip()) == 10:
+            hi += 86_400_000
+    if lo is not None and hi is not None and lo >= hi:
+        raise ServiceError(f"start {start} is not before end {end}")
+    return lo, hi
+
+
+def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: str,
+                   start: int, end: int) -> str | None:
+    """Try to fetch what the cache lacks; returns the failure text or None."""
+    from data.exchanges import make_exchange
+
+    async def go() -> None:
+        client = make_exchange(exchange, rest_url=settings.exchange_rest_url,
+                               market_type="linear" if ":" in symbol else None)
+        try:
+            await update_cache(client, settings.data_dir, exchange, symbol, timeframe, start,
+                               end, retry={"max_retries": 2, "base_delay": 0.5})
+        finally:
+            await client.close()
+
+    try:
+        asyncio.run(go())
+        return None
+    except (FetchError, OSError, ValueError) as exc:
+        return str(exc)
+
+
+def _prepare(request: BacktestRequest, settings: Settings) -> tuple[Any, str, str, str]:
+    try:
+        info = get_strategy(request.strategy, settings.strategy_dir)
+    except UnknownStrategyError as exc:
+        raise ServiceError(str(exc)) from None
+    timeframe = request.timeframe or info.timeframes[0]
+    try:
+        timeframe_ms(timeframe)
+        symbol = normalize_symbol(request.symbol)
+        strategy = info.cls(request.params, timeframe=timeframe)
+    except (TimeframeError, SymbolError, ParamError) as exc:
+        raise ServiceError(str(exc)) from None
+    exchange = (request.exchange or settings.exchange).lower()
+    return strategy, timeframe, symbol, exchange
+
+
+def run_backtest_job(request: BacktestRequest, settings: Settings) -> BacktestReport:
+    """Run one backtest end to end (blocking). See the module docstring.
+
+    Raises:
+        ServiceError: bad strategy/symbol/timeframe/date/params, or missing candles.
+    """
+    started = time.perf_counter()
+    strategy, timeframe, symbol, exchange = _prepare(request, settings)
+    start, end = date_range(request.start, request.end)
+    step = timeframe_ms(timeframe)
+    load_from = None if start is None else start - strategy.warmup_candles() * step
+    loader = CandleLoader(settings.data_dir)
+    warnings: list[str] = []
+    fetch_note = None
+    if start is not None and not settings.offline:
+        fetch_end = end if end is not None else int(time.time() * 1000)
+        if not _covered(loader, exchange, symbol, timeframe, load_from, fetch_end):
+            fetch_note = _fetch_missing(settings, exchange, symbol, timeframe, load_from,
+                                        fetch_end)
+    try:
+        candles, source = loader.load(exchange, symbol, timeframe, load_from, end)
+    except MissingDataError as exc:
+        raise ServiceError(str(exc) + (f" (fetch failed: {fetch_note})" if fetch_note else "")) \
+            from None
+    if len(candles) == 0:
+        raise ServiceError(
+            f"no {symbol} {timeframe} candles for {exchange} between "
+            f"{iso(start) or 'the start'} and {iso(end) or 'now'}; the cache "
+            f"({source.path.name}) spans {iso(source.first)} to {iso(source.last)}"
+            + (f"; fetching failed: {fetch_note}" if fetch_note else "")
+        )
+    first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
+    if start is not None and first > start:
+        warnings.append(f"candles start at {iso(first)}, after the requested {iso(start)}")
+    if end is not None and last + step < end:
+        warnings.append(f"candles end at {iso(last + step)}, before the requested {iso(end)}")
+    if fetch_note:
+        warnings.append(f"could not fetch missing candles: {fetch_note}")
+
+    fills = FillModel(
+        taker_fee_bps=settings.fee_bps if request.fee_bps is None else request.fee_bps,
+        maker_fee_bps=(request.maker_fee_bps if request.maker_fee_bps is not None else
+                       request.fee_bps if request.fee_bps is not None else settings.maker_fee),
+        slippage_bps=(settings.slippage_bps if request.slippage_bps is None
+                      else request.slippage_bps),
+    )
+    config = BacktestConfig(symbol=symbol, timeframe=timeframe,
+                            balance=request.balance or settings.balance, fills=fills,
+                            trade_start=start, exchange=exchange)
+    lower = loader.lower_source(exchange, symbol, first, last + step)
+    try:
+        result = run_backtest(strategy, candles, config, lower)
+    except (NotEnoughData, TimeframeError) as exc:
+        raise ServiceError(str(exc)) from None
+
+    charts: dict[str, Path] = {}
+    csv_path = json_path = None
+    if request.charts:
+        out = _out_dir(request, settings, result)
+        title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
+        charts["price"] = render_price_chart(result.candles, result.trades, out / "price.png",
+                                             title=title, timeframe=timeframe)
+        charts["equity"] = render_equity_chart(
+            result.candles.timestamp, result.equity, out / "equity.png", title=title,
+            starting_balance=config.balance, benchmark=result.candles.close,
+            quote=symbol.split("/")[1].split(":")[0])
+        csv_path = write_trades_csv(result.trades, out / "trades.csv")
+        json_path = out / "backtest.json"
+    report = BacktestReport(result, charts, csv_path, json_path, warnings,
+                            f"{source.path.name} ({source.timeframe})",
+                            time.perf_counter() - started)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=1, allow_nan=False))
+    return report
+
+
+def _covered(loader: CandleLoader, exchange: str, symbol: str, timeframe: str, start: int,
+             end: int) -> bool:
+    try:
+        src = loader.pick_source(exchange, symbol, timeframe, start, end)
+    except MissingDataError:
+        return False
+    step = timeframe_ms(timeframe)
+    return src.first <= start + step and src.last + 2 * step >= min(end, int(time.time() * 1000))
+
+
+def _out_dir(request: BacktestRequest, settings: Settings, result: BacktestResult) -> Path:
+    base = request.out_dir or settings.out_dir
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    name = f"{result.strategy}_{result.config.symbol.replace('/', '-')}_" \
+           f"{result.config.timeframe}_{stamp}"
+    path = Path(base) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

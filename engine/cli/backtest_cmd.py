@@ -1,0 +1,88 @@
+"""``paperbot backtest``: run one backtest and print a summary table or one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from engine import formatting as fmt
+from engine.backtest_job import BacktestReport, BacktestRequest
+from engine.errors import ServiceError
+from engine.service import PaperService
+from engine.settings import Settings
+from engine.strategy import ParamError, parse_param_pairs
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Handle ``paperbot backtest``; returns the exit status."""
+    try:
+        params = parse_param_pairs(args.param)
+    except ParamError as exc:
+        raise ServiceError(str(exc)) from None
+    request = BacktestRequest(
+        strategy=args.strategy, symbol=args.symbol, timeframe=args.timeframe,
+        exchange=args.exchange, start=args.start, end=args.end, balance=args.balance,
+        fee_bps=args.fee_bps, maker_fee_bps=args.maker_fee_bps,
+        slippage_bps=args.slippage_bps, params=params, out_dir=args.out,
+        charts=not args.no_charts,
+    )
+    report = asyncio.run(PaperService(settings).backtest(request))
+    if args.json:
+        print(json.dumps(report.to_json(), allow_nan=False))
+    else:
+        print(summary(report))
+    return 0
+
+
+def summary(report: BacktestReport) -> str:
+    """The human summary table of a backtest."""
+    r = report.result
+    m = r.metrics
+    cfg = r.config
+    quote = cfg.symbol.split("/")[1].split(":")[0]
+    start = int(r.candles.timestamp[0])
+    end = int(r.candles.timestamp[-1])
+    params = " ".join(f"{k}={v}" for k, v in r.params.items())
+    lines = [
+        f"{r.strategy} on {cfg.symbol} {cfg.timeframe} ({cfg.exchange}) · "
+        f"{fmt.iso(start)} → {fmt.iso(end)} UTC · {len(r.candles):,} candles "
+        f"(+{r.warmup:,} warm-up) from {report.data_source}",
+        f"params: {params or '(none)'}",
+        f"fees: taker {cfg.fills.taker_fee_bps:g} bp, maker {cfg.fills.maker_fee_bps:g} bp, "
+        f"slippage {cfg.fills.slippage_bps:g} bp · starting balance "
+        f"{fmt.money(cfg.balance, quote)}",
+        "",
+    ]
+    dd_span = f"{fmt.iso(m.max_drawdown_start) or '—'} → {fmt.iso(m.max_drawdown_end) or '—'}"
+    rows = [
+        ("Total return", fmt.pct(m.total_return_pct),
+         "Buy & hold", fmt.pct(m.buy_and_hold_return_pct)),
+        ("CAGR", fmt.pct(m.cagr_pct), "Final equity", fmt.money(r.final_equity, quote)),
+        ("Max drawdown", fmt.pct(m.max_drawdown_pct), "  from → to", dd_span),
+        (f"Sharpe ({m.returns_period}, ann.)", fmt.number(m.sharpe),
+         "Sortino", fmt.number(m.sortino)),
+        ("Calmar", fmt.number(m.calmar), "Exposure", fmt.pct(m.exposure_pct, signed=False)),
+        ("Trades", f"{m.num_trades:,}", "Win rate", fmt.pct(m.win_rate_pct, signed=False)),
+        ("Profit factor", fmt.number(m.profit_factor),
+         "Expectancy", fmt.money(m.expectancy, quote)),
+        ("Avg win", fmt.money(m.avg_win, quote), "Avg loss", fmt.money(m.avg_loss, quote)),
+        ("Best trade", fmt.pct(m.best_trade_pct), "Worst trade", fmt.pct(m.worst_trade_pct)),
+        ("Avg duration", fmt.duration(m.avg_duration_ms),
+         "Fees paid", fmt.money(m.fees_paid, quote)),
+    ]
+    width = max(len(a) for a, *_ in rows)
+    for a, b, c, d in rows:
+        lines.append(f"  {a:<{width}}  {b:>16}    {c:<12} {d}")
+    lines.append("")
+    lines.append(f"SL/TP in one candle: {r.exit_counts.drill_down} resolved by drill-down, "
+                 f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
+    if r.rejections:
+        lines.append(f"rejected signals: {len(r.rejections)} (first: {r.rejections[0].reason})")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    if report.charts:
+        lines.append("charts: " + ", ".join(str(p) for p in report.charts.values()))
+    if report.trades_csv:
+        lines.append(f"trades: {report.trades_csv}")
+    return "\n".join(lines)

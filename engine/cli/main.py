@@ -1,0 +1,123 @@
+"""The ``paperbot`` command line: argument parsing and dispatch.
+
+Each subcommand calls ``engine.service.PaperService``. User errors (``ServiceError``, invalid
+settings) print one line to stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from data.timeframes import STANDARD_TIMEFRAMES
+from engine.errors import ServiceError
+from engine.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="candle cache folder (PAPERBOT_DATA_DIR)")
+    p.add_argument("--strategy-dir", type=Path,
+                   help="extra folder of strategy files (PAPERBOT_STRATEGY_DIR)")
+    p.add_argument("--offline", action="store_true", default=None,
+                   help="never fetch candles from the exchange")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to document the commands)."""
+    from engine.cli import backtest_cmd, data_cmd, info_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="paperbot",
+        description="Crypto paper trading: backtests, forward tests and a Discord bot.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bt = sub.add_parser("backtest", help="backtest a strategy on cached candles")
+    bt.add_argument("--strategy", required=True, help="strategy name (see `paperbot strategies`)")
+    bt.add_argument("--symbol", required=True, help="unified symbol, e.g. BTC/USDT")
+    bt.add_argument("--timeframe", help=f"base timeframe ({' '.join(STANDARD_TIMEFRAMES)}); "
+                                        "default: the strategy's")
+    bt.add_argument("--exchange", help="exchange id (default PAPERBOT_EXCHANGE, binance)")
+    bt.add_argument("--start", help="first day traded, YYYY-MM-DD (UTC)")
+    bt.add_argument("--end", help="last day traded, YYYY-MM-DD (UTC), included")
+    bt.add_argument("--balance", type=float, help="starting balance in quote currency")
+    bt.add_argument("--fee-bps", type=float, help="taker fee in basis points (default 10)")
+    bt.add_argument("--maker-fee-bps", type=float, help="maker fee (take-profit fills)")
+    bt.add_argument("--slippage-bps", type=float, help="slippage in basis points (default 0)")
+    bt.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="strategy parameter override (repeatable)")
+    bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
+    bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
+    bt.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_common(bt)
+    bt.set_defaults(handler=backtest_cmd.run)
+
+    data = sub.add_parser("data", help="candle cache: fetch, import, list")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    fetch = dsub.add_parser("fetch", help="download candles through ccxt into the cache")
+    fetch.add_argument("--exchange", help="exchange id (default PAPERBOT_EXCHANGE)")
+    fetch.add_argument("--symbol", required=True)
+    fetch.add_argument("--timeframe", required=True)
+    fetch.add_argument("--start", required=True, help="YYYY-MM-DD (UTC)")
+    fetch.add_argument("--end", help="YYYY-MM-DD (UTC), included; default: now")
+    fetch.add_argument("--open-interest", action="store_true",
+                       help="also fetch open interest history (perpetual markets)")
+    _add_common(fetch)
+    fetch.set_defaults(handler=data_cmd.fetch)
+    imp = dsub.add_parser("import", help="import a CSV/Parquet candle file into the cache")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--exchange", help="exchange id (default PAPERBOT_EXCHANGE)")
+    imp.add_argument("--symbol", required=True)
+    imp.add_argument("--timeframe", required=True)
+    _add_common(imp)
+    imp.set_defaults(handler=data_cmd.import_)
+    lst = dsub.add_parser("list", help="show what the cache holds")
+    lst.add_argument("--json", action="store_true")
+    _add_common(lst)
+    lst.set_defaults(handler=data_cmd.list_)
+
+    st = sub.add_parser("strategies", help="list strategies and their parameters")
+    st.add_argument("--json", action="store_true")
+    _add_common(st)
+    st.set_defaults(handler=info_cmd.strategies)
+
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the common command-line options."""
+    return load_settings(
+        data_dir=getattr(args, "data_dir", None),
+        strategy_dir=getattr(args, "strategy_dir", None),
+        offline=getattr(args, "offline", None),
+        db_path=getattr(args, "db", None),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``paperbot`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    try:
+        settings = settings_from(args)
+        return handler(args, settings)
+    except (ServiceError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

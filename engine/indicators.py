@@ -1,0 +1,114 @@
+"""Vectorised, causal indicators for strategies.
+
+Each function takes numpy arrays of shape ``(n,)`` and returns float64 arrays of shape ``(n,)``;
+value ``i`` depends on inputs ``0..i`` only, so computing over a longer series never changes
+earlier values. Values that are not defined yet (not enough history) are ``nan``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _check_period(period: int) -> int:
+    period = int(period)
+    if period < 1:
+        raise ValueError(f"period must be at least 1, got {period}")
+    return period
+
+
+def sma(values: np.ndarray, period: int) -> np.ndarray:
+    """Simple moving average of the last ``period`` values.
+
+    Each window is summed on its own (not from a running cumulative sum), so a value does not
+    depend on where the series starts.
+    """
+    period = _check_period(period)
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    if values.size >= period:
+        out[period - 1:] = sliding_window_view(values, period).mean(axis=1)
+    return out
+
+
+def ema(values: np.ndarray, period: int) -> np.ndarray:
+    """Exponential moving average, alpha = 2 / (period + 1), seeded with the first value.
+
+    The first ``period - 1`` values are ``nan`` (not enough history to be meaningful).
+    """
+    period = _check_period(period)
+    values = np.asarray(values, dtype=np.float64)
+    out = pd.Series(values).ewm(span=period, adjust=False).mean().to_numpy(copy=True)
+    out[: period - 1] = np.nan
+    return out
+
+
+def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
+    """Relative Strength Index with Wilder's smoothing (alpha = 1 / period), 0–100.
+
+    Source: J. Welles Wilder, *New Concepts in Technical Trading Systems* (1978).
+    """
+    period = _check_period(period)
+    close = np.asarray(close, dtype=np.float64)
+    change = np.diff(close, prepend=np.nan)
+    gain = pd.Series(np.where(change > 0, change, 0.0))
+    loss = pd.Series(np.where(change < 0, -change, 0.0))
+    gain.iloc[0] = loss.iloc[0] = np.nan
+    avg_gain = gain.ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean()
+    avg_loss = loss.ewm(alpha=1.0 / period, adjust=False, min_periods=period).mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rs = avg_gain.to_numpy() / avg_loss.to_numpy()
+        out = 100.0 - 100.0 / (1.0 + rs)
+    out[(avg_loss.to_numpy() == 0) & (avg_gain.to_numpy() > 0)] = 100.0
+    out[(avg_loss.to_numpy() == 0) & (avg_gain.to_numpy() == 0)] = 50.0
+    return out
+
+
+def rolling_max(values: np.ndarray, period: int, shift: int = 0) -> np.ndarray:
+    """Highest of the ``period`` values ending ``shift`` values before each index."""
+    return _rolling(values, period, shift, np.max)
+
+
+def rolling_min(values: np.ndarray, period: int, shift: int = 0) -> np.ndarray:
+    """Lowest of the ``period`` values ending ``shift`` values before each index."""
+    return _rolling(values, period, shift, np.min)
+
+
+def _rolling(values: np.ndarray, period: int, shift: int, reduce: np.ufunc) -> np.ndarray:
+    period = _check_period(period)
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full(values.shape, np.nan)
+    if values.size >= period:
+        out[period - 1:] = reduce(sliding_window_view(values, period), axis=1)
+    if shift:
+        out = np.concatenate((np.full(shift, np.nan), out[:-shift]))
+    return out
+
+
+def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) -> np.ndarray:
+    """Average True Range with Wilder's smoothing, quote currency (Wilder 1978)."""
+    period = _check_period(period)
+    high, low, close = (np.asarray(a, dtype=np.float64) for a in (high, low, close))
+    prev_close = np.concatenate(([np.nan], close[:-1]))
+    true_range = np.fmax(high - low, np.fmax(np.abs(high - prev_close), np.abs(low - prev_close)))
+    return pd.Series(true_range).ewm(alpha=1.0 / period, adjust=False,
+                                     min_periods=period).mean().to_numpy()
+
+
+def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """+1 where ``a`` crosses above ``b``, −1 where it crosses below, 0 elsewhere.
+
+    A cross above at ``i`` means ``a[i] > b[i]`` and ``a[i-1] <= b[i-1]`` (and the mirror for
+    below); comparisons with ``nan`` never cross.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    out = np.zeros(a.shape)
+    if a.size < 2:
+        return out
+    above, below = a > b, a < b
+    out[1:][above[1:] & (a[:-1] <= b[:-1])] = 1.0
+    out[1:][below[1:] & (a[:-1] >= b[:-1])] = -1.0
+    return out

@@ -1,0 +1,288 @@
+"""Market data as the strategy sees it: every timeframe of one symbol, closed candles only.
+
+The base (execution) timeframe is the series the engine steps through. Higher (informative)
+timeframes are aggregated from the base candles in both the backtest and forward runs, so both
+see identical candles, and a higher candle becomes visible exactly when its period has closed:
+at the close of the 10:59 1m candle the 10:00 1h candle appears, not before (DESIGN §3).
+
+A leading bin that started before the first base candle is incomplete and is dropped; a bin
+with missing base candles inside (an exchange outage) is kept as it is — nothing is invented.
+
+Backtests build every column up front and move the clocks with ``advance(i)``; forward runs
+call ``go_live()`` once and then grow the columns with ``append(candle)``, which aggregates
+each closed base candle into the open higher bins by the same rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data.frames import OHLCV, OHLCV_COLUMNS
+from data.resample import bin_starts, resample
+from data.timeframes import TimeframeError, is_multiple, sort_timeframes, timeframe_ms
+from engine.series import Clock, Column, SeriesView
+from engine.types import Candle
+
+
+class TimeframeData:
+    """Closed candles of one timeframe: ``timestamp, open, high, low, close, volume`` views.
+
+    ``timestamp`` is int ms UTC open time; prices quote; volume base units. ``latest`` is the
+    newest closed candle; ``len(tf_data)`` the number of closed candles.
+    """
+
+    __slots__ = ("clock", "close", "columns", "high", "low", "open", "timeframe", "timestamp",
+                 "volume")
+
+    def __init__(self, timeframe: str, candles: OHLCV, visible: int = 0) -> None:
+        self.timeframe = timeframe
+        self.clock = Clock(visible)
+        self.columns = {name: Column(getattr(candles, name)) for name in OHLCV_COLUMNS}
+        for name, column in self.columns.items():
+            setattr(self, name, SeriesView(column, self.clock, timeframe, name))
+
+    def __len__(self) -> int:
+        return self.clock.n
+
+    @property
+    def latest(self) -> Candle:
+        """The newest closed candle.
+
+        Raises:
+            IndexError: when no candle of this timeframe has closed yet.
+        """
+        i = self.clock.n - 1
+        if i < 0:
+            raise IndexError(f"no closed {self.timeframe} candle yet")
+        cols = self.columns
+        return Candle(*(cols[name].list[i] for name in OHLCV_COLUMNS))
+
+    def stored(self) -> int:
+        """Candles stored (visible or not)."""
+        return self.columns["timestamp"].size
+
+
+@dataclass(slots=True)
+class Indicator:
+    """A registered indicator: recomputed from its inputs when its timeframe grows."""
+
+    timeframe: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    columns: list[Column]
+
+    def compute(self) -> list[np.ndarray]:
+        """Run ``fn`` on the full stored inputs; one float64 array per output."""
+        args = [a.full if isinstance(a, SeriesView) else a for a in self.args]
+        result = self.fn(*args, **self.kwargs)
+        outputs = list(result) if isinstance(result, tuple) else [result]
+        expected = len(next(a for a in args if isinstance(a, np.ndarray)))
+        arrays = []
+        for out in outputs:
+            arr = np.asarray(out, dtype=np.float64)
+            if arr.shape != (expected,):
+                name = getattr(self.fn, "__name__", "indicator")
+                raise ValueError(
+                    f"{name} returned shape {arr.shape}; an indicator must return one value per "
+                    f"input candle, shape ({expected},)"
+                )
+            arrays.append(arr)
+        return arrays
+
+
+def drop_leading_partial(candles: OHLCV, bins: OHLCV, timeframe: str) -> OHLCV:
+    """``bins`` without a first bin that started before the first base candle."""
+    if len(bins) and len(candles) and bins.timestamp[0] < candles.timestamp[0]:
+        return bins.take(slice(1, None))
+    return bins
+
+
+class MarketData:
+    """Every timeframe of one symbol. Strategies get it as ``data``.
+
+    ``data.base`` is the execution timeframe; ``data["4h"]`` an informative one; ``data.now``
+    the close time (ms UTC) of the current base candle.
+
+    Raises (constructor):
+        TimeframeError: when an informative timeframe is not a whole multiple of the base.
+    """
+
+    def __init__(self, symbol: str, base_timeframe: str, base: OHLCV,
+                 informative: list[str], visible: int = 0) -> None:
+        self.symbol = symbol
+        self.timeframe = base_timeframe
+        self.base = TimeframeData(base_timeframe, base, visible)
+        self._frames: dict[str, TimeframeData] = {base_timeframe: self.base}
+        self._base_ms = timeframe_ms(base_timeframe)
+        self.indicators: list[Indicator] = []
+        for tf in sort_timeframes([t for t in informative if t != base_timeframe]):
+            if not is_multiple(tf, base_timeframe):
+                raise TimeframeError(
+                    f"timeframe {tf} cannot be built from base timeframe {base_timeframe}: "
+                    f"pick a base timeframe that divides {tf}"
+                )
+            bins = drop_leading_partial(base, resample(base, base_timeframe, tf), tf)
+            self._frames[tf] = TimeframeData(tf, bins)
+        self._visible_counts: list[tuple[Clock, list[int]]] = []
+
+    # ---- what strategies read --------------------------------------------------------------
+    def __getitem__(self, timeframe: str) -> TimeframeData:
+        try:
+            return self._frames[timeframe]
+        except KeyError:
+            raise KeyError(
+                f"timeframe {timeframe!r} not loaded; the strategy declares "
+                f"{', '.join(self._frames)}"
+            ) from None
+
+    @property
+    def timeframes(self) -> list[str]:
+        """Loaded timeframes, base first."""
+        return list(self._frames)
+
+    @property
+    def now(self) -> int:
+        """Close time (ms UTC) of the newest closed base candle."""
+        n = self.base.clock.n
+        return self.base.columns["timestamp"].list[n - 1] + self._base_ms if n else 0
+
+    # ---- backtest: precomputed visibility ----------------------------------------------------
+    def prepare_steps(self) -> None:
+        """Precompute, for each base index, how many candles of each higher timeframe closed."""
+        base_ts = self.base.columns["timestamp"].full
+        base_close = base_ts + self._base_ms
+        self._visible_counts = []
+        for tf, frame in self._frames.items():
+            if tf == self.timeframe:
+                continue
+            bin_close = frame.columns["timestamp"].full + timeframe_ms(tf)
+            counts = np.searchsorted(bin_close, base_close, side="right")
+            self._visible_counts.append((frame.clock, counts.tolist()))
+
+    def advance(self, i: int) -> None:
+        """Make base candle ``i`` (and what closed with it) the newest visible candle."""
+        self.base.clock.n = i + 1
+        for clock, counts in self._visible_counts:
+            clock.n = counts[i]
+
+    # ---- indicators ----------------------------------------------------------------------------
+    def add_indicator(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any], name: str) -> SeriesView | tuple[SeriesView, ...]:
+        """Compute ``fn(*args, **kwargs)`` over full series and return view(s) of the result.
+
+        Raises:
+            ValueError: when no argument is a series, series of different timeframes are mixed,
+                or the output length differs from the input's.
+        """
+        series = [a for a in args if isinstance(a, SeriesView)]
+        if not series:
+            raise ValueError(
+                f"indicator {name}: pass at least one data series, e.g. data.base.close")
+        timeframes = {s.timeframe for s in series}
+        if len(timeframes) > 1:
+            raise ValueError(f"indicator {name}: inputs mix timeframes {sorted(timeframes)}")
+        tf = series[0].timeframe
+        ind = Indicator(tf, fn, args, kwargs, [])
+        arrays = ind.compute()
+        ind.columns = [Column(arr) for arr in arrays]
+        self.indicators.append(ind)
+        clock = self._frames[tf].clock
+        views = tuple(
+            SeriesView(col, clock, tf, name if len(arrays) == 1 else f"{name}[{k}]")
+            for k, col in enumerate(ind.columns)
+        )
+        return views[0] if len(views) == 1 else views
+
+    def recompute_indicators(self, timeframes: set[str]) -> None:
+        """Refresh indicators of ``timeframes`` after new candles were appended."""
+        for ind in self.indicators:
+            if ind.timeframe in timeframes:
+                for col, arr in zip(ind.columns, ind.compute(), strict=True):
+                    col.replace(arr)
+
+    def frames(self) -> dict[str, TimeframeData]:
+        """Timeframe → its data (engine use)."""
+        return self._frames
+
+    # ---- forward runs: growing columns -------------------------------------------------------
+    def go_live(self) -> None:
+        """Switch to appending: show every stored base candle, keep unclosed bins open."""
+        self._visible_counts = []
+        self._open_bins: dict[str, list[float] | None] = {}
+        n_base = self.base.stored()
+        self.base.clock.n = n_base
+        last_close = (self.base.columns["timestamp"].list[-1] + self._base_ms) if n_base else 0
+        for tf, frame in self._frames.items():
+            if tf == self.timeframe:
+                continue
+            ts = frame.columns["timestamp"].full
+            closed = int(np.searchsorted(ts + timeframe_ms(tf), last_close, side="right"))
+            open_bin: list[float] | None = None
+            if closed < len(ts):
+                open_bin = [float(frame.columns[c].list[closed]) for c in OHLCV_COLUMNS]
+                open_bin.append(False)
+                for col in frame.columns.values():
+                    col.replace(col.full[:closed].copy())
+            elif n_base:
+                bucket = int(bin_starts(np.array([last_close - self._base_ms]), tf)[0])
+                if bucket + timeframe_ms(tf) > last_close:
+                    # the bin in progress started before the first base candle: partial
+                    open_bin = [bucket, 0.0, 0.0, 0.0, 0.0, 0.0, True]
+            frame.clock.n = closed
+            self._open_bins[tf] = open_bin
+        self._seen_any = n_base > 0
+
+    def append(self, candle: Candle) -> set[str]:
+        """Add the next closed base candle; returns the timeframes that gained a candle.
+
+        The caller guarantees order (strictly increasing timestamps); higher bins that closed
+        with this candle are appended before it becomes visible, as ``advance`` does.
+        """
+        grown = {self.timeframe}
+        close_time = candle.timestamp + self._base_ms
+        for tf, frame in self._frames.items():
+            if tf == self.timeframe:
+                continue
+            step = timeframe_ms(tf)
+            bucket = int(bin_starts(np.array([candle.timestamp]), tf)[0])
+            current = self._open_bins.get(tf)
+            if current is not None and int(current[0]) != bucket:
+                if not current[6]:
+                    grown.add(tf)
+                _append_bin(frame, current)
+                current = None
+            if current is None:
+                partial = not self._seen_any and bucket < candle.timestamp
+                current = [bucket, candle.open, candle.high, candle.low, candle.close,
+                           candle.volume, partial]
+            else:
+                current[2] = max(current[2], candle.high)
+                current[3] = min(current[3], candle.low)
+                current[4] = candle.close
+                current[5] += candle.volume
+            if bucket + step <= close_time:
+                if not current[6]:
+                    _append_bin(frame, current)
+                    grown.add(tf)
+                current = None
+            self._open_bins[tf] = current
+        self._seen_any = True
+        for name in OHLCV_COLUMNS:
+            self.base.columns[name].append(getattr(candle, name))
+        self.base.clock.n = self.base.stored()
+        self.recompute_indicators(grown)
+        return grown
+
+
+def _append_bin(frame: TimeframeData, values: list[float]) -> None:
+    """Append a finished bin ``[ts, o, h, l, c, v, partial]`` unless it is partial."""
+    if values[6]:
+        return  # a leading partial bin is never shown
+    for name, value in zip(OHLCV_COLUMNS, values[:6], strict=True):
+        frame.columns[name].append(int(value) if name == "timestamp" else value)
+    frame.clock.n = frame.stored()

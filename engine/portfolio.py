@@ -1,0 +1,144 @@
+"""The portfolio: balance, open positions, closed trades, equity and margin.
+
+Positions are linear (USDT-margined). Accounting (DESIGN §4):
+
+* opening pays the entry fee from ``balance`` and reserves ``margin = notional / leverage``;
+* closing adds the gross PnL ``(exit - entry) × size × direction`` and pays the exit fee;
+* ``equity = balance + Σ unrealised PnL`` at the mark price (the last close or tick);
+* ``free_margin = equity - Σ margin``; an order needing more than that is rejected.
+
+Strategies receive the portfolio read-only: they act through ``Signal``s, never by calling the
+mutating methods here, which belong to the broker (``engine.core``).
+"""
+
+from __future__ import annotations
+
+from engine.types import NAN, Position, Trade, direction_of
+
+
+class Portfolio:
+    """Cash and positions of one run on one symbol.
+
+    Args:
+        balance: starting cash, quote currency, > 0.
+        symbol: unified symbol, e.g. ``"BTC/USDT"``.
+        leverage: notional / margin; 1.0 (the default) means fully funded.
+
+    Raises:
+        ValueError: for a non-positive balance or leverage.
+    """
+
+    __slots__ = ("_next_id", "balance", "leverage", "mark_price", "positions", "starting_balance",
+                 "symbol", "trades")
+
+    def __init__(self, balance: float, symbol: str, leverage: float = 1.0) -> None:
+        if not balance > 0:
+            raise ValueError(f"starting balance must be positive, got {balance}")
+        if not leverage > 0:
+            raise ValueError(f"leverage must be positive, got {leverage}")
+        self.starting_balance = float(balance)
+        self.balance = float(balance)
+        self.symbol = symbol
+        self.leverage = float(leverage)
+        self.positions: list[Position] = []
+        self.trades: list[Trade] = []
+        self.mark_price = NAN
+        self._next_id = 1
+
+    # ---- read side (what strategies use) -------------------------------------------------
+    @property
+    def equity(self) -> float:
+        """Balance plus unrealised PnL of every position at ``mark_price`` (quote)."""
+        equity = self.balance
+        mark = self.mark_price
+        for pos in self.positions:
+            equity += (mark - pos.entry_price) * pos.size * pos.direction
+        return equity
+
+    @property
+    def used_margin(self) -> float:
+        """Margin reserved by open positions (quote)."""
+        return sum(pos.margin for pos in self.positions)
+
+    @property
+    def free_margin(self) -> float:
+        """Equity not reserved as margin (quote); new orders must fit in it."""
+        return self.equity - self.used_margin
+
+    @property
+    def is_flat(self) -> bool:
+        """True when no position is open."""
+        return not self.positions
+
+    def positions_of(self, side: str) -> list[Position]:
+        """Open positions of ``side`` (``"long"`` or ``"short"``)."""
+        return [pos for pos in self.positions if pos.side == side]
+
+    def get(self, position_id: int) -> Position | None:
+        """The open position with ``position_id``, or None."""
+        for pos in self.positions:
+            if pos.id == position_id:
+                return pos
+        return None
+
+    # ---- write side (broker only) --------------------------------------------------------
+    def open(self, side: str, size: float, price: float, fee: float, ts: int,
+             stop_loss: float = NAN, take_profit: float = NAN, tag: str = "") -> Position:
+        """Record a filled entry and pay its fee. Returns the new position."""
+        pos = Position(
+            id=self._next_id,
+            symbol=self.symbol,
+            side=side,
+            direction=direction_of(side),
+            size=size,
+            entry_price=price,
+            entry_time=ts,
+            entry_fee=fee,
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            margin=price * size / self.leverage,
+            tag=tag,
+        )
+        self._next_id += 1
+        self.balance -= fee
+        self.positions.append(pos)
+        return pos
+
+    def close(self, pos: Position, price: float, fee: float, ts: int, reason: str,
+              settled_on_recovery: bool = False) -> Trade:
+        """Record a filled exit of ``pos``: realise PnL, pay the fee. Returns the trade."""
+        gross = (price - pos.entry_price) * pos.size * pos.direction
+        self.balance += gross - fee
+        self.positions.remove(pos)
+        trade = Trade(
+            id=pos.id,
+            symbol=pos.symbol,
+            side=pos.side,
+            size=pos.size,
+            entry_time=pos.entry_time,
+            entry_price=pos.entry_price,
+            exit_time=ts,
+            exit_price=price,
+            pnl=gross - pos.entry_fee - fee,
+            entry_fee=pos.entry_fee,
+            exit_fee=fee,
+            exit_reason=reason,
+            stop_loss=pos.stop_loss,
+            take_profit=pos.take_profit,
+            tag=pos.tag,
+            settled_on_recovery=settled_on_recovery,
+        )
+        self.trades.append(trade)
+        return trade
+
+    # ---- persistence -----------------------------------------------------------------------
+    @property
+    def next_position_id(self) -> int:
+        """The id the next opened position will get."""
+        return self._next_id
+
+    def restore(self, balance: float, positions: list[Position], next_id: int) -> None:
+        """Reset cash and open positions from stored state (forward-run recovery)."""
+        self.balance = float(balance)
+        self.positions = list(positions)
+        self._next_id = int(next_id)

@@ -1,0 +1,112 @@
+"""Strategy discovery by name.
+
+Every module in the ``strategies`` package, and every ``*.py`` file in the extra strategy folder
+(``PAPERBOT_STRATEGY_DIR``), is scanned for ``Strategy`` subclasses. A strategy's name is its
+``name`` attribute, else its module's file name (``strategies/sma_cross.py`` → ``sma_cross``).
+User files may override bundled strategies of the same name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import logging
+import pkgutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import strategies as bundled
+from engine.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+
+class UnknownStrategyError(LookupError):
+    """No strategy of that name; the message lists the available names."""
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyInfo:
+    """A discovered strategy: its name, class, one-line description and declared params."""
+
+    name: str
+    cls: type[Strategy]
+    description: str
+    params: dict[str, Any]
+    timeframes: list[str]
+    source: str
+
+
+def _strategies_in(module: ModuleType) -> list[type[Strategy]]:
+    return [
+        obj for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, Strategy) and obj is not Strategy and obj.__module__ == module.__name__
+    ]
+
+
+def _load_file(path: Path) -> ModuleType:
+    module_name = f"paperbot_user_strategies.{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def discover(extra_dir: Path | None = None) -> dict[str, StrategyInfo]:
+    """All strategies by name: the bundled ones, then those in ``extra_dir``.
+
+    A user file that fails to import is logged and skipped, so one broken file does not hide
+    the others.
+    """
+    modules: list[tuple[ModuleType, str]] = []
+    for info in pkgutil.iter_modules(bundled.__path__):
+        if not info.name.startswith("_"):
+            modules.append((importlib.import_module(f"strategies.{info.name}"), "bundled"))
+    if extra_dir is not None and Path(extra_dir).is_dir():
+        for path in sorted(Path(extra_dir).glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            try:
+                modules.append((_load_file(path), str(path)))
+            except Exception as exc:  # a user's broken file must not hide the others
+                log.error("skipping strategy file %s: %s", path, exc)
+    found: dict[str, StrategyInfo] = {}
+    for module, source in modules:
+        classes = _strategies_in(module)
+        for cls in classes:
+            stem = module.__name__.rsplit(".", 1)[-1]
+            name = cls.name or (stem if len(classes) == 1 else cls.__name__)
+            doc = (inspect.getdoc(cls) or "").splitlines()
+            found[name] = StrategyInfo(
+                name=name,
+                cls=cls,
+                description=cls.description or (doc[0] if doc else ""),
+                params=dict(cls.params),
+                timeframes=list(cls.timeframes),
+                source=source,
+            )
+    return dict(sorted(found.items()))
+
+
+def get_strategy(name: str, extra_dir: Path | None = None) -> StrategyInfo:
+    """The strategy called ``name``.
+
+    Raises:
+        UnknownStrategyError: naming the closest matches and every available strategy.
+    """
+    found = discover(extra_dir)
+    if name in found:
+        return found[name]
+    close = difflib.get_close_matches(name, list(found), n=2)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise UnknownStrategyError(
+        f"unknown strategy {name!r}.{hint} Available: {', '.join(found) or 'none'}"
+    )

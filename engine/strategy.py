@@ -1,0 +1,195 @@
+"""The strategy API (DESIGN §3).
+
+Write a strategy by subclassing ``Strategy`` in a file under ``strategies/`` (or the extra
+strategy directory from settings)::
+
+    class SmaCross(Strategy):
+        timeframes = ["1h"]                    # the first is the default base timeframe
+        params = {"fast": 20, "slow": 100}
+
+        def on_init(self, data):
+            self.fast = self.indicator(sma, data.base.close, self.p.fast)
+            self.slow = self.indicator(sma, data.base.close, self.p.slow)
+
+        def on_candle(self, data, portfolio):
+            if self.fast[-1] > self.slow[-1] and portfolio.is_flat:
+                return [Signal.open_long(size_percent=95)]
+            return None
+
+``on_init`` runs once; indicators registered there with ``self.indicator`` are computed
+vectorised over the whole series and shown through views that end at the current candle.
+``on_candle`` runs on every closed base candle and returns signals (or None). The same code runs
+in backtests and forward runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from engine.market import MarketData
+from engine.portfolio import Portfolio
+from engine.series import SeriesView
+from engine.types import Signal
+
+
+class ParamError(ValueError):
+    """A strategy parameter that is unknown or of the wrong type."""
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+    kind = type(default)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind is bool:
+                lowered = text.lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if kind is int:
+                return int(text)
+            if kind is float:
+                return float(text)
+            return text
+        except ValueError:
+            raise ParamError(
+                f"parameter {name} takes {kind.__name__} values (default {default!r}), "
+                f"got {value!r}"
+            ) from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ParamError(
+            f"parameter {name} takes {kind.__name__} values (default {default!r}), got {value!r}"
+        )
+    return value
+
+
+def resolve_params(declared: Mapping[str, Any], overrides: Mapping[str, Any] | None,
+                   strategy_name: str = "strategy") -> dict[str, Any]:
+    """Declared defaults updated with ``overrides``, each converted to the default's type.
+
+    String values (from the CLI or Discord) are parsed: ``"5"`` → 5 for an int parameter,
+    ``"true"``/``"false"`` for a bool.
+
+    Raises:
+        ParamError: for an unknown name (with the closest known names) or a value that does
+            not fit the declared type.
+    """
+    resolved = dict(declared)
+    for name, value in (overrides or {}).items():
+        if name not in declared:
+            close = difflib.get_close_matches(name, list(declared), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            known = ", ".join(f"{k}={v!r}" for k, v in declared.items()) or "none"
+            raise ParamError(
+                f"{strategy_name} has no parameter {name!r}{hint} Parameters: {known}"
+            )
+        resolved[name] = _coerce(name, declared[name], value)
+    return resolved
+
+
+def parse_param_pairs(pairs: list[str] | str) -> dict[str, str]:
+    """``["fast=5", "slow=20"]`` or ``"fast=5 slow=20"`` → ``{"fast": "5", "slow": "20"}``.
+
+    Raises:
+        ParamError: for an item without ``=`` or with an empty name.
+    """
+    items = pairs.split() if isinstance(pairs, str) else list(pairs)
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParamError(f"parameter {item!r} is not key=value (e.g. fast=5)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+class Strategy:
+    """Base class of every strategy.
+
+    Class attributes to set:
+        timeframes: ``[base, informative…]``; the base may be replaced by the user's choice,
+            informative timeframes must be whole multiples of the base.
+        params: declared parameters with their defaults; the default's type is the type.
+        description: one line shown by ``paperbot strategies`` and ``/strategies``.
+
+    Instance attributes: ``self.p`` (resolved params, attribute access), ``self.params``
+    (the same as a dict), ``self.timeframes`` (with the chosen base first).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    timeframes: ClassVar[list[str]] = ["1h"]
+    params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, params: Mapping[str, Any] | None = None,
+                 timeframe: str | None = None) -> None:
+        cls = type(self)
+        self.params = resolve_params(cls.params, params, cls.name or cls.__name__)
+        self.p = SimpleNamespace(**self.params)
+        base = timeframe or cls.timeframes[0]
+        self.timeframes = [base] + [tf for tf in cls.timeframes[1:] if tf != base]
+        self._market: MarketData | None = None
+        self.validate()
+
+    # ---- hooks to override -------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check parameter combinations; raise ``ParamError`` with a clear message."""
+
+    def warmup_candles(self) -> int:
+        """Base candles of history the indicators need before the first trade (default 0)."""
+        return 0
+
+    def on_init(self, data: MarketData) -> None:
+        """Register indicators (``self.indicator``); called once before the first candle."""
+
+    def on_candle(self, data: MarketData, portfolio: Portfolio) -> list[Signal] | None:
+        """Called at the close of every base candle; return signals or None."""
+        return None
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serialisable state to persist in forward runs (default: nothing)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned."""
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def indicator(self, fn: Callable[..., Any], *args: Any, name: str | None = None,
+                  **kwargs: Any) -> Any:
+        """Register ``fn(*args, **kwargs)`` as an indicator and return its view(s).
+
+        ``fn`` receives numpy arrays for the series arguments (e.g. ``data.base.close``) and
+        must return an array of the same length (or a tuple of them), computed causally: value
+        ``i`` may use inputs ``0..i`` only. The returned ``SeriesView`` shows values up to the
+        current candle of the series' timeframe.
+
+        Raises:
+            RuntimeError: outside ``on_init``.
+            ValueError: see ``MarketData.add_indicator``.
+        """
+        if self._market is None:
+            raise RuntimeError("register indicators in on_init")
+        label = name or getattr(fn, "__name__", "indicator")
+        return self._market.add_indicator(fn, args, kwargs, label)
+
+    def bind(self, market: MarketData) -> None:
+        """Attach the market data and run ``on_init`` (engine use)."""
+        self._market = market
+        self.on_init(market)
+
+
+def crossed_above(a: SeriesView, b: SeriesView) -> bool:
+    """True when ``a`` closed above ``b`` on the newest value after being at or below it."""
+    return len(a) > 1 and a[-1] > b[-1] and a[-2] <= b[-2]
+
+
+def crossed_below(a: SeriesView, b: SeriesView) -> bool:
+    """True when ``a`` closed below ``b`` on the newest value after being at or above it."""
+    return len(a) > 1 and a[-1] < b[-1] and a[-2] >= b[-2]

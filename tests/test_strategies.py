@@ -1,0 +1,97 @@
+"""Strategy parameters, discovery by name, and the bundled strategies on real candles."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from data.loader import CandleLoader
+from engine.backtest import BacktestConfig, run_backtest
+from engine.registry import UnknownStrategyError, discover, get_strategy
+from engine.strategy import ParamError, parse_param_pairs, resolve_params
+from strategies.sma_cross import SmaCross
+from tests.helpers import SAMPLE_DATA
+
+DECLARED = {"fast": 20, "ratio": 1.5, "short": False, "mode": "close"}
+
+
+def test_string_overrides_are_converted_to_the_declared_types():
+    got = resolve_params(DECLARED, {"fast": "5", "ratio": "2", "short": "yes", "mode": "hl2"})
+    assert got == {"fast": 5, "ratio": 2.0, "short": True, "mode": "hl2"}
+    assert resolve_params(DECLARED, {"ratio": 3})["ratio"] == 3.0
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"fast": "5.5"}, "fast takes int values"),
+    ({"fast": True}, "fast takes int values"),
+    ({"short": "maybe"}, "short takes bool values"),
+    ({"fsat": "5"}, "did you mean fast"),
+])
+def test_bad_overrides_are_explained(overrides, message):
+    with pytest.raises(ParamError, match=message):
+        resolve_params(DECLARED, overrides)
+
+
+def test_param_pairs_parse_and_reject_garbage():
+    assert parse_param_pairs("fast=5 slow=20") == {"fast": "5", "slow": "20"}
+    assert parse_param_pairs(["fast=5"]) == {"fast": "5"}
+    with pytest.raises(ParamError, match="not key=value"):
+        parse_param_pairs("fast 5")
+
+
+def test_semantic_validation():
+    with pytest.raises(ParamError, match="fast < slow"):
+        SmaCross({"fast": "50", "slow": "20"})
+
+
+def test_discovery_lists_bundled_strategies_and_unknown_names_list_them():
+    assert {"sma_cross", "rsi_reversion", "donchian_breakout", "mtf_trend"} <= set(discover())
+    with pytest.raises(UnknownStrategyError, match=r"Did you mean sma_cross.*Available: "):
+        get_strategy("sma_crss")
+
+
+def test_user_directory_strategies_are_discovered(tmp_path):
+    (tmp_path / "my_breakout.py").write_text(textwrap.dedent('''
+        from engine.strategy import Strategy
+        from engine.types import Signal
+
+        class MyBreakout(Strategy):
+            """Buys every 10th candle."""
+            timeframes = ["1h"]
+            params = {"every": 10}
+
+            def on_candle(self, data, portfolio):
+                if len(data.base) % self.p.every == 0 and portfolio.is_flat:
+                    return [Signal.open_long(50)]
+                if portfolio.positions and len(data.base) % self.p.every == 5:
+                    return [Signal.close_all()]
+                return None
+    '''))
+    (tmp_path / "broken.py").write_text("this is not python(")
+    info = get_strategy("my_breakout", tmp_path)
+    assert info.description == "Buys every 10th candle." and info.params == {"every": 10}
+    candles, _ = CandleLoader(SAMPLE_DATA).load("binance", "BTC/USDT", "1h")
+    result = run_backtest(info.cls({"every": "20"}), candles.take(slice(0, 400)),
+                          BacktestConfig("BTC/USDT", "1h"))
+    assert len(result.trades) == 20
+
+
+@pytest.mark.parametrize("name,tf,sides", [
+    ("sma_cross", "1h", {"long"}),
+    ("rsi_reversion", "1h", {"long"}),
+    ("donchian_breakout", "4h", {"long", "short"}),
+    ("mtf_trend", "1h", {"long", "short"}),
+])
+def test_bundled_strategies_trade_real_candles(name, tf, sides):
+    candles, _ = CandleLoader(SAMPLE_DATA).load("binance", "BTC/USDT", tf)
+    result = run_backtest(discover()[name].cls(None, timeframe=tf), candles,
+                          BacktestConfig("BTC/USDT", tf))
+    assert len(result.trades) >= 10
+    assert {t.side for t in result.trades} == sides
+    assert result.final_equity == pytest.approx(10_000 + sum(t.pnl for t in result.trades))
+
+
+def test_mtf_trend_refuses_a_base_at_or_above_4h():
+    with pytest.raises(ParamError, match="below 4h"):
+        discover()["mtf_trend"].cls(None, timeframe="4h")
