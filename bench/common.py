@@ -7,9 +7,8 @@ import resource
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 
 SHARED_DATA = Path(os.environ.get("PAPERBOT_SAMPLE_DATA") or
                    Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -23,6 +22,8 @@ def joined_minutes(n: int = YEAR_OF_MINUTES, symbol: str = "BTC-USDT") -> OHLCV:
     Timestamps are rewritten to ``START + i × 1 min`` so the series is contiguous; prices are
     untouched, so the joins between windows are price jumps (as a weekend gap would be).
     """
+    import pandas as pd  # only here: bench/forward_latency.py's engine child stays pandas-free
+
     files = sorted(SHARED_DATA.glob(f"windows/binance_{symbol}_1m_*.parquet"))
     files.append(SHARED_DATA / f"binance_{symbol}_1m.parquet")
     frames = [pd.read_parquet(f) for f in files]

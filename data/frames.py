@@ -1,4 +1,4 @@
-"""The candle frame: column schema, validation, and a numpy column view.
+"""The candle frame (pandas): column schema and validation.
 
 A candle frame is a ``pandas.DataFrame`` with exactly the columns
 ``timestamp, open, high, low, close, volume``: ``timestamp`` is int64 ms UTC of the candle's
@@ -8,12 +8,11 @@ open, the rest float64 (prices in quote currency, volume in base units). Rows ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-OHLCV_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
+from data.ohlcv import OHLCV, OHLCV_COLUMNS, Candle
+
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 
 
@@ -78,50 +77,5 @@ def validate_frame(frame: pd.DataFrame) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class OHLCV:
-    """Candles as numpy columns, each of shape ``(n,)``; newest last.
-
-    ``timestamp`` is int64 ms UTC candle open time; prices float64 in quote currency;
-    ``volume`` float64 in base units.
-    """
-
-    timestamp: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> OHLCV:
-        """Columns of a candle frame (no copy where the dtypes already match)."""
-        return cls(
-            timestamp=np.ascontiguousarray(frame["timestamp"].to_numpy(), dtype=np.int64),
-            **{
-                c: np.ascontiguousarray(frame[c].to_numpy(), dtype=np.float64)
-                for c in OHLCV_COLUMNS[1:]
-            },
-        )
-
-    @classmethod
-    def empty(cls) -> OHLCV:
-        """No candles."""
-        return cls.from_frame(empty_frame())
-
-    def __len__(self) -> int:
-        return int(self.timestamp.shape[0])
-
-    def to_frame(self) -> pd.DataFrame:
-        """A candle frame holding copies of these columns."""
-        return pd.DataFrame({c: getattr(self, c).copy() for c in OHLCV_COLUMNS})
-
-    def between(self, start: int | None, end: int | None) -> OHLCV:
-        """Candles whose open time is in ``[start, end)`` (either bound may be None)."""
-        lo = 0 if start is None else int(np.searchsorted(self.timestamp, start, "left"))
-        hi = len(self) if end is None else int(np.searchsorted(self.timestamp, end, "left"))
-        return self.take(slice(lo, hi))
-
-    def take(self, index: slice) -> OHLCV:
-        """A view of the rows selected by ``index`` (a slice)."""
-        return OHLCV(*(getattr(self, c)[index] for c in OHLCV_COLUMNS))
+__all__ = ["OHLCV", "OHLCV_COLUMNS", "PRICE_COLUMNS", "Candle", "CandleDataError", "empty_frame",
+           "normalize_frame", "validate_frame"]

@@ -1,4 +1,4 @@
-"""Historical candles through ccxt: paginated ``fetch_ohlcv`` with retry, merged into the cache.
+"""Historical candles through ccxt: paginated ``fetch_ohlcv`` with retry and backoff.
 
 Works with any async ccxt exchange (``data.exchanges.make_exchange``) or an object with the same
 ``fetch_ohlcv(symbol, timeframe, since, limit, params)`` coroutine. Each request asks for one
@@ -13,16 +13,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async
 import numpy as np
-import pandas as pd
 
-from data.cache import cache_path, merge_candles, read_candles
-from data.frames import OHLCV_COLUMNS, empty_frame, normalize_frame
-from data.gaps import missing_spans
+from data.ohlcv import OHLCV
 from data.timeframes import timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -66,7 +62,7 @@ async def call_with_retry(call: Callable[[], Awaitable[Any]], *, what: str,
 async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: int, until: int,
                             *, limit: int = 1000, now_ms: int | None = None,
                             retry: dict[str, Any] | None = None,
-                            on_batch: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                            on_batch: Callable[[int, int], None] | None = None) -> OHLCV:
     """Closed candles with open time in ``[since, until)`` from ``exchange``, oldest first.
 
     Args:
@@ -79,7 +75,7 @@ async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: i
         on_batch: called with (candles so far, cursor ms) after each request.
 
     Returns:
-        A candle frame (``data.frames``), deduplicated and sorted.
+        The candles, deduplicated and sorted by open time.
 
     Raises:
         FetchError: when a request fails after its retries.
@@ -88,7 +84,8 @@ async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: i
     since -= since % step
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     until = min(until, now_ms - now_ms % step)  # the candle still open is not fetched
-    rows: list[list[float]] = []
+    tables: list[np.ndarray] = []  # one (n, 6) array per page: compact while pages add up
+    fetched = 0
     cursor = since
     # each request moves the cursor forward by at least one candle: this bounds the loop
     for _ in range(max(0, (until - since) // step) + 1):
@@ -103,36 +100,20 @@ async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: i
         )
         batch = [r for r in (batch or []) if cursor <= r[0] < until]
         if batch:
-            rows.extend(r[:6] for r in batch)
+            tables.append(np.asarray([r[:6] for r in batch], dtype=np.float64))
+            fetched += len(batch)
             cursor = max(int(batch[-1][0]) + step, cursor + step)
         else:
             cursor = window_end + 1  # an empty window (outage, before listing): skip it
         if on_batch is not None:
-            on_batch(len(rows), cursor)
-    if not rows:
-        return empty_frame()
-    frame = pd.DataFrame(rows, columns=list(OHLCV_COLUMNS))
-    frame = normalize_frame(frame.dropna())
-    return frame.drop_duplicates("timestamp", keep="last").sort_values("timestamp") \
-        .reset_index(drop=True)
-
-
-async def update_cache(exchange: Any, data_dir: Path, exchange_id: str, symbol: str,
-                       timeframe: str, start: int, end: int, **kwargs: Any) -> tuple[int, Path]:
-    """Fetch only the spans of ``[start, end)`` missing from the cache and merge them in.
-
-    Returns:
-        (candles fetched, cache file path).
-
-    Raises:
-        FetchError: as ``fetch_ohlcv_range``; what was fetched before the error is kept.
-    """
-    path = cache_path(data_dir, exchange_id, symbol, timeframe)
-    stored = read_candles(path, start, end)["timestamp"].to_numpy()
-    fetched = 0
-    for lo, hi in missing_spans(np.asarray(stored), timeframe, start, end):
-        frame = await fetch_ohlcv_range(exchange, symbol, timeframe, lo, hi, **kwargs)
-        if not frame.empty:
-            merge_candles(path, frame)
-            fetched += len(frame)
-    return fetched, path
+            on_batch(fetched, cursor)
+    if not tables:
+        return OHLCV.empty()
+    table = np.concatenate(tables)
+    table = table[~np.isnan(table).any(axis=1)]
+    # one row per open time, the last one received winning, sorted
+    ts = table[:, 0].astype(np.int64)
+    _, last = np.unique(ts[::-1], return_index=True)
+    keep = len(ts) - 1 - last
+    table, ts = table[keep], ts[keep]
+    return OHLCV(ts, *(np.ascontiguousarray(table[:, k]) for k in range(1, 6)))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from data.cache import cache_path, cached_span, read_candles
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from data.resample import bin_starts, resample
 from data.timeframes import DRILL_DOWN_CHAIN, is_multiple, timeframe_ms
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from data.timeframes import TimeframeError, bucket_origin, is_multiple, timeframe_ms
 
 

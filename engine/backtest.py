@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from data.timeframes import timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown, LowerSource

@@ -11,99 +11,26 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data.cache import SymbolError, normalize_symbol
-from data.history import FetchError, update_cache
+from data.cache_sync import update_cache
+from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError
+from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
+from engine.backtest_request import BacktestReport, BacktestRequest, date_range
 from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError
 from engine.fills import FillModel
 from engine.registry import UnknownStrategyError, get_strategy
-from engine.reporting import iso, result_json, write_trades_csv
+from engine.reporting import iso, write_trades_csv
 from engine.settings import Settings
 from engine.strategy import ParamError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestRequest:
-    """What the trader asked for. Strings as typed; ``None`` means the default.
-
-    ``start``/``end`` are ``YYYY-MM-DD`` (UTC); ``end`` includes that whole day. ``params`` are
-    ``key=value`` overrides checked against the strategy's declared parameters.
-    """
-
-    strategy: str
-    symbol: str
-    timeframe: str | None = None
-    exchange: str | None = None
-    start: str | None = None
-    end: str | None = None
-    balance: float | None = None
-    fee_bps: float | None = None
-    maker_fee_bps: float | None = None
-    slippage_bps: float | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    out_dir: Path | None = None
-    charts: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class BacktestReport:
-    """A finished backtest: the result, files written and notes on data coverage."""
-
-    result: BacktestResult
-    charts: dict[str, Path]
-    trades_csv: Path | None
-    json_path: Path | None
-    warnings: list[str]
-    data_source: str
-    elapsed_s: float
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``backtest --json`` object (``engine.reporting.result_json``)."""
-        return result_json(self.result, {k: str(v) for k, v in self.charts.items()},
-                           {"trades_csv": str(self.trades_csv) if self.trades_csv else None,
-                            "data_source": self.data_source, "warnings": self.warnings})
-
-
-def parse_day(text: str, what: str) -> int:
-    """``"2025-06-01"`` (or ``"2025-06-01T12:00"``) → ms UTC.
-
-    Raises:
-        ServiceError: for anything else, saying the expected form.
-    """
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"):
-        try:
-            moment = datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
-            return int(moment.timestamp() * 1000)
-        except ValueError:
-            continue
-    raise ServiceError(f"bad {what} date {text!r}: use YYYY-MM-DD, e.g. 2025-06-01")
-
-
-def date_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
-    """Parse ``start``/``end``; a date-only ``end`` includes its whole day (exclusive bound).
-
-    Raises:
-        ServiceError: for a bad date or a start not before the end.
-    """
-    lo = parse_day(start, "start") if start else None
-    hi = None
-    if end:
-        hi = parse_day(end, "end")
-        if len(end.strip()) == 10:
-            hi += 86_400_000
-    if lo is not None and hi is not None and lo >= hi:
-        raise ServiceError(f"start {start} is not before end {end}")
-    return lo, hi
 
 
 def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: str,

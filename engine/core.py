@@ -128,15 +128,18 @@ class Core:
 
         ``open_/high/low`` are the candle's values so far, ``last`` the newest trade price,
         ``ts`` the tick time (ms UTC). Both levels inside the range seen so far cannot be
-        ordered any more: the stop-loss is assumed.
+        ordered any more: the stop-loss is assumed. The exit time is the open of the 1m candle
+        holding the tick — what a 1m drill-down over stored candles finds — so the trade can be
+        reproduced from candle data.
         """
         self.portfolio.mark_price = last
+        fill_ts = ts - ts % 60_000
         for pos in self.portfolio.positions[:]:
             if ts < pos.entry_time:
                 continue
             code = touch(pos.direction, open_, high, low, pos.stop_loss, pos.take_profit)
             if code:
-                self._exit_at_level(pos, code, ts, open_, None)
+                self._exit_at_level(pos, code, fill_ts, open_, None)
 
     def close_position(self, position_id: int, price: float, ts: int,
                        reason: str = "manual") -> Trade | None:

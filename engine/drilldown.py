@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from data.timeframes import lower_timeframes, timeframe_ms
 from engine.fills import BOTH, NONE, STOP, STOP_GAP, TAKE, touch
 

@@ -7,7 +7,8 @@ CLI subscribe to them; nothing in ``engine/`` knows who listens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.types import Position, Trade
@@ -121,3 +122,53 @@ class DailySummary:
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
          | FeedRestored | EngineError | DailySummary)
+
+
+EVENT_TYPES: dict[str, type] = {
+    "trade_opened": TradeOpened, "trade_closed": TradeClosed,
+    "signal_rejected": SignalRejected, "run_started": RunStarted, "run_stopped": RunStopped,
+    "feed_lost": FeedLost, "feed_restored": FeedRestored, "error": EngineError,
+    "daily_summary": DailySummary,
+}
+_NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+def event_name(event: Event) -> str:
+    """The event's type name, e.g. ``"trade_closed"``."""
+    return _NAMES[type(event)]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """JSON-ready dict of ``event`` with its ``type``; ``nan`` levels become None."""
+    return {"type": event_name(event), **_plain(asdict(event))}
+
+
+def from_record(record: dict[str, Any]) -> Event:
+    """Rebuild an event from ``to_record``'s output (e.g. read back from the store).
+
+    Raises:
+        KeyError: for an unknown event type.
+    """
+    fields = dict(record)
+    cls = EVENT_TYPES[fields.pop("type")]
+    if "position" in fields:
+        fields["position"] = Position(**_levels(fields["position"]))
+    if "trade" in fields:
+        fields["trade"] = Trade(**_levels(fields["trade"]))
+    return cls(**fields)
+
+
+def _levels(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for key in ("stop_loss", "take_profit"):
+        if out.get(key) is None:
+            out[key] = math.nan
+    return out

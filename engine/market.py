@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from data.frames import OHLCV, OHLCV_COLUMNS
+from data.ohlcv import OHLCV, OHLCV_COLUMNS
 from data.resample import bin_starts, resample
 from data.timeframes import TimeframeError, is_multiple, sort_timeframes, timeframe_ms
 from engine.series import Clock, Column, SeriesView
@@ -38,10 +38,11 @@ class TimeframeData:
     __slots__ = ("clock", "close", "columns", "high", "low", "open", "timeframe", "timestamp",
                  "volume")
 
-    def __init__(self, timeframe: str, candles: OHLCV, visible: int = 0) -> None:
+    def __init__(self, timeframe: str, candles: OHLCV, visible: int = 0,
+                 mirror: bool = True) -> None:
         self.timeframe = timeframe
         self.clock = Clock(visible)
-        self.columns = {name: Column(getattr(candles, name)) for name in OHLCV_COLUMNS}
+        self.columns = {name: Column(getattr(candles, name), mirror) for name in OHLCV_COLUMNS}
         for name, column in self.columns.items():
             setattr(self, name, SeriesView(column, self.clock, timeframe, name))
 
@@ -108,15 +109,19 @@ class MarketData:
     ``data.base`` is the execution timeframe; ``data["4h"]`` an informative one; ``data.now``
     the close time (ms UTC) of the current base candle.
 
+    ``mirror`` keeps Python list mirrors of every column for fast scalar reads (backtests);
+    forward runs pass False to keep only the arrays.
+
     Raises (constructor):
         TimeframeError: when an informative timeframe is not a whole multiple of the base.
     """
 
     def __init__(self, symbol: str, base_timeframe: str, base: OHLCV,
-                 informative: list[str], visible: int = 0) -> None:
+                 informative: list[str], visible: int = 0, mirror: bool = True) -> None:
         self.symbol = symbol
         self.timeframe = base_timeframe
-        self.base = TimeframeData(base_timeframe, base, visible)
+        self.mirror = mirror
+        self.base = TimeframeData(base_timeframe, base, visible, mirror)
         self._frames: dict[str, TimeframeData] = {base_timeframe: self.base}
         self._base_ms = timeframe_ms(base_timeframe)
         self.indicators: list[Indicator] = []
@@ -127,7 +132,7 @@ class MarketData:
                     f"pick a base timeframe that divides {tf}"
                 )
             bins = drop_leading_partial(base, resample(base, base_timeframe, tf), tf)
-            self._frames[tf] = TimeframeData(tf, bins)
+            self._frames[tf] = TimeframeData(tf, bins, mirror=mirror)
         self._visible_counts: list[tuple[Clock, list[int]]] = []
 
     # ---- what strategies read --------------------------------------------------------------
@@ -189,7 +194,7 @@ class MarketData:
         tf = series[0].timeframe
         ind = Indicator(tf, fn, args, kwargs, [])
         arrays = ind.compute()
-        ind.columns = [Column(arr) for arr in arrays]
+        ind.columns = [Column(arr, self.mirror) for arr in arrays]
         self.indicators.append(ind)
         clock = self._frames[tf].clock
         views = tuple(

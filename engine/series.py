@@ -6,7 +6,8 @@ timeframe counts the candles that have closed at the current step. Reading ``vie
 newest closed value; ``view.values`` is a numpy slice of the visible part (no copy).
 
 Scalar reads come from a Python list mirror of the column, which is several times faster than
-indexing numpy for single elements in the per-candle loop.
+indexing numpy for single elements in the per-candle loop (backtests); forward runs keep the
+arrays only (``ArrayReader``), a quarter of the memory.
 """
 
 from __future__ import annotations
@@ -26,18 +27,46 @@ class Clock:
         self.n = n
 
 
-class Column:
-    """Storage of one series: numpy array (with spare capacity) plus a list mirror.
+class ArrayReader:
+    """List-like scalar access to a ``Column``'s array, for columns kept without a list mirror.
 
-    ``size`` values are stored; ``array[:size]`` and ``list`` hold the same numbers.
+    Forward runs hold long histories and read one candle at a time: there the 32 bytes per
+    value of a Python list mirror cost more than its speed is worth.
     """
 
-    __slots__ = ("array", "list", "size")
+    __slots__ = ("_col",)
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, column: Column) -> None:
+        self._col = column
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self._col.array[: self._col.size][index].tolist()
+        size = self._col.size
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(index)
+        return self._col.array.item(index)
+
+    def __len__(self) -> int:
+        return self._col.size
+
+
+class Column:
+    """Storage of one series: numpy array (with spare capacity) plus a scalar reader.
+
+    ``size`` values are stored in ``array[:size]``. ``list`` reads single values: a Python list
+    mirror (fast, for backtests) or an ``ArrayReader`` (compact, for forward runs).
+    """
+
+    __slots__ = ("array", "list", "mirror", "size")
+
+    def __init__(self, values: np.ndarray, mirror: bool = True) -> None:
         self.array = np.ascontiguousarray(values)
-        self.list: list[Any] = self.array.tolist()
-        self.size = len(self.list)
+        self.size = int(self.array.shape[0])
+        self.mirror = mirror
+        self.list: Any = self.array.tolist() if mirror else ArrayReader(self)
 
     @property
     def full(self) -> np.ndarray:
@@ -45,20 +74,22 @@ class Column:
         return self.array[: self.size]
 
     def append(self, value: float | int) -> None:
-        """Add one value at the end (amortised O(1): the array doubles when full)."""
+        """Add one value at the end (amortised O(1): the array grows by 1/8 when full)."""
         if self.size == self.array.shape[0]:
-            grown = np.empty(max(16, self.size * 2), dtype=self.array.dtype)
+            grown = np.empty(self.size + max(256, self.size // 8), dtype=self.array.dtype)
             grown[: self.size] = self.array[: self.size]
             self.array = grown
         self.array[self.size] = value
-        self.list.append(value)
+        if self.mirror:
+            self.list.append(value)
         self.size += 1
 
     def replace(self, values: np.ndarray) -> None:
         """Swap in recomputed values (an indicator after new candles); the list keeps identity."""
         self.array = np.ascontiguousarray(values)
-        self.list[:] = self.array.tolist()
-        self.size = len(self.list)
+        self.size = int(self.array.shape[0])
+        if self.mirror:
+            self.list[:] = self.array.tolist()
 
 
 class SeriesView:
@@ -96,7 +127,7 @@ class SeriesView:
         return self._clock.n
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._list[: self._clock.n])
+        return iter(self._col.array[: self._clock.n].tolist())
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         values = self.values

@@ -3,26 +3,36 @@
 Methods are async, return plain dataclasses and raise ``ServiceError`` with text meant for the
 trader. CPU-heavy work (backtests, charts) runs in a worker (``executor``), never on the event
 loop, so the Discord gateway keeps its heartbeat during a long backtest.
+
+pandas, pyarrow and matplotlib (files, backtests, charts) are imported inside the methods that
+need them: the long-running process then stays small (see bench/forward_latency.py) when
+backtests run in a worker process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from data.cache import CacheEntry, SymbolError, list_cache, normalize_symbol
-from data.frames import CandleDataError
-from data.history import FetchError, update_cache
-from data.importer import import_file
+from data.history import FetchError
+from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
-from engine.backtest_job import BacktestReport, BacktestRequest, date_range, run_backtest_job
+from engine.backtest_request import BacktestReport, BacktestRequest, date_range
 from engine.errors import ServiceError
+from engine.forward.engine import ForwardEngine, RunSpec
 from engine.registry import StrategyInfo, UnknownStrategyError, discover, get_strategy
 from engine.settings import Settings
+from engine.store.store import RunRecord, Store
+from engine.types import Position, Trade
+from engine.views import PnlView, PositionView, RunView, pnl_view, position_view, run_view
+
+if TYPE_CHECKING:
+    from data.cache import CacheEntry
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +46,22 @@ class FetchReport:
 
 
 class PaperService:
-    """Backtests, market data and (with ``engine.forward``) forward runs behind one API.
+    """Backtests, market data and forward runs behind one API.
 
     Args:
         settings: validated settings.
         executor: where CPU-heavy jobs run; None uses the loop's default thread pool.
+        store: the run database (needed by the run, position, trade and PnL methods).
+        engine: the live forward engine (needed to start, stop and close; without it the
+            read methods answer from the database).
     """
 
-    def __init__(self, settings: Settings, executor: Executor | None = None) -> None:
+    def __init__(self, settings: Settings, executor: Executor | None = None,
+                 store: Store | None = None, engine: ForwardEngine | None = None) -> None:
         self.settings = settings
         self.executor = executor
+        self.store = store
+        self.engine = engine
 
     # ---- strategies -----------------------------------------------------------------------
     def strategies(self) -> list[StrategyInfo]:
@@ -70,6 +86,8 @@ class PaperService:
         Raises:
             ServiceError: see ``engine.backtest_job.run_backtest_job``.
         """
+        from engine.backtest_job import run_backtest_job
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, run_backtest_job, request,
                                           self.settings)
@@ -77,6 +95,8 @@ class PaperService:
     # ---- market data ------------------------------------------------------------------------
     def cached(self) -> list[CacheEntry]:
         """What the candle cache holds."""
+        from data.cache import list_cache
+
         return list_cache(self.settings.data_dir)
 
     def cached_symbols(self, exchange: str | None = None) -> list[str]:
@@ -106,6 +126,8 @@ class PaperService:
 
             client = make_exchange(exchange, rest_url=self.settings.exchange_rest_url,
                                    market_type="linear" if ":" in symbol else None)
+        from data.cache_sync import update_cache
+
         try:
             fetched, path = await update_cache(client, self.settings.data_dir, exchange,
                                                symbol, timeframe, lo, hi)
@@ -155,6 +177,9 @@ class PaperService:
             ServiceError: unreadable file, bad symbol/timeframe, or candles that break the
                 frame contract (nothing is written then).
         """
+        from data.frames import CandleDataError
+        from data.importer import import_file
+
         try:
             timeframe_ms(timeframe)
             symbol = normalize_symbol(symbol)
@@ -165,3 +190,101 @@ class PaperService:
         except (TimeframeError, SymbolError, CandleDataError, ValueError) as exc:
             raise ServiceError(f"cannot import {path}: {exc}") from None
         return FetchReport(rows, target)
+
+    # ---- forward runs ---------------------------------------------------------------------
+    def _need_store(self) -> Store:
+        if self.store is None:
+            raise ServiceError("no run database open")
+        return self.store
+
+    def _need_engine(self) -> ForwardEngine:
+        if self.engine is None:
+            raise ServiceError("forward runs need the running service (paperbot run / forward)")
+        return self.engine
+
+    async def run_record(self, run_id: str) -> RunRecord:
+        """The stored run ``run_id``.
+
+        Raises:
+            ServiceError: unknown run id.
+        """
+        record = await self._need_store().run(run_id.strip())
+        if record is None:
+            raise ServiceError(f"unknown run {run_id!r}; list them with /forward list "
+                               "(or paperbot runs)")
+        return record
+
+    async def start_run(self, spec: RunSpec) -> RunView:
+        """Start a forward run (see ``ForwardEngine.start_run``)."""
+        record = await self._need_engine().start_run(spec)
+        return await self.run(record.id)
+
+    async def stop_run(self, run_id: str, actor: str) -> RunView:
+        """Stop a run for good (see ``ForwardEngine.stop_run``)."""
+        await self._need_engine().stop_run(run_id.strip(), actor)
+        return await self.run(run_id.strip())
+
+    async def run(self, run_id: str) -> RunView:
+        """One run with current figures."""
+        record = await self.run_record(run_id)
+        return await self._view(record)
+
+    async def runs(self, status: str | None = None) -> list[RunView]:
+        """Every run (newest first), optionally only those with ``status``."""
+        return [await self._view(r) for r in await self._need_store().runs(status)]
+
+    async def _live(self, record: RunRecord) -> tuple[float, float, list[Position], float | None]:
+        live = self.engine.runs.get(record.id) if self.engine is not None else None
+        if live is not None:
+            pf = live.portfolio
+            mark = pf.mark_price if not math.isnan(pf.mark_price) else None
+            return pf.balance, pf.equity, list(pf.positions), mark
+        positions = await self._need_store().positions(record.id)
+        mark = record.mark_price
+        equity = record.balance + sum((mark - p.entry_price) * p.size * p.direction
+                                      for p in positions) if mark is not None else record.balance
+        return record.balance, equity, positions, mark
+
+    async def _view(self, record: RunRecord) -> RunView:
+        balance, equity, positions, _ = await self._live(record)
+        trades = await self._need_store().trades(record.id)
+        return run_view(record, balance, equity, len(positions), len(trades))
+
+    async def positions(self, run_id: str | None = None) -> list[PositionView]:
+        """Open positions of one run, or of every running run, marked to the last price."""
+        records = [await self.run_record(run_id)] if run_id else \
+            await self._need_store().runs("running")
+        out = []
+        for record in records:
+            _, _, positions, mark = await self._live(record)
+            out.extend(position_view(record.id, record.symbol, p, mark) for p in positions)
+        return out
+
+    async def trades(self, run_id: str, limit: int | None = None) -> list[Trade]:
+        """Closed trades of a run in exit order (the newest ``limit``)."""
+        record = await self.run_record(run_id)
+        if limit is not None and limit < 1:
+            raise ServiceError(f"limit must be at least 1, got {limit}")
+        trades = await self._need_store().trades(record.id, limit)
+        return [replace(t, symbol=record.symbol) for t in trades]
+
+    async def pnl(self, run_id: str) -> PnlView:
+        """Realised and unrealised PnL, equity, win rate and max drawdown since start."""
+        record = await self.run_record(run_id)
+        balance, equity, _, _ = await self._live(record)
+        store = self._need_store()
+        trades = await store.trades(record.id)
+        curve = [e for _, e in await store.equity_curve(record.id)]
+        return pnl_view(record, balance, equity, trades, curve)
+
+    async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
+        """Paper market exit of one position (``/close``)."""
+        await self.run_record(run_id)
+        trade = await self._need_engine().close_position(run_id.strip(), position_id, actor)
+        return replace(trade, symbol=(await self.run_record(run_id)).symbol)
+
+    async def audit(self, actor: str, action: str, run_id: str | None = None,
+                    detail: dict[str, Any] | None = None) -> None:
+        """Record a command or a refused attempt in the audit log."""
+        if self.store is not None:
+            await self.store.audit(run_id, actor, action, detail or {})

@@ -11,28 +11,20 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from data.ohlcv import Candle
+
 Side = Literal["long", "short"]
 ExitReason = Literal["stop_loss", "take_profit", "signal", "end_of_data", "manual"]
 EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "signal", "end_of_data", "manual")
 
 NAN = math.nan
 
+__all__ = ["Candle", "ExitCounts", "Position", "Rejection", "Signal", "Trade"]
+
 
 def direction_of(side: str) -> int:
     """``+1`` for ``"long"``, ``-1`` for ``"short"``."""
     return 1 if side == "long" else -1
-
-
-@dataclass(frozen=True, slots=True)
-class Candle:
-    """One OHLCV candle. ``timestamp``: open time, ms UTC; prices quote; volume base units."""
-
-    timestamp: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
 
 
 @dataclass(slots=True)

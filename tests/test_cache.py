@@ -17,6 +17,7 @@ from data.cache import (
 )
 from data.frames import CandleDataError
 from data.gaps import find_gaps, missing_spans
+from data.symbols import SymbolError
 from tests.helpers import HOUR, T0, candles
 
 
@@ -27,7 +28,7 @@ def frame(rows, start=T0):
 def test_cache_path_layout(tmp_path):
     assert cache_path(tmp_path, "binance", "BTC/USDT", "1m").name == "binance_BTC-USDT_1m.parquet"
     assert cache_path(tmp_path, "bybit", "fil/usdt:USDT", "1h").name == "bybit_FIL-USDT_1h.parquet"
-    with pytest.raises(cache.SymbolError, match="BASE/QUOTE"):
+    with pytest.raises(SymbolError, match="BASE/QUOTE"):
         split_symbol("BTCUSDT")
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from data.cache import cache_path, read_candles, write_candles
+from data.cache_sync import update_cache
 from data.exchanges import make_exchange
-from data.history import FetchError, call_with_retry, fetch_ohlcv_range, update_cache
+from data.history import FetchError, call_with_retry, fetch_ohlcv_range
 from tests.helpers import MIN, SAMPLE_DATA, T0, candles
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 
@@ -41,25 +42,25 @@ async def no_sleep(_seconds: float) -> None:
 
 async def test_pagination_covers_the_range_exactly():
     fake = FakeExchange(2500)
-    frame = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 2500 * MIN, limit=1000,
+    candles = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 2500 * MIN, limit=1000,
                                     now_ms=T0 + 10_000 * MIN)
-    assert frame["timestamp"].tolist() == [T0 + i * MIN for i in range(2500)]
+    assert candles.timestamp.tolist() == [T0 + i * MIN for i in range(2500)]
     assert [c[0] for c in fake.calls] == [T0, T0 + 1000 * MIN, T0 + 2000 * MIN]
     assert all(c[2] == c[0] + 1000 * MIN - 1 or c[2] == T0 + 2500 * MIN - 1 for c in fake.calls)
 
 
 async def test_short_pages_still_advance():
     fake = FakeExchange(1200, limit_cap=300)  # the exchange returns fewer than asked
-    frame = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 1200 * MIN,
+    candles = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 1200 * MIN,
                                     now_ms=T0 + 10_000 * MIN)
-    assert len(frame) == 1200 and frame["timestamp"].is_monotonic_increasing
+    assert len(candles) == 1200 and bool((np.diff(candles.timestamp) > 0).all())
 
 
 async def test_candle_still_open_is_not_fetched():
     fake = FakeExchange(100)
-    frame = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 100 * MIN,
+    candles = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 100 * MIN,
                                     now_ms=T0 + 50 * MIN + 30_000)
-    assert frame["timestamp"].iloc[-1] == T0 + 49 * MIN
+    assert candles.timestamp[-1] == T0 + 49 * MIN
 
 
 async def test_retry_with_backoff_on_rate_limit_and_network_errors():
@@ -70,10 +71,10 @@ async def test_retry_with_backoff_on_rate_limit_and_network_errors():
     async def record(seconds: float) -> None:
         waits.append(seconds)
 
-    frame = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 10 * MIN,
+    candles = await fetch_ohlcv_range(fake, "BTC/USDT", "1m", T0, T0 + 10 * MIN,
                                     now_ms=T0 + 100 * MIN,
                                     retry={"sleep": record, "base_delay": 1.0})
-    assert len(frame) == 10
+    assert len(candles) == 10
     assert len(waits) == 2
     assert 1.0 <= waits[0] <= 1.25 and 2.0 <= waits[1] <= 2.5  # exponential, with jitter
 

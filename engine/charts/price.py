@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from data.timeframes import timeframe_ms
 from engine.charts import style
 from engine.types import Position, Trade

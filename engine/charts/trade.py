@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 
-from data.frames import OHLCV
+from data.ohlcv import OHLCV
 from engine.charts import style
 from engine.charts.price import Bars, aggregate_bars, draw_candles, draw_trades
 from engine.types import Trade

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from engine import formatting as fmt
-from engine.backtest_job import BacktestReport, BacktestRequest
+from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
 from engine.service import PaperService
 from engine.settings import Settings

@@ -29,7 +29,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, data_cmd, info_cmd
+    from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd
 
     parser = argparse.ArgumentParser(
         prog="paperbot",
@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(st)
     st.set_defaults(handler=info_cmd.strategies)
 
+    forward_cmd.add_parsers(sub, _add_common)
+
     return parser
 
 
@@ -117,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `paperbot runs | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

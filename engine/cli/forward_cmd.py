@@ -1,0 +1,215 @@
+"""``paperbot forward``, ``paperbot runs``, ``paperbot trades``: forward runs from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine import formatting as fmt
+from engine.errors import ServiceError
+from engine.events import (
+    DailySummary,
+    EngineError,
+    Event,
+    FeedLost,
+    FeedRestored,
+    RunStarted,
+    RunStopped,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+    event_name,
+    to_record,
+)
+from engine.forward.engine import RunSpec
+from engine.reporting import trade_dict
+from engine.runtime import Runtime, wait_for_stop
+from engine.service import PaperService
+from engine.settings import Settings
+from engine.store.store import Store
+from engine.strategy import ParamError, parse_param_pairs
+
+
+def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register the forward-run subcommands on the main parser."""
+    fw = sub.add_parser("forward", help="paper-trade live candles until interrupted")
+    fw.add_argument("--strategy", help="start a new run of this strategy (else only resume)")
+    fw.add_argument("--symbol", help="unified symbol, e.g. BTC/USDT (BTC/USDT:USDT = perpetual)")
+    fw.add_argument("--timeframe", help="base timeframe (default: the strategy's)")
+    fw.add_argument("--exchange", help="bybit (default) or binance")
+    fw.add_argument("--balance", type=float, help="starting balance in quote currency")
+    fw.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    fw.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
+    fw.add_argument("--json-events", action="store_true", help="one JSON object per event")
+    add_common(fw)
+    fw.set_defaults(handler=forward)
+
+    runs = sub.add_parser("runs", help="list forward runs")
+    runs.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
+    runs.add_argument("--json", action="store_true")
+    add_common(runs)
+    runs.set_defaults(handler=list_runs)
+
+    trades = sub.add_parser("trades", help="closed trades of a forward run")
+    trades.add_argument("run", help="run id")
+    trades.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
+    trades.add_argument("--json", action="store_true")
+    add_common(trades)
+    trades.set_defaults(handler=list_trades)
+
+
+# ---- event printing ----------------------------------------------------------------------------
+def event_json(event: Event) -> dict[str, Any]:
+    """One JSON line: ``type``, ``run_id``, ``ts`` plus the trade fields of ``backtest --json``."""
+    out: dict[str, Any] = {"type": event_name(event), "run_id": event.run_id, "ts": event.ts}
+    if isinstance(event, TradeClosed):
+        out.update(trade_dict(event.trade), symbol=event.trade.symbol,
+                   settled_on_recovery=event.trade.settled_on_recovery)
+    elif isinstance(event, TradeOpened):
+        pos = event.position
+        out.update(id=pos.id, side=pos.side, entry_time=pos.entry_time,
+                   entry_price=pos.entry_price, size=pos.size, fees=pos.entry_fee,
+                   symbol=pos.symbol, stop_loss=fmt_level(pos.stop_loss),
+                   take_profit=fmt_level(pos.take_profit))
+    else:
+        out.update({k: v for k, v in to_record(event).items() if k not in out})
+    return out
+
+
+def fmt_level(value: float) -> float | None:
+    """None for an unset (nan) stop-loss/take-profit."""
+    return None if value != value else value
+
+
+def event_line(event: Event) -> str:
+    """One readable line per event."""
+    head = f"{fmt.iso(event.ts)} [{event.run_id}]"
+    if isinstance(event, TradeOpened):
+        p = event.position
+        levels = (f" SL {fmt.number(fmt_level(p.stop_loss))}"
+                  f" TP {fmt.number(fmt_level(p.take_profit))}")
+        return (f"{head} opened {p.side} {p.size:.6g} {p.symbol} @ {fmt.number(p.entry_price)}"
+                f"{levels} (fee {fmt.number(p.entry_fee)})")
+    if isinstance(event, TradeClosed):
+        t = event.trade
+        note = " (settled on recovery)" if t.settled_on_recovery else ""
+        return (f"{head} closed {t.side} #{t.id} {t.symbol} @ {fmt.number(t.exit_price)} "
+                f"{t.exit_reason}: pnl {fmt.number(t.pnl)} ({fmt.pct(t.pnl_pct)}){note}")
+    if isinstance(event, RunStarted):
+        verb = "resumed" if event.resumed else "started"
+        return (f"{head} run {verb}: {event.strategy} {event.symbol} {event.timeframe} on "
+                f"{event.exchange}, balance {fmt.number(event.balance)}")
+    if isinstance(event, RunStopped):
+        return f"{head} run stopped ({event.reason}), equity {fmt.number(event.equity)}"
+    if isinstance(event, SignalRejected):
+        return f"{head} signal {event.action} rejected: {event.reason}"
+    if isinstance(event, FeedLost):
+        return f"{head} feed lost ({event.exchange}): {event.detail}"
+    if isinstance(event, FeedRestored):
+        return f"{head} feed restored ({event.exchange}), {event.backfilled} candles backfilled"
+    if isinstance(event, EngineError):
+        return f"{head} {'FATAL ' if event.fatal else ''}error: {event.message}"
+    if isinstance(event, DailySummary):
+        return (f"{head} daily: equity {fmt.number(event.equity)}, realised "
+                f"{fmt.number(event.realised_pnl)}, {event.open_positions} open, "
+                f"{event.trades_today} trades today")
+    return f"{head} {event_name(event)}"
+
+
+async def _print_events(queue: asyncio.Queue, as_json: bool) -> None:
+    while True:
+        event = await queue.get()
+        text = json.dumps(event_json(event)) if as_json else event_line(event)
+        print(text, flush=True)
+
+
+# ---- commands ------------------------------------------------------------------------------------
+def forward(args: argparse.Namespace, settings: Settings) -> int:
+    """Handle ``paperbot forward``: resume stored runs, maybe start one, run until a signal."""
+    spec = None
+    if args.strategy:
+        if not args.symbol:
+            raise ServiceError("--symbol is required with --strategy")
+        try:
+            params = parse_param_pairs(args.param)
+        except ParamError as exc:
+            raise ServiceError(str(exc)) from None
+        spec = RunSpec(strategy=args.strategy, symbol=args.symbol, timeframe=args.timeframe,
+                       exchange=args.exchange, balance=args.balance, params=params,
+                       started_by="cli")
+    return asyncio.run(_serve(settings, spec, args.json_events))
+
+
+async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int:
+    async with Runtime(settings) as runtime:
+        assert runtime.engine is not None and runtime.service is not None
+        printer = asyncio.create_task(_print_events(runtime.bus.subscribe(), as_json))
+        stopper = asyncio.create_task(wait_for_stop())
+        resumed = await runtime.engine.resume_all()
+        if spec is not None:
+            try:
+                await runtime.service.start_run(spec)
+            except ServiceError:
+                stopper.cancel()
+                printer.cancel()
+                raise
+        elif not resumed:
+            print("no runs to resume; start one with --strategy and --symbol", file=sys.stderr)
+        await stopper
+    await asyncio.sleep(0)  # let the printer see the shutdown events
+    printer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await printer
+    return 0
+
+
+async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) -> Any:
+    if not Path(settings.db_path).exists():
+        raise ServiceError(f"no run database at {settings.db_path}; start a run with "
+                           "paperbot forward or set PAPERBOT_DB_PATH / --db")
+    store = await Store.open(settings.db_path)
+    try:
+        return await job(PaperService(settings, store=store))
+    finally:
+        await store.close()
+
+
+def list_runs(args: argparse.Namespace, settings: Settings) -> int:
+    """Handle ``paperbot runs``."""
+    views = asyncio.run(_with_store(settings, lambda s: s.runs()))
+    if args.json:
+        print(json.dumps([{
+            "id": v.id, "status": v.status, "strategy": v.strategy, "symbol": v.symbol,
+            "timeframe": v.timeframe, "exchange": v.exchange, "equity": v.equity,
+            "balance": v.balance, "return_pct": v.return_pct,
+            "open_positions": v.open_positions, "trades": v.trades, "created_at": v.created_at,
+            "params": v.params} for v in views]))
+        return 0
+    if not views:
+        print("no runs")
+    for v in views:
+        print(f"{v.id}  {v.status:<8} {v.strategy:<18} {v.symbol:<14} {v.timeframe:<4} "
+              f"{v.exchange:<8} equity {fmt.number(v.equity):>12} ({fmt.pct(v.return_pct)})  "
+              f"open {v.open_positions}  trades {v.trades}  since {fmt.iso(v.created_at)}")
+    return 0
+
+
+def list_trades(args: argparse.Namespace, settings: Settings) -> int:
+    """Handle ``paperbot trades RUN``."""
+    trades = asyncio.run(_with_store(settings, lambda s: s.trades(args.run)))
+    if args.json:
+        print(json.dumps([trade_dict(t) for t in trades]))
+        return 0
+    if not trades:
+        print(f"run {args.run} has no closed trades")
+    for t in trades:
+        print(f"#{t.id:<4} {t.side:<5} {fmt.iso(t.entry_time)} → {fmt.iso(t.exit_time)}  "
+              f"{fmt.number(t.entry_price)} → {fmt.number(t.exit_price)}  size {t.size:.6g}  "
+              f"pnl {fmt.number(t.pnl):>10}  fees {fmt.number(t.fees)}  {t.exit_reason}")
+    return 0

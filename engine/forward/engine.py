@@ -1,0 +1,294 @@
+"""The forward engine: every live run in the process, their feeds, REST sources and lifecycle.
+
+Starting a run validates it, fetches warm-up candles, stores it and subscribes it to the shared
+feed of its exchange. On start-up ``resume_all`` rebuilds every run marked running from the
+same candle history it had, restores its portfolio and strategy state, subscribes, and settles
+what happened while the service was down. ``shutdown`` (SIGTERM) detaches every run without
+changing its status, so the next start resumes it; a run stopped by a user is not resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from data.history import FetchError
+from data.live.feed import FeedHub
+from data.live.messages import UnsupportedTimeframe, default_ws_url, protocol_for
+from data.symbols import SymbolError, normalize_symbol
+from data.timeframes import TimeframeError, timeframe_ms
+from engine.errors import ServiceError
+from engine.events import Event, RunStarted, RunStopped
+from engine.forward.bus import EventBus
+from engine.forward.run import ForwardRun
+from engine.forward.source import CcxtCandleSource
+from engine.registry import UnknownStrategyError, get_strategy
+from engine.settings import Settings
+from engine.store.store import RunRecord, Store, now_ms
+from engine.strategy import ParamError, Strategy
+from engine.types import Trade
+
+log = logging.getLogger(__name__)
+
+#: A resumed run rebuilds at most this many base candles of history.
+MAX_HISTORY = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A request to start a forward run (strings as typed; None = default)."""
+
+    strategy: str
+    symbol: str
+    timeframe: str | None = None
+    exchange: str | None = None
+    balance: float | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    fee_bps: float | None = None
+    maker_fee_bps: float | None = None
+    slippage_bps: float | None = None
+    channel_id: int | None = None
+    started_by: str = "cli"
+
+
+def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandleSource]:
+    """REST sources built with ``data.exchanges.make_exchange`` and the URL override."""
+    from data.exchanges import make_exchange
+
+    def build(exchange: str, market_type: str) -> CcxtCandleSource:
+        rest = settings.exchange_rest_url if exchange == settings.live_exchange else None
+        return CcxtCandleSource(make_exchange(exchange, rest_url=rest,
+                                              market_type=market_type))
+
+    return build
+
+
+class ForwardEngine:
+    """Runs live strategies. One per process; use ``start()`` then ``resume_all()``.
+
+    Args:
+        settings: validated settings.
+        store: the open run database.
+        bus: where events go after they are committed (a new bus when None).
+        source_factory: ``(exchange, market_type) -> CcxtCandleSource``.
+    """
+
+    def __init__(self, settings: Settings, store: Store, bus: EventBus | None = None,
+                 source_factory: Callable[[str, str], CcxtCandleSource] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus or EventBus()
+        self.hub = FeedHub(silence_timeout=settings.feed_timeout_s)
+        self.runs: dict[str, ForwardRun] = {}
+        self._source_factory = source_factory or default_source_factory(settings)
+        self._sources: dict[tuple[str, str], CcxtCandleSource] = {}
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def source(self, exchange: str, market_type: str) -> CcxtCandleSource:
+        """The shared REST source of ``exchange``/``market_type``."""
+        key = (exchange, market_type)
+        if key not in self._sources:
+            self._sources[key] = self._source_factory(exchange, market_type)
+        return self._sources[key]
+
+    def ws_url(self, exchange: str, linear: bool) -> str:
+        """Stream URL: the settings override for the live exchange, else the exchange's own."""
+        override = self.settings.exchange_ws_url
+        if override and exchange == self.settings.live_exchange:
+            base = override.rstrip("/")
+            if exchange == "bybit":  # one override serves both Bybit categories
+                for suffix in ("/spot", "/linear"):
+                    if base.endswith(suffix):
+                        return base[: -len(suffix)] + ("/linear" if linear else "/spot")
+            return base
+        return default_ws_url(exchange, linear)
+
+    def _publish(self, event: Event) -> None:
+        self.bus.publish(event)
+
+    # ---- start / resume ------------------------------------------------------------------------
+    def _strategy(self, name: str, params: dict, timeframe: str | None) -> Strategy:
+        try:
+            info = get_strategy(name, self.settings.strategy_dir)
+            tf = timeframe or info.timeframes[0]
+            timeframe_ms(tf)
+            return info.cls(params, timeframe=tf)
+        except (UnknownStrategyError, ParamError, TimeframeError) as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def start_run(self, spec: RunSpec) -> RunRecord:
+        """Validate, warm up, store and subscribe a new run; returns its record.
+
+        Raises:
+            ServiceError: unknown strategy/symbol/timeframe, bad params or balance, an
+                exchange without live feed, or the exchange cannot be reached.
+        """
+        strategy = self._strategy(spec.strategy, spec.params, spec.timeframe)
+        timeframe = strategy.timeframes[0]
+        exchange = (spec.exchange or self.settings.live_exchange).lower()
+        try:
+            protocol = protocol_for(exchange)
+            symbol = normalize_symbol(spec.symbol)
+            protocol.topic(symbol, timeframe)
+        except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
+            raise ServiceError(str(exc)) from None
+        balance = spec.balance or self.settings.balance
+        if not balance > 0:
+            raise ServiceError(f"balance must be positive, got {balance}")
+        market_type = "linear" if ":" in symbol else "spot"
+        source = self.source(exchange, market_type)
+        try:
+            markets = await source.markets()
+            if symbol not in markets:
+                examples = ", ".join(sorted(s for s in markets if s.endswith("/USDT"))[:5])
+                raise ServiceError(f"unknown symbol {symbol} on {exchange} {market_type}; "
+                                   f"e.g. {examples}")
+            history, _ = await source.latest(symbol, timeframe,
+                                             max(1, strategy.warmup_candles()))
+        except FetchError as exc:
+            raise ServiceError(f"cannot reach {exchange}: {exc}") from None
+        created = now_ms()
+        fee = self.settings.fee_bps if spec.fee_bps is None else spec.fee_bps
+        record = RunRecord(
+            id=secrets.token_hex(3), strategy=strategy.name or spec.strategy,
+            params=dict(strategy.params), symbol=symbol, timeframe=timeframe,
+            timeframes=list(strategy.timeframes), exchange=exchange, market_type=market_type,
+            starting_balance=float(balance), fee_bps=fee,
+            maker_fee_bps=(spec.maker_fee_bps if spec.maker_fee_bps is not None else
+                           spec.fee_bps if spec.fee_bps is not None else
+                           self.settings.maker_fee),
+            slippage_bps=(self.settings.slippage_bps if spec.slippage_bps is None
+                          else spec.slippage_bps),
+            leverage=1.0, status="running", channel_id=spec.channel_id,
+            started_by=spec.started_by, created_at=created, updated_at=created,
+            stopped_at=None, stop_reason=None,
+            history_start=int(history.timestamp[0]) if len(history) else None,
+            last_candle_ts=int(history.timestamp[-1]) if len(history) else None,
+            balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
+            mark_ts=None)
+        await self.store.create_run(record, spec.started_by)
+        run = ForwardRun(record, strategy, self.store, source, self._publish)
+        run.prepare(history, resumed=False)
+        await self._attach(run)
+        await self._announce(run, resumed=False)
+        log.info("run %s started: %s %s %s on %s", record.id, record.strategy, symbol,
+                 timeframe, exchange)
+        return record
+
+    async def resume_all(self) -> list[str]:
+        """Resume every run marked running; returns their ids (failures are logged)."""
+        resumed = []
+        for record in reversed(await self.store.runs("running")):
+            if record.id in self.runs:
+                continue
+            try:
+                await self._resume(record)
+                resumed.append(record.id)
+            except Exception:
+                log.exception("run %s could not be resumed", record.id)
+        return resumed
+
+    async def _resume(self, record: RunRecord) -> None:
+        strategy = self._strategy(record.strategy, record.params, record.timeframe)
+        source = self.source(record.exchange, record.market_type)
+        step = timeframe_ms(record.timeframe)
+        end = (record.last_candle_ts or 0) + step
+        start = record.history_start if record.history_start is not None else end - step
+        start = max(start, end - MAX_HISTORY * step)
+        history = await source.fetch(record.symbol, record.timeframe, start, end)
+        run = ForwardRun(record, strategy, self.store, source, self._publish)
+        run.prepare(history, resumed=True)
+        run.last_candle_ts = record.last_candle_ts
+        run.restore_portfolio(record.balance, await self.store.positions(record.id),
+                              record.next_position_id)
+        await self._announce(run, resumed=True)
+        # subscribe first (live candles wait in the queue), settle the downtime, then consume
+        await self._attach(run, consume=False)
+        count = await run.backfill(recovery=True)
+        run.consumer = asyncio.create_task(run.consume(), name=f"run {record.id}")
+        log.info("run %s resumed; %d missed candles processed", record.id, count)
+
+    async def _attach(self, run: ForwardRun, consume: bool = True) -> None:
+        rec = run.record
+        feed = self.hub.feed(self.ws_url(rec.exchange, rec.market_type == "linear"),
+                             protocol_for(rec.exchange))
+        run.subscription = await feed.subscribe(rec.symbol, rec.timeframe)
+        run.feed = feed
+        self.runs[rec.id] = run
+        if consume:
+            run.consumer = asyncio.create_task(run.consume(), name=f"run {rec.id}")
+
+    async def _detach(self, run: ForwardRun) -> None:
+        self.runs.pop(run.id, None)
+        if run.consumer is not None:
+            async with run.lock:  # let a candle being processed finish its transaction
+                run.consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run.consumer
+        if run.subscription is not None and run.feed is not None:
+            await run.feed.unsubscribe(run.subscription)
+
+    async def _announce(self, run: ForwardRun, resumed: bool) -> None:
+        rec = run.record
+        event = RunStarted(rec.id, now_ms(), rec.strategy, rec.symbol, rec.timeframe,
+                           rec.exchange, rec.starting_balance, resumed, rec.channel_id)
+        await self.store.add_events((event,))
+        self._publish(event)
+
+    # ---- stop / commands ---------------------------------------------------------------------
+    async def stop_run(self, run_id: str, actor: str) -> RunRecord:
+        """Stop a run for good (it will not resume).
+
+        Raises:
+            ServiceError: unknown run, or not running.
+        """
+        run = self.runs.get(run_id)
+        if run is None:
+            record = await self.store.run(run_id)
+            if record is None:
+                raise ServiceError(f"unknown run {run_id!r}; see /forward list")
+            if record.status != "running":
+                raise ServiceError(f"run {run_id} is already {record.status}")
+            equity = record.balance
+        else:
+            await self._detach(run)
+            equity = run.portfolio.equity
+        event = RunStopped(run_id, now_ms(), "user", equity)
+        await self.store.set_status(run_id, "stopped", "stopped by user", actor, (event,))
+        self._publish(event)
+        record = await self.store.run(run_id)
+        assert record is not None
+        return record
+
+    async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
+        """Paper market exit of one position at the last price.
+
+        Raises:
+            ServiceError: unknown run or position.
+        """
+        run = self.runs.get(run_id)
+        if run is None:
+            raise ServiceError(f"run {run_id!r} is not running; see /forward list")
+        trade = await run.close_position(position_id, actor)
+        if trade is None:
+            ids = ", ".join(str(p.id) for p in run.portfolio.positions) or "none"
+            raise ServiceError(f"run {run_id} has no open position {position_id}; open: {ids}")
+        return trade
+
+    async def shutdown(self) -> None:
+        """Detach every run (status unchanged: they resume next start), close feeds and REST."""
+        for run in list(self.runs.values()):
+            await self._detach(run)
+            event = RunStopped(run.id, now_ms(), "shutdown", run.portfolio.equity)
+            with contextlib.suppress(Exception):
+                await self.store.add_events((event,))
+            self._publish(event)
+        await self.hub.close()
+        for source in self._sources.values():
+            with contextlib.suppress(Exception):
+                await source.close()
+        self._sources.clear()

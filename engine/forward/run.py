@@ -1,0 +1,285 @@
+"""One forward run: a strategy paper-trading live candles with the shared core step.
+
+A run is built from its stored record and candle history (warm-up, or on resume the same history
+it had), then fed closed candles and ticks from its feed subscription. Every closed candle goes
+through ``Core.step`` exactly as in a backtest; stop-loss/take-profit are also checked on each
+tick. Each processed candle is committed to the store in one transaction, then its events are
+published. Candles missing before a closed one (a reconnect, a restart) are fetched over REST
+first, so the strategy sees a gap-free series, each candle exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from data.history import FetchError
+from data.live.feed import FeedStatus, LiveFeed, Subscription
+from data.live.messages import KlineUpdate
+from data.ohlcv import OHLCV, Candle
+from data.timeframes import lower_timeframes, timeframe_ms
+from engine.core import Core
+from engine.drilldown import DrillDown
+from engine.events import (
+    EngineError,
+    Event,
+    FeedLost,
+    FeedRestored,
+    RunStopped,
+    TradeClosed,
+    TradeOpened,
+)
+from engine.fills import BOTH, FillModel, touch
+from engine.forward.source import CcxtCandleSource
+from engine.market import MarketData
+from engine.portfolio import Portfolio
+from engine.store.store import RunRecord, StepWrite, Store, now_ms
+from engine.strategy import Strategy
+from engine.types import Trade
+
+log = logging.getLogger(__name__)
+
+
+class RunFailed(RuntimeError):
+    """The strategy raised; the run is stopped with status ``failed``."""
+
+
+class ForwardRun:
+    """A live run. Create with ``ForwardRun.build``; feed it with ``consume``.
+
+    Args:
+        record: the stored run.
+        strategy: a fresh strategy instance with the run's params and base timeframe.
+        store: the run database.
+        source: REST candles of the run's exchange.
+        publish: called with each event after it is committed.
+    """
+
+    def __init__(self, record: RunRecord, strategy: Strategy, store: Store,
+                 source: CcxtCandleSource, publish: Callable[[Event], None]) -> None:
+        self.record = record
+        self.id = record.id
+        self.strategy = strategy
+        self.store = store
+        self.source = source
+        self.publish = publish
+        self.step_ms = timeframe_ms(record.timeframe)
+        self.lock = asyncio.Lock()
+        self.subscription: Subscription | None = None
+        self.feed: LiveFeed | None = None
+        self.consumer: asyncio.Task | None = None
+        self.last_candle_ts: int | None = record.last_candle_ts
+        self.last_candle_wall: int = now_ms()
+        self.feed_down = False
+        self.failed = False
+        self._pending: list[Event] = []
+        self._lower: dict[str, OHLCV] = {}
+        self.market: MarketData | None = None
+        self.core: Core | None = None
+        self.portfolio = Portfolio(record.starting_balance, record.symbol, record.leverage)
+
+    # ---- construction ----------------------------------------------------------------------
+    def prepare(self, history: OHLCV, resumed: bool) -> None:
+        """Load ``history`` (all visible), bind the strategy, restore state when ``resumed``."""
+        rec = self.record
+        self.market = MarketData(rec.symbol, rec.timeframe, history, self.strategy.timeframes[1:],
+                                 mirror=False)
+        self.market.go_live()
+        self.strategy.bind(self.market)
+        fills = FillModel(rec.fee_bps, rec.maker_fee_bps, rec.slippage_bps)
+        lower = lower_timeframes(rec.timeframe)
+        drill = DrillDown(self._lower_source if lower else None, rec.timeframe)
+        self.core = Core(self.strategy, self.market, self.portfolio, fills, drill, rec.id,
+                         self._pending.append)
+        if len(history):
+            self.portfolio.mark_price = float(history.close[-1])
+            self.last_candle_ts = int(history.timestamp[-1])
+        if resumed:
+            self.strategy.set_state(rec.strategy_state)
+
+    def restore_portfolio(self, balance: float, positions: list, next_id: int) -> None:
+        """Put stored cash and positions back (resume)."""
+        self.portfolio.restore(balance, [replace(p, symbol=self.record.symbol)
+                                         for p in positions], next_id)
+
+    def _lower_source(self, timeframe: str, start: int, end: int) -> OHLCV | None:
+        candles = self._lower.get(timeframe)
+        return None if candles is None else candles.between(start, end)
+
+    # ---- feeding ---------------------------------------------------------------------------
+    async def consume(self) -> None:
+        """Process the subscription's queue until cancelled (the run's task)."""
+        assert self.subscription is not None
+        queue = self.subscription.queue
+        while True:
+            item = await queue.get()
+            try:
+                if isinstance(item, FeedStatus):
+                    await self.on_feed_status(item)
+                elif item.closed:
+                    await self.on_closed(item.candle)
+                else:
+                    await self.on_tick(item)
+            except RunFailed:
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the run alive; say what happened
+                log.exception("run %s: error handling %s", self.id, item)
+                await self.emit_now(EngineError(self.id, now_ms(), f"{type(exc).__name__}: "
+                                                 f"{exc}"))
+
+    async def on_closed(self, candle: Candle, recovery: bool = False) -> int:
+        """Process a closed base candle, backfilling any gap before it; returns candles done."""
+        async with self.lock:
+            if self.failed:
+                return 0
+            last = self.last_candle_ts
+            if last is not None and candle.timestamp <= last:
+                return 0  # already processed (duplicate, or delivered again after a backfill)
+            done = 0
+            if last is not None and candle.timestamp > last + self.step_ms:
+                try:
+                    done = await self._backfill_locked(candle.timestamp, recovery)
+                except FetchError as exc:
+                    # not processed: the candle is fetched again with the next backfill
+                    await self.emit_now(EngineError(self.id, now_ms(),
+                                                     f"backfill failed: {exc}"))
+                    return 0
+            await self._process(candle, recovery)
+            self.last_candle_wall = now_ms()
+            return done + 1
+
+    async def backfill(self, recovery: bool = False) -> int:
+        """Fetch and process every candle closed since the last one processed."""
+        async with self.lock:
+            try:
+                now = await self.source.server_time()
+                return await self._backfill_locked(now - now % self.step_ms, recovery, now)
+            except FetchError as exc:
+                await self.emit_now(EngineError(self.id, now_ms(), f"backfill failed: {exc}"))
+                return 0
+
+    async def _backfill_locked(self, until: int, recovery: bool, now: int | None = None) -> int:
+        """Process the closed candles in ``(last, until)``; raises ``FetchError``."""
+        start = (self.last_candle_ts or until) + self.step_ms
+        if start >= until:
+            return 0
+        missed = await self.source.fetch(self.record.symbol, self.record.timeframe, start,
+                                         until, now=now)
+        for i in range(len(missed)):
+            await self._process(Candle(int(missed.timestamp[i]), float(missed.open[i]),
+                                       float(missed.high[i]), float(missed.low[i]),
+                                       float(missed.close[i]), float(missed.volume[i])),
+                                recovery)
+        return len(missed)
+
+    async def on_tick(self, update: KlineUpdate) -> None:
+        """Check stop-loss/take-profit on an unclosed update of the next base candle."""
+        async with self.lock:
+            if self.failed or not self.portfolio.positions:
+                self.portfolio.mark_price = update.candle.close
+                return
+            last = self.last_candle_ts
+            if last is not None and update.candle.timestamp != last + self.step_ms:
+                return  # a tick of a candle after a gap: wait for the backfill
+            c = update.candle
+            assert self.core is not None
+            self.core.check_tick(max(update.event_ts, c.timestamp), c.open, c.high, c.low,
+                                 c.close)
+            if self._pending:
+                await self._commit(None, None)
+
+    async def on_feed_status(self, status: FeedStatus) -> None:
+        """Feed lost: record it. Feed back: backfill what closed meanwhile, then record it."""
+        if not status.connected:
+            if not self.feed_down:
+                self.feed_down = True
+                await self.emit_now(FeedLost(self.id, status.ts, self.record.exchange,
+                                              status.detail))
+            return
+        if self.feed_down or self.last_candle_ts is not None:
+            count = await self.backfill()
+            if self.feed_down:
+                self.feed_down = False
+                await self.emit_now(FeedRestored(self.id, now_ms(), self.record.exchange,
+                                                  count))
+
+    async def close_position(self, position_id: int, actor: str) -> Trade | None:
+        """Paper market exit at the last price (``/close``); None for an unknown position."""
+        async with self.lock:
+            assert self.core is not None
+            price = self.portfolio.mark_price
+            trade = self.core.close_position(position_id, price, now_ms(), "manual")
+            if trade is not None:
+                await self._commit(None, None, actor=actor)
+            return trade
+
+    # ---- internals -------------------------------------------------------------------------
+    async def _process(self, candle: Candle, recovery: bool) -> None:
+        core, market = self.core, self.market
+        assert core is not None and market is not None
+        await self._prefetch_lower(candle)
+        market.append(candle)
+        core.settling_recovery = recovery
+        try:
+            equity = core.step(len(market.base) - 1)
+        except Exception as exc:
+            await self._fail(f"strategy {self.strategy.name} raised {type(exc).__name__}: {exc}")
+            raise RunFailed(str(exc)) from exc
+        finally:
+            core.settling_recovery = False
+            self._lower.clear()
+        close_time = candle.timestamp + self.step_ms
+        try:
+            await self._commit(candle.timestamp, (close_time, equity, self.portfolio.balance))
+        except Exception as exc:
+            # memory moved past what the database holds: stop rather than drift apart
+            await self._fail(f"could not store candle {candle.timestamp}: {exc}")
+            raise RunFailed(str(exc)) from exc
+        self.last_candle_ts = candle.timestamp
+
+    async def _prefetch_lower(self, candle: Candle) -> None:
+        """Fetch 1m candles of this candle's span when a position may need a drill-down."""
+        if not lower_timeframes(self.record.timeframe):
+            return
+        if not any(touch(p.direction, candle.open, candle.high, candle.low, p.stop_loss,
+                         p.take_profit) == BOTH for p in self.portfolio.positions):
+            return
+        try:
+            self._lower["1m"] = await self.source.fetch(
+                self.record.symbol, "1m", candle.timestamp, candle.timestamp + self.step_ms)
+        except FetchError as exc:
+            log.warning("run %s: no 1m candles for drill-down (%s): stop-loss assumed",
+                        self.id, exc)
+
+    async def _commit(self, last_candle_ts: int | None, equity: tuple[int, float, float] | None,
+                      actor: str = "engine") -> None:
+        events = tuple(self._pending)
+        self._pending.clear()
+        pf = self.portfolio
+        write = StepWrite(
+            run_id=self.id, balance=pf.balance, next_position_id=pf.next_position_id,
+            strategy_state=self.strategy.get_state(), last_candle_ts=last_candle_ts,
+            mark_price=pf.mark_price, mark_ts=now_ms(),
+            opened=tuple(e.position for e in events if isinstance(e, TradeOpened)),
+            closed=tuple(e.trade for e in events if isinstance(e, TradeClosed)),
+            equity=equity, events=events, actor=actor)
+        await asyncio.shield(self.store.commit_step(write))
+        for event in events:
+            self.publish(event)
+
+    async def emit_now(self, event: Event) -> None:
+        await asyncio.shield(self.store.add_events((event,)))
+        self.publish(event)
+
+    async def _fail(self, message: str) -> None:
+        self.failed = True
+        log.error("run %s failed: %s", self.id, message)
+        events = (EngineError(self.id, now_ms(), message, fatal=True),
+                  RunStopped(self.id, now_ms(), "error", self.portfolio.equity))
+        await asyncio.shield(self.store.set_status(self.id, "failed", message, "engine", events))
+        for event in events:
+            self.publish(event)

@@ -1,0 +1,363 @@
+"""Persistence of forward runs in SQLite (aiosqlite, WAL).
+
+The one rule that makes restarts safe: everything a processed candle changes — fills (positions
+opened, trades closed), balance, strategy state, the run's last processed candle, its equity
+point, the events for the alert outbox and the audit rows — is written in **one transaction**
+(``commit_step``). A crash before the commit loses the whole candle, which is processed again
+after the restart; a crash after it loses nothing. Either way no fill is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from engine.events import Event, event_name, from_record, to_record
+from engine.store.schema import migrate
+from engine.types import Position, Trade
+
+
+def now_ms() -> int:
+    """Wall-clock time, ms UTC."""
+    return int(time.time() * 1000)
+
+
+def _level(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored. Money in quote currency, times ms UTC."""
+
+    id: str
+    strategy: str
+    params: dict[str, Any]
+    symbol: str
+    timeframe: str
+    timeframes: list[str]
+    exchange: str
+    market_type: str
+    starting_balance: float
+    fee_bps: float
+    maker_fee_bps: float
+    slippage_bps: float
+    leverage: float
+    status: str
+    channel_id: int | None
+    started_by: str | None
+    created_at: int
+    updated_at: int
+    stopped_at: int | None
+    stop_reason: str | None
+    history_start: int | None
+    last_candle_ts: int | None
+    balance: float
+    next_position_id: int
+    strategy_state: dict[str, Any]
+    mark_price: float | None
+    mark_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event from the outbox with its row id and delivery attempts."""
+
+    id: int
+    event: Event
+    attempts: int
+
+
+@dataclass(slots=True)
+class StepWrite:
+    """What one processed candle (or a manual close) changed, written atomically."""
+
+    run_id: str
+    balance: float
+    next_position_id: int
+    strategy_state: dict[str, Any]
+    last_candle_ts: int | None = None
+    mark_price: float | None = None
+    mark_ts: int | None = None
+    opened: tuple[Position, ...] = ()
+    closed: tuple[Trade, ...] = ()
+    equity: tuple[int, float, float] | None = None  # (ts, equity, balance)
+    events: tuple[Event, ...] = ()
+    actor: str = "engine"
+
+
+_POSITION_COLUMNS = ("id", "side", "size", "entry_price", "entry_time", "entry_fee",
+                     "stop_loss", "take_profit", "margin", "tag")
+_TRADE_COLUMNS = ("id", "side", "size", "entry_time", "entry_price", "exit_time", "exit_price",
+                  "pnl", "entry_fee", "exit_fee", "exit_reason", "stop_loss", "take_profit",
+                  "tag", "settled_on_recovery")
+
+
+class Store:
+    """Async access to the run database. Use ``await Store.open(path)``; ``await close()``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self.db = db
+        self.path = path
+        # one connection, many runs: writes take turns, so one run's transaction never
+        # swallows (or is broken by) another's statements
+        self.write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating and migrating) the database at ``path`` in WAL mode.
+
+        Raises:
+            engine.store.schema.SchemaError: a database from a newer paperbot.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await migrate(db)
+        return cls(db, path)
+
+    async def close(self) -> None:
+        """Checkpoint and close."""
+        await self.db.close()
+
+    async def integrity_check(self) -> str:
+        """``PRAGMA integrity_check`` result ("ok" when healthy)."""
+        async with self.db.execute("PRAGMA integrity_check") as cur:
+            row = await cur.fetchone()
+        return str(row[0])
+
+    # ---- runs ----------------------------------------------------------------------------------
+    async def create_run(self, run: RunRecord, actor: str) -> None:
+        """Insert a new run and audit who started it."""
+        values = {
+            **{k: getattr(run, k) for k in RunRecord.__slots__},
+            "params": json.dumps(run.params), "timeframes": json.dumps(run.timeframes),
+            "strategy_state": json.dumps(run.strategy_state),
+        }
+        columns = ", ".join(values)
+        marks = ", ".join(f":{k}" for k in values)
+        async with self._tx():
+            await self.db.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", values)
+            await self._audit(run.created_at, run.id, actor, "run_start",
+                              {"strategy": run.strategy, "symbol": run.symbol,
+                               "timeframe": run.timeframe, "params": run.params})
+
+    async def set_status(self, run_id: str, status: str, reason: str | None, actor: str,
+                         events: tuple[Event, ...] = ()) -> None:
+        """Change a run's status (``running``/``stopped``/``failed``), audited, atomically."""
+        ts = now_ms()
+        async with self._tx():
+            await self.db.execute(
+                "UPDATE runs SET status=?, stop_reason=?, stopped_at=?, updated_at=? WHERE id=?",
+                (status, reason, ts if status != "running" else None, ts, run_id))
+            await self._audit(ts, run_id, actor, f"run_{status}", {"reason": reason})
+            await self._insert_events(events)
+
+
+    async def run(self, run_id: str) -> RunRecord | None:
+        """One run, or None."""
+        async with self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _run(row)
+
+    async def runs(self, status: str | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally with one status."""
+        sql = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + \
+            " ORDER BY created_at DESC"
+        async with self.db.execute(sql, (status,) if status else ()) as cur:
+            return [_run(row) for row in await cur.fetchall()]
+
+    # ---- the step --------------------------------------------------------------------------------
+    async def commit_step(self, step: StepWrite) -> None:
+        """Write one candle's (or one command's) changes in a single transaction."""
+        ts = now_ms()
+        async with self._tx():
+            sets = ["balance=:balance", "next_position_id=:next_id", "strategy_state=:state",
+                    "updated_at=:ts"]
+            args: dict[str, Any] = {"balance": step.balance, "next_id": step.next_position_id,
+                                    "state": json.dumps(step.strategy_state), "ts": ts,
+                                    "id": step.run_id}
+            if step.last_candle_ts is not None:
+                sets.append("last_candle_ts=:last")
+                args["last"] = step.last_candle_ts
+            if step.mark_price is not None:
+                sets += ["mark_price=:mark", "mark_ts=:mark_ts"]
+                args.update(mark=step.mark_price, mark_ts=step.mark_ts)
+            await self.db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=:id", args)
+            for pos in step.opened:
+                await self.db.execute(
+                    f"INSERT INTO positions (run_id, {', '.join(_POSITION_COLUMNS)}) "
+                    f"VALUES (?{', ?' * len(_POSITION_COLUMNS)})",
+                    (step.run_id, pos.id, pos.side, pos.size, pos.entry_price, pos.entry_time,
+                     pos.entry_fee, _level(pos.stop_loss), _level(pos.take_profit), pos.margin,
+                     pos.tag))
+                await self._audit(ts, step.run_id, step.actor, "fill_open",
+                                  {"position": pos.id, "side": pos.side, "size": pos.size,
+                                   "price": pos.entry_price, "fee": pos.entry_fee})
+            for trade in step.closed:
+                await self.db.execute("DELETE FROM positions WHERE run_id=? AND id=?",
+                                      (step.run_id, trade.id))
+                await self.db.execute(
+                    f"INSERT INTO trades (run_id, {', '.join(_TRADE_COLUMNS)}) "
+                    f"VALUES (?{', ?' * len(_TRADE_COLUMNS)})",
+                    (step.run_id, trade.id, trade.side, trade.size, trade.entry_time,
+                     trade.entry_price, trade.exit_time, trade.exit_price, trade.pnl,
+                     trade.entry_fee, trade.exit_fee, trade.exit_reason,
+                     _level(trade.stop_loss), _level(trade.take_profit), trade.tag,
+                     int(trade.settled_on_recovery)))
+                await self._audit(ts, step.run_id, step.actor, "fill_close",
+                                  {"position": trade.id, "reason": trade.exit_reason,
+                                   "price": trade.exit_price, "pnl": trade.pnl})
+            if step.equity is not None:
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
+                    "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
+            await self._insert_events(step.events)
+
+    async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
+        """A periodic equity point between candles (at the last tick's price)."""
+        async with self.write_lock:
+            await self.db.execute(
+                "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
+                "VALUES (?, ?, ?, ?, 'snapshot')", (run_id, ts, equity, balance))
+
+    async def add_events(self, events: tuple[Event, ...]) -> None:
+        """Store events that change no run state (feed lost/restored, errors, summaries)."""
+        async with self._tx():
+            await self._insert_events(events)
+
+    async def audit(self, run_id: str | None, actor: str, action: str,
+                    detail: dict[str, Any]) -> None:
+        """Append one audit row (commands, refusals)."""
+        async with self.write_lock:
+            await self._audit(now_ms(), run_id, actor, action, detail)
+
+    # ---- reads -----------------------------------------------------------------------------------
+    async def positions(self, run_id: str) -> list[Position]:
+        """Open positions of a run, by id."""
+        async with self.db.execute("SELECT * FROM positions WHERE run_id=? ORDER BY id",
+                                   (run_id,)) as cur:
+            rows = await cur.fetchall()
+        return [Position(id=r["id"], symbol="", side=r["side"],
+                         direction=1 if r["side"] == "long" else -1, size=r["size"],
+                         entry_price=r["entry_price"], entry_time=r["entry_time"],
+                         entry_fee=r["entry_fee"], stop_loss=_nan(r["stop_loss"]),
+                         take_profit=_nan(r["take_profit"]), margin=r["margin"], tag=r["tag"])
+                for r in rows]
+
+    async def trades(self, run_id: str, limit: int | None = None) -> list[Trade]:
+        """Closed trades of a run in exit order (the newest ``limit`` when given)."""
+        sql = "SELECT * FROM trades WHERE run_id=? ORDER BY exit_time DESC, id DESC"
+        args: tuple[Any, ...] = (run_id,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args += (limit,)
+        async with self.db.execute(sql, args) as cur:
+            rows = await cur.fetchall()
+        return [Trade(id=r["id"], symbol="", side=r["side"], size=r["size"],
+                      entry_time=r["entry_time"], entry_price=r["entry_price"],
+                      exit_time=r["exit_time"], exit_price=r["exit_price"], pnl=r["pnl"],
+                      entry_fee=r["entry_fee"], exit_fee=r["exit_fee"],
+                      exit_reason=r["exit_reason"], stop_loss=_nan(r["stop_loss"]),
+                      take_profit=_nan(r["take_profit"]), tag=r["tag"],
+                      settled_on_recovery=bool(r["settled_on_recovery"]))
+                for r in reversed(rows)]
+
+    async def equity_curve(self, run_id: str) -> list[tuple[int, float]]:
+        """(ts, equity) points of a run, candle closes and snapshots, in time order."""
+        async with self.db.execute("SELECT ts, equity FROM equity WHERE run_id=? ORDER BY ts",
+                                   (run_id,)) as cur:
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def pending_events(self, limit: int = 100, max_attempts: int = 5) -> list[StoredEvent]:
+        """Undelivered events, oldest first, that have not used up their attempts."""
+        async with self.db.execute(
+            "SELECT id, type, payload, attempts FROM events WHERE delivered_at IS NULL "
+            "AND attempts < ? ORDER BY id LIMIT ?", (max_attempts, limit)) as cur:
+            rows = await cur.fetchall()
+        return [StoredEvent(r["id"], from_record({**json.loads(r["payload"]), "type": r["type"]}),
+                            r["attempts"]) for r in rows]
+
+    async def mark_delivered(self, event_id: int) -> None:
+        """The event reached its alert sink."""
+        async with self.write_lock:
+            await self.db.execute(
+                "UPDATE events SET delivered_at=?, attempts=attempts+1 WHERE id=?",
+                (now_ms(), event_id))
+
+    async def mark_failed(self, event_id: int, error: str) -> None:
+        """One delivery attempt failed (the event stays in the outbox)."""
+        async with self.write_lock:
+            await self.db.execute(
+                "UPDATE events SET attempts=attempts+1, last_error=? WHERE id=?",
+                (error, event_id))
+
+    async def last_event_id(self) -> int:
+        """Highest event row id (0 when none)."""
+        async with self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0])
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self.db, self.write_lock)
+
+    async def _insert_events(self, events: tuple[Event, ...]) -> None:
+        for event in events:
+            record = to_record(event)
+            await self.db.execute(
+                "INSERT INTO events (run_id, ts, type, payload) VALUES (?, ?, ?, ?)",
+                (event.run_id, event.ts, event_name(event),
+                 json.dumps({k: v for k, v in record.items() if k != "type"})))
+
+    async def _audit(self, ts: int, run_id: str | None, actor: str, action: str,
+                     detail: dict[str, Any]) -> None:
+        await self.db.execute(
+            "INSERT INTO audit (ts, run_id, actor, action, detail) VALUES (?, ?, ?, ?, ?)",
+            (ts, run_id, actor, action, json.dumps(detail, default=str)))
+
+
+class _Transaction:
+    """The write lock, then ``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error)."""
+
+    def __init__(self, db: aiosqlite.Connection, lock: asyncio.Lock) -> None:
+        self.db = db
+        self.lock = lock
+
+    async def __aenter__(self) -> None:
+        await self.lock.acquire()
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            await self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.lock.release()
+
+
+def _run(row: aiosqlite.Row) -> RunRecord:
+    values = dict(row)
+    values["params"] = json.loads(values["params"])
+    values["timeframes"] = json.loads(values["timeframes"])
+    values["strategy_state"] = json.loads(values["strategy_state"])
+    return RunRecord(**values)

@@ -1,0 +1,116 @@
+"""Read models of forward runs for the front-ends (CLI tables, Discord embeds).
+
+Plain frozen dataclasses: money in quote currency, sizes in base units, times ms UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from engine.metrics import drawdown_series
+from engine.store.store import RunRecord
+from engine.types import Position, Trade
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A run with its current figures."""
+
+    id: str
+    strategy: str
+    symbol: str
+    timeframe: str
+    exchange: str
+    status: str
+    starting_balance: float
+    balance: float
+    equity: float
+    open_positions: int
+    trades: int
+    created_at: int
+    started_by: str | None
+    channel_id: int | None
+    params: dict
+    last_candle_ts: int | None
+    stop_reason: str | None
+
+    @property
+    def return_pct(self) -> float:
+        """Equity over starting balance, percent."""
+        return (self.equity / self.starting_balance - 1.0) * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """An open position marked to the last price."""
+
+    run_id: str
+    id: int
+    symbol: str
+    side: str
+    size: float
+    entry_price: float
+    entry_time: int
+    mark_price: float | None
+    unrealised_pnl: float | None
+    unrealised_pct: float | None
+    stop_loss: float | None
+    take_profit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PnlView:
+    """Profit and loss of a run since it started."""
+
+    run_id: str
+    symbol: str
+    starting_balance: float
+    balance: float
+    equity: float
+    realised_pnl: float
+    unrealised_pnl: float
+    return_pct: float
+    trades: int
+    win_rate_pct: float | None
+    max_drawdown_pct: float
+    fees_paid: float
+
+
+def _level(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -> PositionView:
+    """``pos`` marked at ``mark`` (None when no price is known yet)."""
+    pnl = pct = None
+    if mark is not None and not math.isnan(mark):
+        pnl = (mark - pos.entry_price) * pos.size * pos.direction
+        pct = pnl / (pos.entry_price * pos.size) * 100.0
+    return PositionView(run_id, pos.id, symbol, pos.side, pos.size, pos.entry_price,
+                        pos.entry_time, mark, pnl, pct, _level(pos.stop_loss),
+                        _level(pos.take_profit))
+
+
+def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,
+             trades: int) -> RunView:
+    """A ``RunView`` from a record and current figures."""
+    return RunView(rec.id, rec.strategy, rec.symbol, rec.timeframe, rec.exchange, rec.status,
+                   rec.starting_balance, balance, equity, open_positions, trades,
+                   rec.created_at, rec.started_by, rec.channel_id, rec.params,
+                   rec.last_candle_ts, rec.stop_reason)
+
+
+def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],
+             curve: list[float]) -> PnlView:
+    """A ``PnlView``; ``curve`` is the stored equity points in time order."""
+    wins = sum(1 for t in trades if t.pnl > 0)
+    points = [rec.starting_balance, *curve, equity]
+    drawdown = float(drawdown_series(points).min()) * 100.0
+    return PnlView(
+        run_id=rec.id, symbol=rec.symbol, starting_balance=rec.starting_balance,
+        balance=balance, equity=equity, realised_pnl=sum(t.pnl for t in trades),
+        unrealised_pnl=equity - balance,
+        return_pct=(equity / rec.starting_balance - 1.0) * 100.0, trades=len(trades),
+        win_rate_pct=wins / len(trades) * 100.0 if trades else None,
+        max_drawdown_pct=drawdown, fees_paid=sum(t.fees for t in trades))

@@ -1,0 +1,88 @@
+"""Shared set-up of forward-run tests: the exchange stand-in, settings, a runtime, waits."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.runtime import Runtime
+from engine.settings import Settings, load_settings
+from tests.helpers import SAMPLE_DATA
+from tests.standins.exchange import CandleSeries, ExchangeStandin
+
+MINUTES = SAMPLE_DATA / "binance_BTC-USDT_1m.parquet"
+
+#: A strategy that goes long on its first candle with a stop-loss and take-profit in percent.
+ALWAYS_LONG = textwrap.dedent('''
+    from engine.strategy import Strategy
+    from engine.types import Signal
+
+    class AlwaysLong(Strategy):
+        """Long whenever flat, with a stop-loss and take-profit in percent of the close."""
+        timeframes = ["1m"]
+        params = {"stop_pct": 0.5, "take_pct": 0.5}
+
+        def on_candle(self, data, portfolio):
+            if portfolio.positions:
+                return None
+            close = data.base.close[-1]
+            return [Signal.open_long(50, stop_loss=close * (1 - self.p.stop_pct / 100),
+                                     take_profit=close * (1 + self.p.take_pct / 100))]
+''')
+
+
+@dataclass
+class Env:
+    """What a forward test works with."""
+
+    ex: ExchangeStandin
+    series: CandleSeries
+    runtime: Runtime
+    settings: Settings
+    events: asyncio.Queue
+
+
+def settings_for(tmp_path: Path, ex: ExchangeStandin, venue: str, **overrides) -> Settings:
+    """Settings pointing the live exchange at the stand-in."""
+    strategies = tmp_path / "strategies"
+    strategies.mkdir(exist_ok=True)
+    (strategies / "always_long.py").write_text(ALWAYS_LONG)
+    values = dict(db_path=tmp_path / "runs.db", data_dir=tmp_path / "cache",
+                  strategy_dir=strategies, live_exchange=venue, exchange_rest_url=ex.rest_url,
+                  exchange_ws_url=ex.ws_url(venue), feed_timeout_s=5.0, fee_bps=10.0,
+                  slippage_bps=0.0)
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@asynccontextmanager
+async def forward_env(tmp_path: Path, *, start: int = 0, count: int = 1500, cursor: int = 200,
+                      venue: str = "bybit", **overrides) -> AsyncIterator[Env]:
+    """Stand-in serving ``count`` real 1m candles from row ``start``, closed up to ``cursor``."""
+    series = CandleSeries.from_parquet(MINUTES, "BTC/USDT", "1m", start=start, count=count,
+                                       cursor=cursor)
+    async with ExchangeStandin([series], binance_ping_interval=1.0) as ex:
+        settings = settings_for(tmp_path, ex, venue, **overrides)
+        async with Runtime(settings) as runtime:
+            yield Env(ex, series, runtime, settings, runtime.bus.subscribe())
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """Wait (bounded) until ``check()`` is true."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def drain(queue: asyncio.Queue) -> list:
+    """Everything queued so far."""
+    out = []
+    while not queue.empty():
+        out.append(queue.get_nowait())
+    return out
