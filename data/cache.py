@@ -12,7 +12,6 @@ replaces the old file with ``os.replace``, so a crash leaves either the old or t
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +22,8 @@ import pyarrow.parquet as pq
 
 from data.frames import OHLCV_COLUMNS, empty_frame, normalize_frame, validate_frame
 from data.gaps import Gap, find_gaps
-from data.symbols import split_symbol
-from data.timeframes import TimeframeError, timeframe_ms
-
-_FILE_RE = re.compile(r"^(?P<exchange>[a-z0-9]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_"
-                      r"(?P<timeframe>[1-9][0-9]*[mhdw])\.parquet$")
+from data.symbols import parse_cache_name, split_symbol
+from data.timeframes import timeframe_ms
 
 
 def cache_path(data_dir: Path, exchange: str, symbol: str, timeframe: str) -> Path:
@@ -116,18 +112,6 @@ class CacheEntry:
     last: int | None
     rows: int
     gaps: list[Gap]
-
-
-def parse_cache_name(name: str) -> tuple[str, str, str] | None:
-    """``"binance_BTC-USDT_1m.parquet"`` → ``("binance", "BTC/USDT", "1m")``; else None."""
-    match = _FILE_RE.match(name)
-    if match is None:
-        return None
-    try:
-        timeframe_ms(match["timeframe"])
-    except TimeframeError:
-        return None
-    return match["exchange"], f"{match['base']}/{match['quote']}", match["timeframe"]
 
 
 def list_cache(data_dir: Path) -> list[CacheEntry]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 class SymbolError(ValueError):
@@ -27,3 +28,25 @@ def normalize_symbol(symbol: str) -> str:
     base, quote = split_symbol(symbol)
     settle = symbol.strip().upper().split(":", 1)
     return f"{base}/{quote}" + (f":{settle[1]}" if len(settle) == 2 else "")
+
+
+_CACHE_NAME = re.compile(r"^(?P<exchange>[a-z0-9]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_"
+                         r"(?P<timeframe>[1-9][0-9]*[mhdw])\.parquet$")
+
+
+def parse_cache_name(name: str) -> tuple[str, str, str] | None:
+    """``"binance_BTC-USDT_1m.parquet"`` → ``("binance", "BTC/USDT", "1m")``; else None."""
+    match = _CACHE_NAME.match(name)
+    if match is None:
+        return None
+    return match["exchange"], f"{match['base']}/{match['quote']}", match["timeframe"]
+
+
+def cached_symbols(data_dir: Path, exchange: str | None = None) -> list[str]:
+    """Symbols with candle files in the cache folder (from file names only; no file is read)."""
+    found = set()
+    for path in Path(data_dir).glob("*.parquet"):
+        parsed = parse_cache_name(path.name)
+        if parsed is not None and (exchange is None or parsed[0] == exchange):
+            found.add(parsed[1])
+    return sorted(found)

@@ -7,6 +7,7 @@ rejected signals and how stop-loss/take-profit ambiguities were settled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,8 @@ class BacktestResult:
 
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
-                 lower: LowerSource | None = None) -> BacktestResult:
+                 lower: LowerSource | None = None,
+                 progress: Callable[[float], None] | None = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -89,6 +91,7 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         candles: sorted candles including the warm-up history.
         config: balance, fees, slippage, where trading starts.
         lower: lower-timeframe candles for drill-down; None = conservative fallback only.
+        progress: called with the fraction done (0–1) about twenty times during the run.
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -113,9 +116,13 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
     core = Core(strategy, market, portfolio, config.fills, DrillDown(lower, config.timeframe))
 
     advance, step = market.advance, core.step
-    for i in range(first, n):
-        advance(i)
-        step(i)
+    chunk = max(10_000, (n - first) // 20)
+    for lo in range(first, n, chunk):
+        for i in range(lo, min(n, lo + chunk)):
+            advance(i)
+            step(i)
+        if progress is not None:
+            progress(min(n, lo + chunk - first) / (n - first))
 
     last_close_time = int(candles.timestamp[-1]) + timeframe_ms(config.timeframe)
     core.close_all(float(candles.close[-1]), last_close_time, "end_of_data")

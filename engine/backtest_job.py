@@ -11,24 +11,21 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from data.cache_sync import update_cache
 from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError
-from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
-from engine.backtest_request import BacktestReport, BacktestRequest, date_range
+from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
 from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError
 from engine.fills import FillModel
-from engine.registry import UnknownStrategyError, get_strategy
 from engine.reporting import iso, write_trades_csv
 from engine.settings import Settings
-from engine.strategy import ParamError
 
 log = logging.getLogger(__name__)
 
@@ -54,35 +51,24 @@ def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: st
         return str(exc)
 
 
-def _prepare(request: BacktestRequest, settings: Settings) -> tuple[Any, str, str, str]:
-    try:
-        info = get_strategy(request.strategy, settings.strategy_dir)
-    except UnknownStrategyError as exc:
-        raise ServiceError(str(exc)) from None
-    timeframe = request.timeframe or info.timeframes[0]
-    try:
-        timeframe_ms(timeframe)
-        symbol = normalize_symbol(request.symbol)
-        strategy = info.cls(request.params, timeframe=timeframe)
-    except (TimeframeError, SymbolError, ParamError) as exc:
-        raise ServiceError(str(exc)) from None
-    exchange = (request.exchange or settings.exchange).lower()
-    return strategy, timeframe, symbol, exchange
-
-
-def run_backtest_job(request: BacktestRequest, settings: Settings) -> BacktestReport:
+def run_backtest_job(request: BacktestRequest, settings: Settings,
+                     progress: Callable[[str], None] | None = None) -> BacktestReport:
     """Run one backtest end to end (blocking). See the module docstring.
+
+    ``progress`` receives short texts ("loading candles", "simulating 40 %", "drawing charts").
 
     Raises:
         ServiceError: bad strategy/symbol/timeframe/date/params, or missing candles.
     """
     started = time.perf_counter()
-    strategy, timeframe, symbol, exchange = _prepare(request, settings)
+    say = progress or (lambda _text: None)
+    strategy, timeframe, symbol, exchange = check_request(request, settings)
     start, end = date_range(request.start, request.end)
     step = timeframe_ms(timeframe)
     load_from = None if start is None else start - strategy.warmup_candles() * step
     loader = CandleLoader(settings.data_dir)
     warnings: list[str] = []
+    say("loading candles")
     fetch_note = None
     if start is not None and not settings.offline:
         fetch_end = end if end is not None else int(time.time() * 1000)
@@ -121,13 +107,16 @@ def run_backtest_job(request: BacktestRequest, settings: Settings) -> BacktestRe
                             trade_start=start, exchange=exchange)
     lower = loader.lower_source(exchange, symbol, first, last + step)
     try:
-        result = run_backtest(strategy, candles, config, lower)
+        result = run_backtest(strategy, candles, config, lower,
+                              progress=lambda done: say(f"simulating {len(candles):,} candles: "
+                                                        f"{done:.0%}"))
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
 
     charts: dict[str, Path] = {}
     csv_path = json_path = None
     if request.charts:
+        say("drawing charts")
         out = _out_dir(request, settings, result)
         title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
         charts["price"] = render_price_chart(result.candles, result.trades, out / "price.png",

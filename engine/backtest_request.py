@@ -10,9 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from data.symbols import SymbolError, normalize_symbol
+from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
+from engine.registry import UnknownStrategyError, get_strategy
 from engine.reporting import result_json
+from engine.settings import Settings
+from engine.strategy import ParamError, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +92,29 @@ def date_range(start: str | None, end: str | None) -> tuple[int | None, int | No
     if lo is not None and hi is not None and lo >= hi:
         raise ServiceError(f"start {start} is not before end {end}")
     return lo, hi
+
+
+def check_request(request: BacktestRequest,
+                  settings: Settings) -> tuple[Strategy, str, str, str]:
+    """Validate what needs no candles: strategy, params, timeframe, symbol, dates.
+
+    Returns:
+        (strategy instance, timeframe, unified symbol, exchange id).
+
+    Raises:
+        ServiceError: saying what is wrong and what is valid.
+    """
+    date_range(request.start, request.end)
+    try:
+        info = get_strategy(request.strategy, settings.strategy_dir)
+    except UnknownStrategyError as exc:
+        raise ServiceError(str(exc)) from None
+    timeframe = request.timeframe or info.timeframes[0]
+    try:
+        timeframe_ms(timeframe)
+        symbol = normalize_symbol(request.symbol)
+        strategy = info.cls(request.params, timeframe=timeframe)
+    except (TimeframeError, SymbolError, ParamError) as exc:
+        raise ServiceError(str(exc)) from None
+    exchange = (request.exchange or settings.exchange).lower()
+    return strategy, timeframe, symbol, exchange

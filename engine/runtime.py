@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import signal
-from concurrent.futures import Executor
 from types import TracebackType
 
 from engine.forward.bus import EventBus
@@ -23,6 +22,7 @@ from engine.forward.schedule import build_scheduler
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.store.store import Store
+from engine.workers import JobPool
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ class Runtime:
 
     Args:
         settings: validated settings.
-        executor: worker for backtests (None: the loop's default thread pool).
+        jobs: where backtests and charts run (None: a thread of this process).
         source_factory: REST sources for the engine (tests point it at a stand-in).
     """
 
-    def __init__(self, settings: Settings, executor: Executor | None = None,
+    def __init__(self, settings: Settings, jobs: JobPool | None = None,
                  source_factory=None) -> None:
         self.settings = settings
-        self.executor = executor
+        self.jobs = jobs
         self.source_factory = source_factory
         self.bus = EventBus()
         self.store: Store | None = None
@@ -53,7 +53,7 @@ class Runtime:
     async def __aenter__(self) -> Runtime:
         self.store = await Store.open(self.settings.db_path)
         self.engine = ForwardEngine(self.settings, self.store, self.bus, self.source_factory)
-        self.service = PaperService(self.settings, self.executor, self.store, self.engine)
+        self.service = PaperService(self.settings, self.jobs, self.store, self.engine)
         self._scheduler = build_scheduler(self.engine)
         self._scheduler.start()
         return self

@@ -11,18 +11,18 @@ backtests run in a worker process.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-from concurrent.futures import Executor
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.history import FetchError
+from data.ohlcv import OHLCV
 from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
-from engine.backtest_request import BacktestReport, BacktestRequest, date_range
+from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
 from engine.errors import ServiceError
 from engine.forward.engine import ForwardEngine, RunSpec
 from engine.registry import StrategyInfo, UnknownStrategyError, discover, get_strategy
@@ -30,6 +30,7 @@ from engine.settings import Settings
 from engine.store.store import RunRecord, Store
 from engine.types import Position, Trade
 from engine.views import PnlView, PositionView, RunView, pnl_view, position_view, run_view
+from engine.workers import JobPool
 
 if TYPE_CHECKING:
     from data.cache import CacheEntry
@@ -50,16 +51,16 @@ class PaperService:
 
     Args:
         settings: validated settings.
-        executor: where CPU-heavy jobs run; None uses the loop's default thread pool.
+        jobs: where CPU-heavy jobs run (a worker process in the bot); None: a thread.
         store: the run database (needed by the run, position, trade and PnL methods).
         engine: the live forward engine (needed to start, stop and close; without it the
             read methods answer from the database).
     """
 
-    def __init__(self, settings: Settings, executor: Executor | None = None,
+    def __init__(self, settings: Settings, jobs: JobPool | None = None,
                  store: Store | None = None, engine: ForwardEngine | None = None) -> None:
         self.settings = settings
-        self.executor = executor
+        self.jobs = jobs or JobPool(processes=0)
         self.store = store
         self.engine = engine
 
@@ -80,17 +81,38 @@ class PaperService:
             raise ServiceError(str(exc)) from None
 
     # ---- backtests ------------------------------------------------------------------------
-    async def backtest(self, request: BacktestRequest) -> BacktestReport:
-        """Run a backtest off the event loop and return its report.
+    def check_backtest(self, request: BacktestRequest) -> None:
+        """Validate a request without touching candles (cheap: before deferring a reply).
+
+        Raises:
+            ServiceError: bad strategy, params, timeframe, symbol or dates.
+        """
+        check_request(request, self.settings)
+
+    async def backtest(self, request: BacktestRequest,
+                       progress: Callable[[str], None] | None = None) -> BacktestReport:
+        """Run a backtest in the job pool (never on the event loop) and return its report.
+
+        ``progress`` receives short status texts while it runs.
 
         Raises:
             ServiceError: see ``engine.backtest_job.run_backtest_job``.
         """
-        from engine.backtest_job import run_backtest_job
+        return await self.jobs.run("engine.backtest_job:run_backtest_job", request,
+                                   self.settings, progress=progress)
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, run_backtest_job, request,
-                                          self.settings)
+    async def symbols(self, query: str = "", exchange: str | None = None,
+                      limit: int = 25) -> list[str]:
+        """Symbols matching ``query`` (case-insensitive substring): cached ones first, then the
+        live exchange's markets when they are loaded. For autocomplete."""
+        from data.symbols import cached_symbols
+
+        names = cached_symbols(self.settings.data_dir, exchange)
+        if self.engine is not None:
+            live = self.engine.known_markets()
+            names += [m for m in live if m not in names]
+        wanted = query.strip().upper()
+        return [n for n in names if wanted in n][:limit]
 
     # ---- market data ------------------------------------------------------------------------
     def cached(self) -> list[CacheEntry]:
@@ -214,6 +236,26 @@ class PaperService:
                                "(or paperbot runs)")
         return record
 
+    def check_run(self, spec: RunSpec) -> None:
+        """Validate a run request without the network (before deferring a reply).
+
+        Raises:
+            ServiceError: bad strategy, params, timeframe, exchange, symbol or balance.
+        """
+        self._need_engine().check_spec(spec)
+
+    async def default_run(self) -> str:
+        """The run meant when none is named: the newest running one, else the newest.
+
+        Raises:
+            ServiceError: there is no run at all.
+        """
+        records = await self._need_store().runs()
+        running = [r for r in records if r.status == "running"]
+        if not records:
+            raise ServiceError("no runs yet; start one with /forward start")
+        return (running or records)[0].id
+
     async def start_run(self, spec: RunSpec) -> RunView:
         """Start a forward run (see ``ForwardEngine.start_run``)."""
         record = await self._need_engine().start_run(spec)
@@ -288,3 +330,44 @@ class PaperService:
         """Record a command or a refused attempt in the audit log."""
         if self.store is not None:
             await self.store.audit(run_id, actor, action, detail or {})
+
+    # ---- charts of live runs ---------------------------------------------------------------
+    def _recent_candles(self, run_id: str, start: int | None = None,
+                        count: int = 120) -> OHLCV | None:
+        live = self.engine.runs.get(run_id) if self.engine is not None else None
+        if live is None or live.market is None:
+            return None
+        base = live.market.base
+        n = len(base)
+        ts = base.timestamp.values
+        first = max(0, n - count)
+        if start is not None:  # keep the trade's entry in view, with some context
+            first = min(first, max(0, int(ts.searchsorted(start)) - 20))
+        cols = [getattr(base, c).values[first:n].copy() for c in
+                ("timestamp", "open", "high", "low", "close", "volume")]
+        return OHLCV(*cols)
+
+    async def trade_chart(self, run_id: str, trade: Trade) -> Path | None:
+        """PNG of a closed trade of a live run (None when its candles are not in memory)."""
+        candles = self._recent_candles(run_id, trade.entry_time)
+        if candles is None or len(candles) == 0:
+            return None
+        path = Path(self.settings.out_dir) / "alerts" / f"{run_id}_trade{trade.id}.png"
+        title = f"{trade.symbol} #{trade.id} {trade.side}"
+        return await self.jobs.run("engine.chart_jobs:trade_png", candles, trade, path, title)
+
+    async def position_chart(self, run_id: str, position_id: int) -> Path:
+        """PNG of an open position with the recent candles.
+
+        Raises:
+            ServiceError: the run is not live or has no such open position.
+        """
+        live = self.engine.runs.get(run_id) if self.engine is not None else None
+        pos = live.portfolio.get(position_id) if live is not None else None
+        candles = self._recent_candles(run_id, pos.entry_time if pos else None)
+        if pos is None or candles is None:
+            raise ServiceError(f"run {run_id} has no open position #{position_id}")
+        path = Path(self.settings.out_dir) / "alerts" / f"{run_id}_position{position_id}.png"
+        title = f"{pos.symbol} #{pos.id} {pos.side} (open)"
+        return await self.jobs.run("engine.chart_jobs:position_png", candles, pos, path, title,
+                                   live.record.timeframe)

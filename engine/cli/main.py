@@ -89,7 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     forward_cmd.add_parsers(sub, _add_common)
 
+    run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
+    run.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
+    _add_common(run)
+    run.set_defaults(handler=run_service)
+
     return parser
+
+
+def run_service(args: argparse.Namespace, settings: Settings) -> int:
+    """Handle ``paperbot run`` (the same as ``python -m bot``)."""
+    import asyncio
+
+    import discord
+
+    from bot.app import check_bot_settings, serve
+
+    check_bot_settings(settings)
+    logging.getLogger().setLevel(settings.log_level.upper())
+    try:
+        asyncio.run(serve(settings))
+    except discord.LoginFailure:
+        raise ServiceError("Discord refused the token (DISCORD_TOKEN); reset it in the "
+                           "developer portal") from None
+    return 0
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

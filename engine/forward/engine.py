@@ -95,6 +95,20 @@ class ForwardEngine:
             self._sources[key] = self._source_factory(exchange, market_type)
         return self._sources[key]
 
+    def known_markets(self) -> list[str]:
+        """Symbols of every exchange market list loaded so far (for autocomplete)."""
+        out: list[str] = []
+        for source in self._sources.values():
+            out += [s for s in source.loaded_markets() if s not in out]
+        return out
+
+    async def preload_markets(self) -> None:
+        """Load the live exchange's markets (spot) so symbol autocomplete can offer them."""
+        try:
+            await self.source(self.settings.live_exchange, "spot").markets()
+        except (FetchError, ValueError) as exc:
+            log.warning("could not load %s markets: %s", self.settings.live_exchange, exc)
+
     def ws_url(self, exchange: str, linear: bool) -> str:
         """Stream URL: the settings override for the live exchange, else the exchange's own."""
         override = self.settings.exchange_ws_url
@@ -120,6 +134,28 @@ class ForwardEngine:
         except (UnknownStrategyError, ParamError, TimeframeError) as exc:
             raise ServiceError(str(exc)) from None
 
+    def check_spec(self, spec: RunSpec) -> tuple[Strategy, str, str, float]:
+        """Validate what needs no network: strategy, params, timeframe, exchange, symbol form.
+
+        Returns:
+            (strategy instance, unified symbol, exchange id, starting balance).
+
+        Raises:
+            ServiceError: saying what is wrong and what is valid.
+        """
+        strategy = self._strategy(spec.strategy, spec.params, spec.timeframe)
+        exchange = (spec.exchange or self.settings.live_exchange).lower()
+        try:
+            protocol = protocol_for(exchange)
+            symbol = normalize_symbol(spec.symbol)
+            protocol.topic(symbol, strategy.timeframes[0])
+        except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
+            raise ServiceError(str(exc)) from None
+        balance = spec.balance or self.settings.balance
+        if not balance > 0:
+            raise ServiceError(f"balance must be positive, got {balance}")
+        return strategy, symbol, exchange, float(balance)
+
     async def start_run(self, spec: RunSpec) -> RunRecord:
         """Validate, warm up, store and subscribe a new run; returns its record.
 
@@ -127,18 +163,8 @@ class ForwardEngine:
             ServiceError: unknown strategy/symbol/timeframe, bad params or balance, an
                 exchange without live feed, or the exchange cannot be reached.
         """
-        strategy = self._strategy(spec.strategy, spec.params, spec.timeframe)
+        strategy, symbol, exchange, balance = self.check_spec(spec)
         timeframe = strategy.timeframes[0]
-        exchange = (spec.exchange or self.settings.live_exchange).lower()
-        try:
-            protocol = protocol_for(exchange)
-            symbol = normalize_symbol(spec.symbol)
-            protocol.topic(symbol, timeframe)
-        except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
-            raise ServiceError(str(exc)) from None
-        balance = spec.balance or self.settings.balance
-        if not balance > 0:
-            raise ServiceError(f"balance must be positive, got {balance}")
         market_type = "linear" if ":" in symbol else "spot"
         source = self.source(exchange, market_type)
         try:

@@ -52,6 +52,10 @@ class CcxtCandleSource:
                                                   **self.retry)
         return self._markets
 
+    def loaded_markets(self) -> list[str]:
+        """Symbols of the markets loaded so far (empty before ``markets()``)."""
+        return sorted(self._markets or {})
+
     async def fetch(self, symbol: str, timeframe: str, since: int, until: int,
                     now: int | None = None) -> OHLCV:
         """Closed candles with open time in ``[since, until)``.

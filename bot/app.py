@@ -1,0 +1,99 @@
+"""The always-on process: the forward engine and the Discord bot in one asyncio loop.
+
+``python -m bot`` and ``paperbot run`` call ``main``. Start-up: validate settings (a missing
+``DISCORD_TOKEN`` stops here with one line), open the database, start the job worker, resume
+stored runs, connect to Discord. SIGTERM/SIGINT: stop the runs (state saved), deliver pending
+alerts, close Discord, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from bot.client import PaperBot
+from engine.errors import ServiceError
+from engine.runtime import Runtime, wait_for_stop
+from engine.settings import Settings, SettingsError, load_settings
+from engine.workers import JobPool
+
+log = logging.getLogger(__name__)
+
+
+def check_bot_settings(settings: Settings) -> str:
+    """The Discord token (never logged).
+
+    Raises:
+        SettingsError: when ``DISCORD_TOKEN`` is missing.
+    """
+    if settings.discord_token is None or not settings.discord_token.get_secret_value():
+        raise SettingsError("DISCORD_TOKEN is not set: create a bot in the Discord developer "
+                            "portal and put its token in the environment (see docs/deploy.md)")
+    return settings.discord_token.get_secret_value()
+
+
+async def serve(settings: Settings, *, jobs: JobPool | None = None,
+                client_options: dict[str, Any] | None = None,
+                stop: asyncio.Event | None = None,
+                on_start: Callable[[Runtime, PaperBot], Awaitable[None]] | None = None) -> None:
+    """Run engine and bot until SIGTERM/SIGINT.
+
+    Tests pass ``stop`` (instead of signals), ``client_options`` for the discord client and
+    ``on_start`` to get hold of the runtime and the bot.
+    """
+    token = check_bot_settings(settings)
+    jobs = jobs or JobPool(processes=1)
+    await jobs.start()
+    try:
+        async with Runtime(settings, jobs) as runtime:
+            assert runtime.engine is not None and runtime.service is not None
+            await runtime.engine.resume_all()
+            markets = asyncio.create_task(runtime.engine.preload_markets())
+            bot = PaperBot(runtime.service, **(client_options or {}))
+            bot_task = asyncio.create_task(bot.start(token), name="discord")
+            if on_start is not None:
+                await on_start(runtime, bot)
+            waiter = asyncio.create_task(stop.wait() if stop else wait_for_stop())
+            done, _ = await asyncio.wait({bot_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            markets.cancel()
+            if bot_task in done and bot_task.exception() is not None:
+                waiter.cancel()
+                raise bot_task.exception()  # type: ignore[misc]
+            waiter.cancel()
+            # runs first (their stop events reach the outbox), then alerts, then Discord
+            await runtime.engine.shutdown()
+            await bot.close()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(bot_task, timeout=3)
+    finally:
+        jobs.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m bot``; returns the exit status."""
+    try:
+        settings = load_settings()
+        check_bot_settings(settings)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    discord.utils.setup_logging(level=getattr(logging, settings.log_level.upper(), logging.INFO),
+                                root=False)
+    try:
+        asyncio.run(serve(settings))
+    except discord.LoginFailure:
+        print("error: Discord refused the token (DISCORD_TOKEN); reset it in the developer "
+              "portal", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,122 @@
+"""Buttons on trade alerts: Close (with confirmation) and Chart.
+
+They are ``DynamicItem``s: the run and position live in the ``custom_id``
+(``pb:close:<run>:<position>``), so buttons on old alerts keep working after a redeploy.
+"""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+from bot import embeds
+from bot.access import NotAllowed, actor, require_allowed
+from bot.errors import reply_error
+from engine.errors import ServiceError
+from engine.service import PaperService
+
+
+def _service(interaction: discord.Interaction) -> PaperService:
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
+class ConfirmClose(discord.ui.View):
+    """Ephemeral "really close?" prompt: Confirm runs a paper market exit, Cancel does nothing."""
+
+    def __init__(self, service: PaperService, run_id: str, position_id: int,
+                 who: str) -> None:
+        super().__init__(timeout=120)
+        self.service = service
+        self.run_id = run_id
+        self.position_id = position_id
+        self.who = who
+
+    @discord.ui.button(label="Close at market", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction,
+                      button: discord.ui.Button) -> None:
+        try:
+            await require_allowed(interaction, self.service, "/close")
+            trade = await self.service.close_position(self.run_id, self.position_id, self.who)
+        except (ServiceError, NotAllowed) as exc:
+            await interaction.response.edit_message(
+                embed=discord.Embed(description=f"⚠️ {exc}", colour=embeds.ORANGE), view=None)
+            return
+        await interaction.response.edit_message(embed=embeds.closed_reply(trade), view=None)
+        self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction,
+                     button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(
+            embed=discord.Embed(description="Nothing was closed.", colour=embeds.GREY),
+            view=None)
+        self.stop()
+
+
+def confirm_embed(run_id: str, position_id: int) -> discord.Embed:
+    """The question asked before a manual close."""
+    return discord.Embed(title=f"Close position #{position_id} of run {run_id}?",
+                         description="A paper market exit at the last price (slippage and "
+                                     "taker fee applied).", colour=embeds.ORANGE)
+
+
+class CloseButton(discord.ui.DynamicItem[discord.ui.Button],
+                  template=r"pb:close:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+    """Close button on an open-trade alert."""
+
+    def __init__(self, run_id: str, position_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Close", style=discord.ButtonStyle.danger,
+                                           custom_id=f"pb:close:{run_id}:{position_id}"))
+        self.run_id = run_id
+        self.position_id = position_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> CloseButton:
+        return cls(match["run"], int(match["position"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        service = _service(interaction)
+        try:
+            await require_allowed(interaction, service, "the Close button")
+        except NotAllowed as exc:
+            await reply_error(interaction, exc)
+            return
+        view = ConfirmClose(service, self.run_id, self.position_id, actor(interaction.user))
+        await interaction.response.send_message(
+            embed=confirm_embed(self.run_id, self.position_id), view=view, ephemeral=True)
+
+
+class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
+                  template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+    """Chart button on an open-trade alert: recent candles with the position's levels."""
+
+    def __init__(self, run_id: str, position_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Chart", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pb:chart:{run_id}:{position_id}"))
+        self.run_id = run_id
+        self.position_id = position_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> ChartButton:
+        return cls(match["run"], int(match["position"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            path = await _service(interaction).position_chart(self.run_id, self.position_id)
+        except ServiceError as exc:
+            await reply_error(interaction, exc)
+            return
+        await interaction.followup.send(file=discord.File(path, filename="position.png"),
+                                        ephemeral=True)
+
+
+def trade_buttons(run_id: str, position_id: int) -> discord.ui.View:
+    """The buttons attached to an open-trade alert."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CloseButton(run_id, position_id))
+    view.add_item(ChartButton(run_id, position_id))
+    return view

@@ -1,0 +1,58 @@
+"""Autocomplete and choices for slash-command options."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from data.timeframes import STANDARD_TIMEFRAMES
+from engine import formatting as fmt
+from engine.errors import ServiceError
+from engine.service import PaperService
+
+TIMEFRAMES = [app_commands.Choice(name=tf, value=tf) for tf in STANDARD_TIMEFRAMES]
+MAX_CHOICES = 25
+
+
+def _service(interaction: discord.Interaction) -> PaperService:
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
+async def strategies(interaction: discord.Interaction,
+                     current: str) -> list[app_commands.Choice[str]]:
+    """Strategy names containing what was typed."""
+    wanted = current.lower()
+    return [app_commands.Choice(name=f"{s.name} — {s.description}"[:100], value=s.name)
+            for s in _service(interaction).strategies() if wanted in s.name][:MAX_CHOICES]
+
+
+async def symbols(interaction: discord.Interaction,
+                  current: str) -> list[app_commands.Choice[str]]:
+    """Cached symbols, then the live exchange's markets."""
+    names = await _service(interaction).symbols(current)
+    return [app_commands.Choice(name=n, value=n) for n in names[:MAX_CHOICES]]
+
+
+async def runs(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Run ids, running ones first, described by strategy, symbol and status."""
+    views = await _service(interaction).runs()
+    views.sort(key=lambda v: v.status != "running")
+    wanted = current.lower()
+    return [app_commands.Choice(
+        name=f"{v.id} · {v.strategy} {v.symbol} {v.timeframe} · {v.status}"[:100], value=v.id)
+        for v in views if wanted in v.id or wanted in v.strategy or wanted in v.symbol.lower()
+    ][:MAX_CHOICES]
+
+
+async def positions(interaction: discord.Interaction,
+                    current: str) -> list[app_commands.Choice[int]]:
+    """Open positions of the run chosen in the ``run`` option (or of every running run)."""
+    run = getattr(interaction.namespace, "run", None)
+    try:
+        views = await _service(interaction).positions(run or None)
+    except ServiceError:
+        return []
+    return [app_commands.Choice(
+        name=f"#{v.id} {v.side} {v.size:.6g} {v.symbol} @ {fmt.number(v.entry_price)} "
+             f"({v.run_id})"[:100], value=v.id)
+        for v in views if current.strip() in str(v.id)][:MAX_CHOICES]

@@ -1,0 +1,58 @@
+"""``/forward start|stop|list``: forward runs."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import choices, embeds
+from bot.access import actor, trader_only
+from bot.cogs.backtest import parse_params
+from engine.forward.engine import RunSpec
+from engine.service import PaperService
+
+
+class ForwardCog(commands.GroupCog, group_name="forward",
+                 group_description="Forward runs: paper trading on live candles"):
+    """Start, stop and list forward runs."""
+
+    def __init__(self, service: PaperService) -> None:
+        self.service = service
+        super().__init__()
+
+    @app_commands.command(name="start", description="Start paper-trading a strategy live")
+    @app_commands.describe(strategy="strategy name", symbol="e.g. BTC/USDT (BTC/USDT:USDT = perp)",
+                           timeframe="base timeframe (default: the strategy's)",
+                           balance="starting balance in quote currency (default 10,000)",
+                           params="strategy parameters, e.g. fast=10 slow=50")
+    @app_commands.autocomplete(strategy=choices.strategies, symbol=choices.symbols)
+    @app_commands.choices(timeframe=choices.TIMEFRAMES)
+    @app_commands.guild_only()
+    @trader_only("/forward start")
+    async def start(self, interaction: discord.Interaction, strategy: str, symbol: str,
+                    timeframe: str | None = None,
+                    balance: app_commands.Range[float, 1.0, 1e12] | None = None,
+                    params: str | None = None) -> None:
+        spec = RunSpec(strategy=strategy, symbol=symbol, timeframe=timeframe, balance=balance,
+                       params=parse_params(params), channel_id=interaction.channel_id,
+                       started_by=actor(interaction.user))
+        self.service.check_run(spec)
+        await interaction.response.defer(ephemeral=True, thinking=True)  # warm-up takes a while
+        view = await self.service.start_run(spec)
+        await interaction.edit_original_response(content=f"✅ Run {view.id} started.")
+        await interaction.followup.send(embed=embeds.run_started(view))
+
+    @app_commands.command(name="stop", description="Stop a forward run for good")
+    @app_commands.describe(run="run id")
+    @app_commands.autocomplete(run=choices.runs)
+    @app_commands.guild_only()
+    @trader_only("/forward stop")
+    async def stop(self, interaction: discord.Interaction, run: str) -> None:
+        view = await self.service.stop_run(run, actor(interaction.user))
+        await interaction.response.send_message(embed=embeds.runs([view], "Run stopped"))
+
+    @app_commands.command(name="list", description="Forward runs with equity and positions")
+    @app_commands.guild_only()
+    async def list_(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(embed=embeds.runs(await self.service.runs()))

@@ -1,0 +1,62 @@
+"""``/positions``, ``/trades``, ``/pnl`` (everyone) and ``/close`` (traders)."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import choices, embeds
+from bot.access import actor, trader_only
+from bot.buttons import ConfirmClose, confirm_embed
+from engine.errors import ServiceError
+from engine.service import PaperService
+
+
+class PortfolioCog(commands.Cog):
+    """What the forward runs hold and made."""
+
+    def __init__(self, service: PaperService) -> None:
+        self.service = service
+
+    @app_commands.command(description="Open positions with mark price, unrealised PnL, SL/TP")
+    @app_commands.describe(run="run id (default: every running run)")
+    @app_commands.autocomplete(run=choices.runs)
+    @app_commands.guild_only()
+    async def positions(self, interaction: discord.Interaction, run: str | None = None) -> None:
+        views = await self.service.positions(run)
+        await interaction.response.send_message(embed=embeds.positions(views))
+
+    @app_commands.command(description="Closed trades of a run")
+    @app_commands.describe(run="run id (default: the newest running run)",
+                           limit="how many of the newest trades (default 10)")
+    @app_commands.autocomplete(run=choices.runs)
+    @app_commands.guild_only()
+    async def trades(self, interaction: discord.Interaction, run: str | None = None,
+                     limit: app_commands.Range[int, 1, 50] = 10) -> None:
+        run_id = run or await self.service.default_run()
+        items = await self.service.trades(run_id, limit)
+        await interaction.response.send_message(embed=embeds.trades(run_id, items, limit))
+
+    @app_commands.command(description="Realised/unrealised PnL, equity, win rate, max drawdown")
+    @app_commands.describe(run="run id (default: the newest running run)")
+    @app_commands.autocomplete(run=choices.runs)
+    @app_commands.guild_only()
+    async def pnl(self, interaction: discord.Interaction, run: str | None = None) -> None:
+        view = await self.service.pnl(run or await self.service.default_run())
+        await interaction.response.send_message(embed=embeds.pnl(view))
+
+    @app_commands.command(description="Close a position at market (asks to confirm)")
+    @app_commands.describe(run="run id", position="position id")
+    @app_commands.autocomplete(run=choices.runs, position=choices.positions)
+    @app_commands.guild_only()
+    @trader_only("/close")
+    async def close(self, interaction: discord.Interaction, run: str,
+                    position: app_commands.Range[int, 1]) -> None:
+        views = await self.service.positions(run)
+        if not any(v.id == position for v in views):
+            ids = ", ".join(f"#{v.id}" for v in views) or "none"
+            raise ServiceError(f"run {run} has no open position #{position}; open: {ids}")
+        view = ConfirmClose(self.service, run, position, actor(interaction.user))
+        await interaction.response.send_message(embed=confirm_embed(run, position), view=view,
+                                                ephemeral=True)

@@ -1,0 +1,310 @@
+"""Embeds: pure functions from service results and engine events to ``discord.Embed``.
+
+Written for phones: short titles, a few inline fields, numbers with thousands separators and
+units (quote currency for money and prices, base units for sizes).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import discord
+
+from engine import formatting as fmt
+from engine.backtest_request import BacktestReport
+from engine.events import (
+    DailySummary,
+    EngineError,
+    Event,
+    FeedLost,
+    FeedRestored,
+    RunStarted,
+    RunStopped,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
+from engine.registry import StrategyInfo
+from engine.store.store import RunRecord
+from engine.types import Trade
+from engine.views import PnlView, PositionView, RunView
+
+GREEN = discord.Colour.from_rgb(38, 166, 91)
+RED = discord.Colour.from_rgb(214, 69, 65)
+GREY = discord.Colour.light_grey()
+BLUE = discord.Colour.blurple()
+ORANGE = discord.Colour.orange()
+
+REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "signal",
+           "end_of_data": "end of data", "manual": "manual close"}
+
+
+def _quote(symbol: str) -> str:
+    return symbol.split("/")[-1].split(":")[0] if "/" in symbol else ""
+
+
+def _base(symbol: str) -> str:
+    return symbol.split("/")[0]
+
+
+def _level(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return fmt.number(value)
+
+
+def _when(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _size(size: float, symbol: str) -> str:
+    return f"{size:,.6g} {_base(symbol)}"
+
+
+# ---- backtests ---------------------------------------------------------------------------------
+def backtest(report: BacktestReport) -> list[discord.Embed]:
+    """The metrics embed (with the price chart) and the equity/drawdown embed."""
+    r = report.result
+    m = r.metrics
+    cfg = r.config
+    quote = _quote(cfg.symbol)
+    start, end = int(r.candles.timestamp[0]), int(r.candles.timestamp[-1])
+    params = " ".join(f"{k}={v}" for k, v in r.params.items())
+    embed = discord.Embed(
+        title=f"{r.strategy} · {cfg.symbol} {cfg.timeframe} · {cfg.exchange}",
+        description=f"{fmt.iso(start)} → {fmt.iso(end)} UTC · {len(r.candles):,} candles\n"
+                    f"`{params}`",
+        colour=GREEN if m.total_return_pct >= 0 else RED,
+    )
+    fields = [
+        ("Return", fmt.pct(m.total_return_pct)),
+        ("Max drawdown", fmt.pct(m.max_drawdown_pct)),
+        ("Sharpe", fmt.number(m.sharpe)),
+        ("Win rate", fmt.pct(m.win_rate_pct, signed=False)),
+        ("Profit factor", fmt.number(m.profit_factor)),
+        ("Trades", f"{m.num_trades:,}"),
+        ("Fees", fmt.money(m.fees_paid, quote)),
+        ("Final equity", fmt.money(r.final_equity, quote)),
+        ("Buy & hold", fmt.pct(m.buy_and_hold_return_pct)),
+        ("SL/TP in one candle", f"{r.exit_counts.drill_down} drill-down · "
+                                f"{r.exit_counts.conservative} conservative"),
+    ]
+    for name, value in fields:
+        embed.add_field(name=name, value=value, inline=True)
+    if report.warnings:
+        embed.add_field(name="Note", value="\n".join(report.warnings)[:1000], inline=False)
+    embed.set_footer(text=f"fees {cfg.fills.taker_fee_bps:g}/{cfg.fills.maker_fee_bps:g} bp · "
+                          f"slippage {cfg.fills.slippage_bps:g} bp · {report.data_source}")
+    embeds = [embed]
+    if "price" in report.charts:
+        embed.set_image(url="attachment://price.png")
+    if "equity" in report.charts:
+        equity = discord.Embed(colour=embed.colour)
+        equity.set_image(url="attachment://equity.png")
+        embeds.append(equity)
+    return embeds
+
+
+# ---- alerts -------------------------------------------------------------------------------------
+def trade_opened(event: TradeOpened, run: RunRecord | None) -> discord.Embed:
+    """Green for a long, red for a short."""
+    p = event.position
+    long = p.side == "long"
+    embed = discord.Embed(
+        title=f"{'🟢 LONG' if long else '🔴 SHORT'} opened · {p.symbol}",
+        colour=GREEN if long else RED, timestamp=_when(p.entry_time))
+    embed.add_field(name="Entry", value=fmt.number(p.entry_price))
+    embed.add_field(name="Size", value=_size(p.size, p.symbol))
+    embed.add_field(name="Notional", value=fmt.money(p.notional, _quote(p.symbol)))
+    embed.add_field(name="Stop-loss", value=_level(p.stop_loss))
+    embed.add_field(name="Take-profit", value=_level(p.take_profit))
+    embed.add_field(name="Fee", value=fmt.number(p.entry_fee))
+    embed.set_footer(text=_run_line(event.run_id, run, f"position #{p.id}"))
+    return embed
+
+
+def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool) -> discord.Embed:
+    """Green for a profit, red for a loss; the trade chart as image when attached."""
+    t = event.trade
+    win = t.pnl >= 0
+    quote = _quote(t.symbol)
+    embed = discord.Embed(
+        title=f"{'✅' if win else '❌'} {t.side.upper()} closed · {t.symbol} · "
+              f"{fmt.money(t.pnl, quote)} ({fmt.pct(t.pnl_pct)})",
+        colour=GREEN if win else RED, timestamp=_when(t.exit_time))
+    embed.add_field(name="Entry", value=fmt.number(t.entry_price))
+    embed.add_field(name="Exit", value=fmt.number(t.exit_price))
+    embed.add_field(name="Size", value=_size(t.size, t.symbol))
+    embed.add_field(name="PnL", value=f"{fmt.money(t.pnl, quote)}\n{fmt.pct(t.pnl_pct)}")
+    embed.add_field(name="Exit reason", value=REASONS.get(t.exit_reason, t.exit_reason))
+    embed.add_field(name="Duration", value=fmt.duration(t.duration_ms))
+    embed.add_field(name="SL / TP", value=f"{_level(t.stop_loss)} / {_level(t.take_profit)}")
+    embed.add_field(name="Fees", value=fmt.number(t.fees))
+    note = " · settled on recovery (the exit happened while paperbot was down)" \
+        if t.settled_on_recovery else ""
+    embed.set_footer(text=_run_line(event.run_id, run, f"trade #{t.id}") + note)
+    if chart:
+        embed.set_image(url="attachment://trade.png")
+    return embed
+
+
+def _run_line(run_id: str, run: RunRecord | None, extra: str) -> str:
+    if run is None:
+        return f"run {run_id} · {extra}"
+    return f"run {run_id} · {run.strategy} {run.timeframe} · {extra}"
+
+
+def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
+    """Run started/stopped, feed lost/restored, errors, rejected signals, daily summaries."""
+    if isinstance(event, RunStarted):
+        embed = discord.Embed(
+            title=f"▶️ Run {event.run_id} {'resumed' if event.resumed else 'started'}",
+            description=f"{event.strategy} on {event.symbol} {event.timeframe} · {event.exchange}",
+            colour=BLUE)
+        embed.add_field(name="Balance", value=fmt.money(event.balance, _quote(event.symbol)))
+        if run is not None and run.params:
+            embed.add_field(name="Params", value="`" + " ".join(
+                f"{k}={v}" for k, v in run.params.items()) + "`", inline=False)
+    elif isinstance(event, RunStopped):
+        why = {"user": "stopped", "shutdown": "paused for a restart", "error": "failed"}
+        embed = discord.Embed(title=f"⏹️ Run {event.run_id} {why.get(event.reason, 'stopped')}",
+                              colour=GREY if event.reason != "error" else RED)
+        embed.add_field(name="Equity", value=fmt.number(event.equity))
+    elif isinstance(event, FeedLost):
+        embed = discord.Embed(title=f"⚠️ Feed lost · {event.exchange}",
+                              description=event.detail, colour=ORANGE)
+    elif isinstance(event, FeedRestored):
+        embed = discord.Embed(title=f"🔌 Feed restored · {event.exchange}",
+                              description=f"{event.backfilled} missed candles backfilled",
+                              colour=BLUE)
+    elif isinstance(event, EngineError):
+        embed = discord.Embed(title=f"🛑 {'Run failed' if event.fatal else 'Error'}",
+                              description=event.message[:2000], colour=RED)
+    elif isinstance(event, SignalRejected):
+        embed = discord.Embed(title=f"🚫 Signal {event.action} rejected",
+                              description=event.reason, colour=ORANGE)
+    elif isinstance(event, DailySummary):
+        embed = daily_summary(event)
+    else:
+        embed = discord.Embed(title=type(event).__name__, colour=GREY)
+    embed.timestamp = _when(event.ts)
+    if not embed.footer.text:
+        embed.set_footer(text=_run_line(event.run_id, run, "alert"))
+    return embed
+
+
+def daily_summary(event: DailySummary) -> discord.Embed:
+    """Once a day per run."""
+    embed = discord.Embed(title=f"📊 Daily summary · run {event.run_id}", colour=BLUE)
+    embed.add_field(name="Equity", value=fmt.number(event.equity))
+    embed.add_field(name="Realised PnL", value=fmt.number(event.realised_pnl))
+    embed.add_field(name="Unrealised PnL", value=fmt.number(event.unrealised_pnl))
+    embed.add_field(name="Open positions", value=str(event.open_positions))
+    embed.add_field(name="Trades (24 h)", value=str(event.trades_today))
+    return embed
+
+
+# ---- read commands ------------------------------------------------------------------------------
+def positions(views: list[PositionView]) -> discord.Embed:
+    """``/positions``: one block per open position."""
+    embed = discord.Embed(title="Open positions", colour=BLUE)
+    if not views:
+        embed.description = "No open positions."
+    for v in views[:25]:
+        quote = _quote(v.symbol)
+        pnl = "—" if v.unrealised_pnl is None else \
+            f"{fmt.money(v.unrealised_pnl, quote)} ({fmt.pct(v.unrealised_pct)})"
+        embed.add_field(
+            name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
+            value=(f"size {_size(v.size, v.symbol)} · entry {fmt.number(v.entry_price)}\n"
+                   f"mark {_level(v.mark_price)} · uPnL {pnl}\n"
+                   f"SL {_level(v.stop_loss)} · TP {_level(v.take_profit)}"),
+            inline=False)
+    return embed
+
+
+def trades(run_id: str, items: list[Trade], limit: int) -> discord.Embed:
+    """``/trades``: the newest closed trades, one line each."""
+    embed = discord.Embed(title=f"Trades · run {run_id}", colour=BLUE)
+    if not items:
+        embed.description = "No closed trades yet."
+        return embed
+    lines = []
+    for t in items[-limit:]:
+        lines.append(f"`#{t.id}` {t.side.upper()} {fmt.iso(t.entry_time)[5:]} → "
+                     f"{fmt.iso(t.exit_time)[5:]} · {fmt.number(t.entry_price)} → "
+                     f"{fmt.number(t.exit_price)} · **{fmt.number(t.pnl)}** "
+                     f"({REASONS.get(t.exit_reason, t.exit_reason)})")
+    text = "\n".join(lines)
+    while len(text) > 4000:
+        lines.pop(0)
+        text = "\n".join(lines)
+    embed.description = text
+    embed.set_footer(text=f"{len(lines)} trades, newest last")
+    return embed
+
+
+def pnl(view: PnlView) -> discord.Embed:
+    """``/pnl``: money in the run's quote currency."""
+    quote = _quote(view.symbol)
+    embed = discord.Embed(title=f"PnL · run {view.run_id} · {view.symbol}",
+                          colour=GREEN if view.return_pct >= 0 else RED)
+    embed.add_field(name="Equity", value=fmt.money(view.equity, quote))
+    embed.add_field(name="Return", value=fmt.pct(view.return_pct))
+    embed.add_field(name="Max drawdown", value=fmt.pct(view.max_drawdown_pct))
+    embed.add_field(name="Realised", value=fmt.money(view.realised_pnl, quote))
+    embed.add_field(name="Unrealised", value=fmt.money(view.unrealised_pnl, quote))
+    embed.add_field(name="Win rate", value=fmt.pct(view.win_rate_pct, signed=False))
+    embed.add_field(name="Trades", value=str(view.trades))
+    embed.add_field(name="Fees", value=fmt.money(view.fees_paid, quote))
+    embed.add_field(name="Start balance", value=fmt.money(view.starting_balance, quote))
+    return embed
+
+
+def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
+    """``/forward list`` (and the reply to ``/forward stop``)."""
+    embed = discord.Embed(title=title, colour=BLUE)
+    if not views:
+        embed.description = "No runs yet. Start one with /forward start."
+    for v in views[:25]:
+        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑"}.get(v.status, "•")
+        embed.add_field(
+            name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
+            value=(f"{v.status} · equity {fmt.number(v.equity)} ({fmt.pct(v.return_pct)}) · "
+                   f"{v.open_positions} open · {v.trades} trades"),
+            inline=False)
+    return embed
+
+
+def run_started(view: RunView) -> discord.Embed:
+    """Reply to ``/forward start``."""
+    embed = discord.Embed(title=f"▶️ Run {view.id} started",
+                          description=f"{view.strategy} on {view.symbol} {view.timeframe} · "
+                                      f"{view.exchange}", colour=BLUE)
+    embed.add_field(name="Balance", value=fmt.money(view.starting_balance, _quote(view.symbol)))
+    embed.add_field(name="Params", value="`" + " ".join(
+        f"{k}={v}" for k, v in view.params.items()) + "`", inline=False)
+    embed.set_footer(text="Trade alerts will be posted in this channel.")
+    return embed
+
+
+def strategies(infos: list[StrategyInfo]) -> discord.Embed:
+    """``/strategies``."""
+    embed = discord.Embed(title="Strategies", colour=BLUE)
+    for info in infos[:25]:
+        params = " ".join(f"{k}={v}" for k, v in info.params.items())
+        embed.add_field(name=f"{info.name} · {', '.join(info.timeframes)}",
+                        value=f"{info.description or '—'}\n`{params or 'no params'}`",
+                        inline=False)
+    return embed
+
+
+def closed_reply(trade: Trade) -> discord.Embed:
+    """Reply after a manual ``/close``."""
+    quote = _quote(trade.symbol)
+    return discord.Embed(
+        title=f"Closed #{trade.id} {trade.side.upper()} {trade.symbol}",
+        description=f"exit {fmt.number(trade.exit_price)} · PnL {fmt.money(trade.pnl, quote)} "
+                    f"({fmt.pct(trade.pnl_pct)})",
+        colour=GREEN if trade.pnl >= 0 else RED)

@@ -1,0 +1,49 @@
+"""One place that turns every command error into an ephemeral reply (never a silent failure)."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from engine.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def user_message(error: BaseException) -> str:
+    """The text to show for ``error``: user errors verbatim, bugs as a short notice."""
+    original = getattr(error, "original", None) or getattr(error, "__cause__", None)
+    if isinstance(error, app_commands.CommandInvokeError) and original is not None:
+        error = original
+    if isinstance(error, ServiceError | app_commands.CheckFailure):
+        return str(error)
+    if isinstance(error, app_commands.TransformerError):
+        return f"{error.value!r} is not a valid {error.type.name.lower()}"
+    if isinstance(error, app_commands.AppCommandError):
+        return str(error) or type(error).__name__
+    return f"Something went wrong ({type(error).__name__}); it was logged."
+
+
+async def reply_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Answer ``interaction`` ephemerally with the error, whatever state the reply is in."""
+    text = user_message(error)
+    if not isinstance(getattr(error, "original", error), ServiceError | app_commands.CheckFailure):
+        log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"),
+                  exc_info=error)
+    embed = discord.Embed(description=f"⚠️ {text}", colour=discord.Colour.orange())
+    try:
+        if interaction.response.is_done():
+            if interaction.type == discord.InteractionType.application_command:
+                # slow commands defer ephemerally: the error replaces the "thinking…" reply
+                original = await interaction.original_response()
+                if original.flags.ephemeral:
+                    await interaction.edit_original_response(content=None, embed=embed,
+                                                             attachments=[], view=None)
+                    return
+            await interaction.followup.send(embed=embed, ephemeral=True)
+        else:
+            await interaction.response.send_message(embed=embed, ephemeral=True)
+    except discord.HTTPException:
+        log.exception("could not tell the user about an error")

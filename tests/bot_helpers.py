@@ -1,0 +1,69 @@
+"""Set-up of end-to-end bot tests: the Discord stand-in, the exchange stand-in, the service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.app import serve
+from bot.client import PaperBot
+from engine.runtime import Runtime
+from engine.workers import JobPool
+from tests.forward_helpers import MINUTES, settings_for
+from tests.helpers import SAMPLE_DATA
+from tests.standins.discord_api import DiscordStandin, StandinRole, StandinUser
+from tests.standins.exchange import CandleSeries, ExchangeStandin
+
+TRADER = 900_000_000_000_000_042  # allowed by user id
+ROLE_TRADER = 900_000_000_000_000_043  # allowed through the role
+VISITOR = 900_000_000_000_000_044  # read commands only
+TRADER_ROLE = 900_000_000_000_000_700
+CHANNEL = 900_000_000_000_000_010
+
+
+@dataclass
+class BotEnv:
+    """A running service with its stand-ins."""
+
+    ds: DiscordStandin
+    ex: ExchangeStandin
+    series: CandleSeries
+    runtime: Runtime
+    bot: PaperBot
+
+
+@asynccontextmanager
+async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.25,
+                  count: int = 1500, cursor: int = 200) -> AsyncIterator[BotEnv]:
+    """Everything running: serve() with the real discord.py client against the stand-ins."""
+    series = CandleSeries.from_parquet(MINUTES, "BTC/USDT", "1m", count=count, cursor=cursor)
+    users = [StandinUser(TRADER), StandinUser(ROLE_TRADER, role_ids=[TRADER_ROLE]),
+             StandinUser(VISITOR)]
+    async with ExchangeStandin([series]) as ex, DiscordStandin(
+            users=users, roles=[StandinRole(TRADER_ROLE)], channel_ids=[CHANNEL],
+            heartbeat_interval=heartbeat) as ds:
+        settings = settings_for(tmp_path, ex, "bybit", discord_token=ds.token,
+                                guild_id=ds.world.guild_id, allowed_user_ids=str(TRADER),
+                                allowed_role_ids=str(TRADER_ROLE), data_dir=SAMPLE_DATA,
+                                out_dir=tmp_path / "out", offline=True)
+        stop = asyncio.Event()
+        started: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        async def on_start(runtime: Runtime, bot: PaperBot) -> None:
+            started.set_result((runtime, bot))
+
+        task = asyncio.create_task(serve(
+            settings, jobs=JobPool(processes), stop=stop,
+            client_options={"guild_ready_timeout": 0.05}, on_start=on_start))
+        try:
+            runtime, bot = await asyncio.wait_for(asyncio.shield(started), timeout=60)
+            await ds.wait_until(lambda: bot.is_ready(), timeout=30, what="bot ready")
+            yield BotEnv(ds, ex, series, runtime, bot)
+        finally:
+            stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=20)
