@@ -82,6 +82,7 @@ async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):
         await pnl.wait_done(timeout=10)
         choices = await env.ds.autocomplete("close", {"run": run_id, "position": ""},
                                             focused="position")
+        run_choices = await env.ds.autocomplete("pnl", {"run": ""}, focused="run")
         refused = await env.ds.invoke("close", {"run": run_id, "position": 1}, user_id=VISITOR)
         await refused.wait_done(timeout=10)
         ask = await env.ds.invoke("close", {"run": run_id, "position": 1},
@@ -102,6 +103,8 @@ async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):
     assert {f["name"] for f in pnl.final.embeds[0]["fields"]} >= {
         "Equity", "Realised", "Unrealised", "Win rate", "Max drawdown"}
     assert [c["value"] for c in choices] == [1]
+    assert [c["value"] for c in run_choices] == [run_id]
+    assert run_choices[0]["name"] == f"{run_id} · always_long BTC/USDT 1m · running"
     assert refused.ephemeral and "You may not use /close" in \
         refused.final.embeds[0]["description"]
     assert "Closed #1 LONG BTC/USDT" in confirm.final.embeds[0]["title"]
