@@ -36,7 +36,7 @@ def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: st
     from data.exchanges import make_exchange
 
     async def go() -> None:
-        client = make_exchange(exchange, rest_url=settings.exchange_rest_url,
+        client = make_exchange(exchange, rest_url=settings.rest_url_for(exchange),
                                market_type="linear" if ":" in symbol else None)
         try:
             await update_cache(client, settings.data_dir, exchange, symbol, timeframe, start,

@@ -146,7 +146,7 @@ class PaperService:
         if own:
             from data.exchanges import make_exchange
 
-            client = make_exchange(exchange, rest_url=self.settings.exchange_rest_url,
+            client = make_exchange(exchange, rest_url=self.settings.rest_url_for(exchange),
                                    market_type="linear" if ":" in symbol else None)
         from data.cache_sync import update_cache
 
@@ -178,7 +178,7 @@ class PaperService:
         if own:
             from data.exchanges import make_exchange
 
-            client = make_exchange(exchange, rest_url=self.settings.exchange_rest_url,
+            client = make_exchange(exchange, rest_url=self.settings.rest_url_for(exchange),
                                    market_type="linear")
         try:
             frame = await fetch_open_interest(client, normalize_symbol(symbol), timeframe, lo,

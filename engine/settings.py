@@ -36,8 +36,10 @@ class Settings(BaseSettings):
     exchange: str = Field("binance", description="default exchange for backtests and data")
     live_exchange: str = Field("bybit", description="default exchange for forward runs")
     market_type: str = Field("spot", description="spot or linear (USDT perpetuals)")
-    exchange_rest_url: str | None = Field(None, description="REST host override for ccxt")
-    exchange_ws_url: str | None = Field(None, description="full websocket stream URL override")
+    exchange_rest_url: str | None = Field(
+        None, description="REST host override for ccxt, for the live exchange")
+    exchange_ws_url: str | None = Field(
+        None, description="full websocket stream URL override, for the live exchange")
     offline: bool = Field(False, description="never fetch candles from the exchange")
 
     balance: float = Field(10_000.0, gt=0, description="default starting balance (quote)")
@@ -75,6 +77,10 @@ class Settings(BaseSettings):
         if value not in ("spot", "linear"):
             raise ValueError("must be spot or linear")
         return value
+
+    def rest_url_for(self, exchange: str) -> str | None:
+        """The REST host override, which applies to the live exchange only (else None)."""
+        return self.exchange_rest_url if exchange == self.live_exchange else None
 
     @property
     def maker_fee(self) -> float:

@@ -60,8 +60,7 @@ def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandl
     from data.exchanges import make_exchange
 
     def build(exchange: str, market_type: str) -> CcxtCandleSource:
-        rest = settings.exchange_rest_url if exchange == settings.live_exchange else None
-        return CcxtCandleSource(make_exchange(exchange, rest_url=rest,
+        return CcxtCandleSource(make_exchange(exchange, rest_url=settings.rest_url_for(exchange),
                                               market_type=market_type))
 
     return build
