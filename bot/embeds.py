@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from data.symbols import base_currency, quote_currency
 from engine import formatting as fmt
 from engine.backtest_request import BacktestReport
 from engine.events import (
@@ -40,14 +41,6 @@ REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "si
            "end_of_data": "end of data", "manual": "manual close"}
 
 
-def _quote(symbol: str) -> str:
-    return symbol.split("/")[-1].split(":")[0] if "/" in symbol else ""
-
-
-def _base(symbol: str) -> str:
-    return symbol.split("/")[0]
-
-
 def _level(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
@@ -59,7 +52,7 @@ def _when(ms: int) -> datetime:
 
 
 def _size(size: float, symbol: str) -> str:
-    return f"{size:,.6g} {_base(symbol)}"
+    return f"{size:,.6g} {base_currency(symbol)}"
 
 
 # ---- backtests ---------------------------------------------------------------------------------
@@ -68,7 +61,7 @@ def backtest(report: BacktestReport) -> list[discord.Embed]:
     r = report.result
     m = r.metrics
     cfg = r.config
-    quote = _quote(cfg.symbol)
+    quote = quote_currency(cfg.symbol)
     start, end = int(r.candles.timestamp[0]), int(r.candles.timestamp[-1])
     params = " ".join(f"{k}={v}" for k, v in r.params.items())
     embed = discord.Embed(
@@ -116,7 +109,7 @@ def trade_opened(event: TradeOpened, run: RunRecord | None) -> discord.Embed:
         colour=GREEN if long else RED, timestamp=_when(p.entry_time))
     embed.add_field(name="Entry", value=fmt.number(p.entry_price))
     embed.add_field(name="Size", value=_size(p.size, p.symbol))
-    embed.add_field(name="Notional", value=fmt.money(p.notional, _quote(p.symbol)))
+    embed.add_field(name="Notional", value=fmt.money(p.notional, quote_currency(p.symbol)))
     embed.add_field(name="Stop-loss", value=_level(p.stop_loss))
     embed.add_field(name="Take-profit", value=_level(p.take_profit))
     embed.add_field(name="Fee", value=fmt.number(p.entry_fee))
@@ -128,7 +121,7 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool) -> disc
     """Green for a profit, red for a loss; the trade chart as image when attached."""
     t = event.trade
     win = t.pnl >= 0
-    quote = _quote(t.symbol)
+    quote = quote_currency(t.symbol)
     embed = discord.Embed(
         title=f"{'✅' if win else '❌'} {t.side.upper()} closed · {t.symbol} · "
               f"{fmt.money(t.pnl, quote)} ({fmt.pct(t.pnl_pct)})",
@@ -162,7 +155,8 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
             title=f"▶️ Run {event.run_id} {'resumed' if event.resumed else 'started'}",
             description=f"{event.strategy} on {event.symbol} {event.timeframe} · {event.exchange}",
             colour=BLUE)
-        embed.add_field(name="Balance", value=fmt.money(event.balance, _quote(event.symbol)))
+        embed.add_field(name="Balance",
+                        value=fmt.money(event.balance, quote_currency(event.symbol)))
         if run is not None and run.params:
             embed.add_field(name="Params", value="`" + " ".join(
                 f"{k}={v}" for k, v in run.params.items()) + "`", inline=False)
@@ -212,7 +206,7 @@ def positions(views: list[PositionView]) -> discord.Embed:
     if not views:
         embed.description = "No open positions."
     for v in views[:25]:
-        quote = _quote(v.symbol)
+        quote = quote_currency(v.symbol)
         pnl = "—" if v.unrealised_pnl is None else \
             f"{fmt.money(v.unrealised_pnl, quote)} ({fmt.pct(v.unrealised_pct)})"
         embed.add_field(
@@ -247,7 +241,7 @@ def trades(run_id: str, items: list[Trade], limit: int) -> discord.Embed:
 
 def pnl(view: PnlView) -> discord.Embed:
     """``/pnl``: money in the run's quote currency."""
-    quote = _quote(view.symbol)
+    quote = quote_currency(view.symbol)
     embed = discord.Embed(title=f"PnL · run {view.run_id} · {view.symbol}",
                           colour=GREEN if view.return_pct >= 0 else RED)
     embed.add_field(name="Equity", value=fmt.money(view.equity, quote))
@@ -282,7 +276,8 @@ def run_started(view: RunView) -> discord.Embed:
     embed = discord.Embed(title=f"▶️ Run {view.id} started",
                           description=f"{view.strategy} on {view.symbol} {view.timeframe} · "
                                       f"{view.exchange}", colour=BLUE)
-    embed.add_field(name="Balance", value=fmt.money(view.starting_balance, _quote(view.symbol)))
+    embed.add_field(name="Balance",
+                    value=fmt.money(view.starting_balance, quote_currency(view.symbol)))
     embed.add_field(name="Params", value="`" + " ".join(
         f"{k}={v}" for k, v in view.params.items()) + "`", inline=False)
     embed.set_footer(text="Trade alerts will be posted in this channel.")
@@ -302,7 +297,7 @@ def strategies(infos: list[StrategyInfo]) -> discord.Embed:
 
 def closed_reply(trade: Trade) -> discord.Embed:
     """Reply after a manual ``/close``."""
-    quote = _quote(trade.symbol)
+    quote = quote_currency(trade.symbol)
     return discord.Embed(
         title=f"Closed #{trade.id} {trade.side.upper()} {trade.symbol}",
         description=f"exit {fmt.number(trade.exit_price)} · PnL {fmt.money(trade.pnl, quote)} "

@@ -23,6 +23,18 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
+def base_currency(symbol: str) -> str:
+    """``"BTC/USDT:USDT"`` → ``"BTC"``."""
+    return symbol.split("/", 1)[0]
+
+
+def quote_currency(symbol: str) -> str:
+    """``"BTC/USDT:USDT"`` → ``"USDT"``; ``""`` when the symbol has no quote."""
+    if "/" not in symbol:
+        return ""
+    return symbol.split("/", 1)[1].split(":", 1)[0]
+
+
 def normalize_symbol(symbol: str) -> str:
     """Upper-case unified symbol, keeping a settle suffix: ``"btc/usdt"`` → ``"BTC/USDT"``."""
     base, quote = split_symbol(symbol)

@@ -62,11 +62,6 @@ def bucket_start(ts: int, timeframe: str) -> int:
     return ts - (ts - origin) % step
 
 
-def candle_close_time(open_ts: int, timeframe: str) -> int:
-    """First instant (ms) after the candle that opened at ``open_ts``: ``open_ts + length``."""
-    return open_ts + timeframe_ms(timeframe)
-
-
 def is_closed(open_ts: int, timeframe: str, now_ts: int) -> bool:
     """True when the candle that opened at ``open_ts`` has closed at time ``now_ts`` (ms).
 

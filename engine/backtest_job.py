@@ -18,6 +18,7 @@ from pathlib import Path
 from data.cache_sync import update_cache
 from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError
+from data.symbols import quote_currency
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
@@ -124,7 +125,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
         charts["equity"] = render_equity_chart(
             result.candles.timestamp, result.equity, out / "equity.png", title=title,
             starting_balance=config.balance, benchmark=result.candles.close,
-            quote=symbol.split("/")[1].split(":")[0])
+            quote=quote_currency(symbol))
         csv_path = write_trades_csv(result.trades, out / "trades.csv")
         json_path = out / "backtest.json"
     report = BacktestReport(result, charts, csv_path, json_path, warnings,

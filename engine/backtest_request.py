@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from data.symbols import SymbolError, normalize_symbol
-from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
-from engine.registry import UnknownStrategyError, get_strategy
+from engine.registry import build_strategy
 from engine.reporting import result_json
 from engine.settings import Settings
-from engine.strategy import ParamError, Strategy
+from engine.strategy import Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +104,11 @@ def check_request(request: BacktestRequest,
         ServiceError: saying what is wrong and what is valid.
     """
     date_range(request.start, request.end)
+    strategy = build_strategy(request.strategy, request.params, request.timeframe,
+                              settings.strategy_dir)
     try:
-        info = get_strategy(request.strategy, settings.strategy_dir)
-    except UnknownStrategyError as exc:
-        raise ServiceError(str(exc)) from None
-    timeframe = request.timeframe or info.timeframes[0]
-    try:
-        timeframe_ms(timeframe)
         symbol = normalize_symbol(request.symbol)
-        strategy = info.cls(request.params, timeframe=timeframe)
-    except (TimeframeError, SymbolError, ParamError) as exc:
+    except SymbolError as exc:
         raise ServiceError(str(exc)) from None
     exchange = (request.exchange or settings.exchange).lower()
-    return strategy, timeframe, symbol, exchange
+    return strategy, strategy.timeframes[0], symbol, exchange

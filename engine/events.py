@@ -8,10 +8,10 @@ CLI subscribe to them; nothing in ``engine/`` knows who listens.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.types import Position, Trade
+from engine.types import Position, Trade, none_to_nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,6 @@ class DailySummary:
     unrealised_pnl: float
     open_positions: int
     trades_today: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
@@ -169,6 +168,5 @@ def from_record(record: dict[str, Any]) -> Event:
 def _levels(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for key in ("stop_loss", "take_profit"):
-        if out.get(key) is None:
-            out[key] = math.nan
+        out[key] = none_to_nan(out.get(key))
     return out

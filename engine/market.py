@@ -96,7 +96,7 @@ class Indicator:
         return arrays
 
 
-def drop_leading_partial(candles: OHLCV, bins: OHLCV, timeframe: str) -> OHLCV:
+def drop_leading_partial(candles: OHLCV, bins: OHLCV) -> OHLCV:
     """``bins`` without a first bin that started before the first base candle."""
     if len(bins) and len(candles) and bins.timestamp[0] < candles.timestamp[0]:
         return bins.take(slice(1, None))
@@ -131,7 +131,7 @@ class MarketData:
                     f"timeframe {tf} cannot be built from base timeframe {base_timeframe}: "
                     f"pick a base timeframe that divides {tf}"
                 )
-            bins = drop_leading_partial(base, resample(base, base_timeframe, tf), tf)
+            bins = drop_leading_partial(base, resample(base, base_timeframe, tf))
             self._frames[tf] = TimeframeData(tf, bins, mirror=mirror)
         self._visible_counts: list[tuple[Clock, list[int]]] = []
 
@@ -209,10 +209,6 @@ class MarketData:
             if ind.timeframe in timeframes:
                 for col, arr in zip(ind.columns, ind.compute(), strict=True):
                     col.replace(arr)
-
-    def frames(self) -> dict[str, TimeframeData]:
-        """Timeframe → its data (engine use)."""
-        return self._frames
 
     # ---- forward runs: growing columns -------------------------------------------------------
     def go_live(self) -> None:

@@ -15,13 +15,16 @@ import inspect
 import logging
 import pkgutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import strategies as bundled
-from engine.strategy import Strategy
+from data.timeframes import TimeframeError, timeframe_ms
+from engine.errors import ServiceError
+from engine.strategy import ParamError, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,19 @@ def get_strategy(name: str, extra_dir: Path | None = None) -> StrategyInfo:
     raise UnknownStrategyError(
         f"unknown strategy {name!r}.{hint} Available: {', '.join(found) or 'none'}"
     )
+
+
+def build_strategy(name: str, params: Mapping[str, Any] | None, timeframe: str | None,
+                   extra_dir: Path | None = None) -> Strategy:
+    """A strategy instance by name, with ``params`` and a base ``timeframe`` (None: its own).
+
+    Raises:
+        ServiceError: unknown strategy (listing the available ones), bad timeframe or params.
+    """
+    try:
+        info = get_strategy(name, extra_dir)
+        base = timeframe or info.timeframes[0]
+        timeframe_ms(base)
+        return info.cls(params, timeframe=base)
+    except (UnknownStrategyError, ParamError, TimeframeError) as exc:
+        raise ServiceError(str(exc)) from None

@@ -9,14 +9,13 @@ of fees), ``exit_reason``.
 from __future__ import annotations
 
 import csv
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from data.timeframes import timeframe_ms
 from engine.backtest import BacktestResult
-from engine.types import Trade
+from engine.types import Trade, nan_to_none
 
 TRADE_FIELDS: tuple[str, ...] = ("id", "side", "entry_time", "exit_time", "entry_price",
                                  "exit_price", "size", "pnl", "fees", "exit_reason")
@@ -30,10 +29,6 @@ def iso(ms: int | None) -> str:
     if ms is None:
         return ""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _num(value: float) -> float | None:
-    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
@@ -95,8 +90,8 @@ def write_trades_csv(trades: list[Trade], path: Path) -> Path:
                 pnl_pct=round(t.pnl_pct, 6),
                 entry_fee=t.entry_fee,
                 exit_fee=t.exit_fee,
-                stop_loss=_num(t.stop_loss),
-                take_profit=_num(t.take_profit),
+                stop_loss=nan_to_none(t.stop_loss),
+                take_profit=nan_to_none(t.take_profit),
                 entry_time_utc=iso(t.entry_time),
                 exit_time_utc=iso(t.exit_time),
                 duration_min=round(t.duration_ms / 60_000, 2),

@@ -25,7 +25,7 @@ from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
 from engine.errors import ServiceError
 from engine.forward.engine import ForwardEngine, RunSpec
-from engine.registry import StrategyInfo, UnknownStrategyError, discover, get_strategy
+from engine.registry import StrategyInfo, discover
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store
 from engine.types import Position, Trade
@@ -69,17 +69,6 @@ class PaperService:
         """Every discovered strategy, sorted by name."""
         return list(discover(self.settings.strategy_dir).values())
 
-    def strategy(self, name: str) -> StrategyInfo:
-        """One strategy by name.
-
-        Raises:
-            ServiceError: unknown name; the message lists the available ones.
-        """
-        try:
-            return get_strategy(name, self.settings.strategy_dir)
-        except UnknownStrategyError as exc:
-            raise ServiceError(str(exc)) from None
-
     # ---- backtests ------------------------------------------------------------------------
     def check_backtest(self, request: BacktestRequest) -> None:
         """Validate a request without touching candles (cheap: before deferring a reply).
@@ -120,11 +109,6 @@ class PaperService:
         from data.cache import list_cache
 
         return list_cache(self.settings.data_dir)
-
-    def cached_symbols(self, exchange: str | None = None) -> list[str]:
-        """Symbols with cached candles (for autocomplete), optionally of one exchange."""
-        return sorted({e.symbol for e in self.cached()
-                       if exchange is None or e.exchange == exchange})
 
     async def fetch_candles(self, exchange: str, symbol: str, timeframe: str, start: str,
                             end: str | None = None, client: Any = None) -> FetchReport:

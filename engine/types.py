@@ -14,8 +14,6 @@ from typing import Literal
 from data.ohlcv import Candle
 
 Side = Literal["long", "short"]
-ExitReason = Literal["stop_loss", "take_profit", "signal", "end_of_data", "manual"]
-EXIT_REASONS: tuple[str, ...] = ("stop_loss", "take_profit", "signal", "end_of_data", "manual")
 
 NAN = math.nan
 
@@ -60,16 +58,16 @@ class Signal:
                   stop_loss: float | None = None, take_profit: float | None = None,
                   tag: str = "") -> Signal:
         """Open a long (buy) at market: give ``size_percent`` of equity or ``size`` in base."""
-        return cls("open_long", size_percent, size, _level(stop_loss), _level(take_profit),
-                   tag=tag)
+        return cls("open_long", size_percent, size, none_to_nan(stop_loss),
+                   none_to_nan(take_profit), tag=tag)
 
     @classmethod
     def open_short(cls, size_percent: float = NAN, *, size: float = NAN,
                    stop_loss: float | None = None, take_profit: float | None = None,
                    tag: str = "") -> Signal:
         """Open a short (sell) at market: give ``size_percent`` of equity or ``size`` in base."""
-        return cls("open_short", size_percent, size, _level(stop_loss), _level(take_profit),
-                   tag=tag)
+        return cls("open_short", size_percent, size, none_to_nan(stop_loss),
+                   none_to_nan(take_profit), tag=tag)
 
     @classmethod
     def close(cls, position_id: int, tag: str = "") -> Signal:
@@ -82,8 +80,14 @@ class Signal:
         return cls("close_all", side=side, tag=tag)
 
 
-def _level(price: float | None) -> float:
+def none_to_nan(price: float | None) -> float:
+    """An optional level as stored in the types: None (off) becomes ``nan``."""
     return NAN if price is None else float(price)
+
+
+def nan_to_none(value: float | None) -> float | None:
+    """A level for JSON, SQL or display: ``nan`` (off) becomes None."""
+    return None if value is None or math.isnan(value) else value
 
 
 @dataclass(slots=True)

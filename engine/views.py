@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from engine.metrics import drawdown_series
 from engine.store.store import RunRecord
-from engine.types import Position, Trade
+from engine.types import Position, Trade, nan_to_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,6 @@ class PnlView:
     fees_paid: float
 
 
-def _level(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else value
-
-
 def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -> PositionView:
     """``pos`` marked at ``mark`` (None when no price is known yet)."""
     pnl = pct = None
@@ -88,8 +84,8 @@ def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -
         pnl = (mark - pos.entry_price) * pos.size * pos.direction
         pct = pnl / (pos.entry_price * pos.size) * 100.0
     return PositionView(run_id, pos.id, symbol, pos.side, pos.size, pos.entry_price,
-                        pos.entry_time, mark, pnl, pct, _level(pos.stop_loss),
-                        _level(pos.take_profit))
+                        pos.entry_time, mark, pnl, pct, nan_to_none(pos.stop_loss),
+                        nan_to_none(pos.take_profit))
 
 
 def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,

@@ -19,6 +19,7 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.colors import to_rgba
 
 from data.ohlcv import OHLCV
+from data.symbols import quote_currency
 from data.timeframes import timeframe_ms
 from engine.charts import style
 from engine.types import Position, Trade
@@ -240,7 +241,7 @@ def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title
         positions = [p for p in positions if p.entry_time <= hi]
     if quote is None:
         symbols = [t.symbol for t in trades] + [p.symbol for p in positions]
-        quote = style.quote_currency(symbols[0]) if symbols else ""
+        quote = quote_currency(symbols[0]) if symbols else ""
     fig = style.new_figure(14, 7, 100)
     try:
         ax = fig.add_subplot()

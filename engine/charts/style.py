@@ -186,13 +186,6 @@ def plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def quote_currency(symbol: str) -> str:
-    """Quote currency of a unified symbol: ``"BTC/USDT:USDT"`` → ``"USDT"``; ``""`` if none."""
-    if "/" not in symbol:
-        return ""
-    return symbol.split("/", 1)[1].split(":", 1)[0]
-
-
 def infer_interval_ms(timestamp: np.ndarray) -> int:
     """Candle length (ms) guessed from open times: the smallest step; 1 minute if unknown."""
     if len(timestamp) < 2:

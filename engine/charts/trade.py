@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from data.ohlcv import OHLCV
+from data.symbols import quote_currency
 from engine.charts import style
 from engine.charts.price import Bars, aggregate_bars, draw_candles, draw_trades
 from engine.types import Trade
@@ -58,7 +59,7 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
     window = trade_window(candles, trade, max(context_bars, 0))
     interval = style.infer_interval_ms(candles.timestamp)
     bars = aggregate_bars(window, TRADE_MAX_BARS, interval)
-    quote = style.quote_currency(trade.symbol)
+    quote = quote_currency(trade.symbol)
     win = trade.pnl > 0
     fig = style.new_figure(6, 3.5, 100)
     try:

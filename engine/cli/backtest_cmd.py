@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 
+from data.symbols import quote_currency
 from engine import formatting as fmt
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
@@ -40,7 +41,7 @@ def summary(report: BacktestReport) -> str:
     r = report.result
     m = r.metrics
     cfg = r.config
-    quote = cfg.symbol.split("/")[1].split(":")[0]
+    quote = quote_currency(cfg.symbol)
     start = int(r.candles.timestamp[0])
     end = int(r.candles.timestamp[-1])
     params = " ".join(f"{k}={v}" for k, v in r.params.items())

@@ -34,6 +34,7 @@ from engine.service import PaperService
 from engine.settings import Settings
 from engine.store.store import Store
 from engine.strategy import ParamError, parse_param_pairs
+from engine.types import nan_to_none
 
 
 def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -75,16 +76,11 @@ def event_json(event: Event) -> dict[str, Any]:
         pos = event.position
         out.update(id=pos.id, side=pos.side, entry_time=pos.entry_time,
                    entry_price=pos.entry_price, size=pos.size, fees=pos.entry_fee,
-                   symbol=pos.symbol, stop_loss=fmt_level(pos.stop_loss),
-                   take_profit=fmt_level(pos.take_profit))
+                   symbol=pos.symbol, stop_loss=nan_to_none(pos.stop_loss),
+                   take_profit=nan_to_none(pos.take_profit))
     else:
         out.update({k: v for k, v in to_record(event).items() if k not in out})
     return out
-
-
-def fmt_level(value: float) -> float | None:
-    """None for an unset (nan) stop-loss/take-profit."""
-    return None if value != value else value
 
 
 def event_line(event: Event) -> str:
@@ -92,8 +88,8 @@ def event_line(event: Event) -> str:
     head = f"{fmt.iso(event.ts)} [{event.run_id}]"
     if isinstance(event, TradeOpened):
         p = event.position
-        levels = (f" SL {fmt.number(fmt_level(p.stop_loss))}"
-                  f" TP {fmt.number(fmt_level(p.take_profit))}")
+        levels = (f" SL {fmt.number(nan_to_none(p.stop_loss))}"
+                  f" TP {fmt.number(nan_to_none(p.take_profit))}")
         return (f"{head} opened {p.side} {p.size:.6g} {p.symbol} @ {fmt.number(p.entry_price)}"
                 f"{levels} (fee {fmt.number(p.entry_fee)})")
     if isinstance(event, TradeClosed):

@@ -20,16 +20,16 @@ from data.history import FetchError
 from data.live.feed import FeedHub
 from data.live.messages import UnsupportedTimeframe, default_ws_url, protocol_for
 from data.symbols import SymbolError, normalize_symbol
-from data.timeframes import TimeframeError, timeframe_ms
+from data.timeframes import timeframe_ms
 from engine.errors import ServiceError
 from engine.events import Event, RunStarted, RunStopped
 from engine.forward.bus import EventBus
 from engine.forward.run import ForwardRun
 from engine.forward.source import CcxtCandleSource
-from engine.registry import UnknownStrategyError, get_strategy
+from engine.registry import build_strategy
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
-from engine.strategy import ParamError, Strategy
+from engine.strategy import Strategy
 from engine.types import Trade
 
 log = logging.getLogger(__name__)
@@ -124,15 +124,6 @@ class ForwardEngine:
         self.bus.publish(event)
 
     # ---- start / resume ------------------------------------------------------------------------
-    def _strategy(self, name: str, params: dict, timeframe: str | None) -> Strategy:
-        try:
-            info = get_strategy(name, self.settings.strategy_dir)
-            tf = timeframe or info.timeframes[0]
-            timeframe_ms(tf)
-            return info.cls(params, timeframe=tf)
-        except (UnknownStrategyError, ParamError, TimeframeError) as exc:
-            raise ServiceError(str(exc)) from None
-
     def check_spec(self, spec: RunSpec) -> tuple[Strategy, str, str, float]:
         """Validate what needs no network: strategy, params, timeframe, exchange, symbol form.
 
@@ -142,7 +133,8 @@ class ForwardEngine:
         Raises:
             ServiceError: saying what is wrong and what is valid.
         """
-        strategy = self._strategy(spec.strategy, spec.params, spec.timeframe)
+        strategy = build_strategy(spec.strategy, spec.params, spec.timeframe,
+                                  self.settings.strategy_dir)
         exchange = (spec.exchange or self.settings.live_exchange).lower()
         try:
             protocol = protocol_for(exchange)
@@ -218,7 +210,8 @@ class ForwardEngine:
         return resumed
 
     async def _resume(self, record: RunRecord) -> None:
-        strategy = self._strategy(record.strategy, record.params, record.timeframe)
+        strategy = build_strategy(record.strategy, record.params, record.timeframe,
+                                  self.settings.strategy_dir)
         source = self.source(record.exchange, record.market_type)
         step = timeframe_ms(record.timeframe)
         end = (record.last_candle_ts or 0) + step

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,20 +20,12 @@ import aiosqlite
 
 from engine.events import Event, event_name, from_record, to_record
 from engine.store.schema import migrate
-from engine.types import Position, Trade
+from engine.types import Position, Trade, nan_to_none, none_to_nan
 
 
 def now_ms() -> int:
     """Wall-clock time, ms UTC."""
     return int(time.time() * 1000)
-
-
-def _level(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +200,8 @@ class Store:
                     f"INSERT INTO positions (run_id, {', '.join(_POSITION_COLUMNS)}) "
                     f"VALUES (?{', ?' * len(_POSITION_COLUMNS)})",
                     (step.run_id, pos.id, pos.side, pos.size, pos.entry_price, pos.entry_time,
-                     pos.entry_fee, _level(pos.stop_loss), _level(pos.take_profit), pos.margin,
-                     pos.tag))
+                     pos.entry_fee, nan_to_none(pos.stop_loss), nan_to_none(pos.take_profit),
+                     pos.margin, pos.tag))
                 await self._audit(ts, step.run_id, step.actor, "fill_open",
                                   {"position": pos.id, "side": pos.side, "size": pos.size,
                                    "price": pos.entry_price, "fee": pos.entry_fee})
@@ -223,7 +214,7 @@ class Store:
                     (step.run_id, trade.id, trade.side, trade.size, trade.entry_time,
                      trade.entry_price, trade.exit_time, trade.exit_price, trade.pnl,
                      trade.entry_fee, trade.exit_fee, trade.exit_reason,
-                     _level(trade.stop_loss), _level(trade.take_profit), trade.tag,
+                     nan_to_none(trade.stop_loss), nan_to_none(trade.take_profit), trade.tag,
                      int(trade.settled_on_recovery)))
                 await self._audit(ts, step.run_id, step.actor, "fill_close",
                                   {"position": trade.id, "reason": trade.exit_reason,
@@ -261,8 +252,9 @@ class Store:
         return [Position(id=r["id"], symbol="", side=r["side"],
                          direction=1 if r["side"] == "long" else -1, size=r["size"],
                          entry_price=r["entry_price"], entry_time=r["entry_time"],
-                         entry_fee=r["entry_fee"], stop_loss=_nan(r["stop_loss"]),
-                         take_profit=_nan(r["take_profit"]), margin=r["margin"], tag=r["tag"])
+                         entry_fee=r["entry_fee"], stop_loss=none_to_nan(r["stop_loss"]),
+                         take_profit=none_to_nan(r["take_profit"]), margin=r["margin"],
+                         tag=r["tag"])
                 for r in rows]
 
     async def trades(self, run_id: str, limit: int | None = None) -> list[Trade]:
@@ -278,8 +270,8 @@ class Store:
                       entry_time=r["entry_time"], entry_price=r["entry_price"],
                       exit_time=r["exit_time"], exit_price=r["exit_price"], pnl=r["pnl"],
                       entry_fee=r["entry_fee"], exit_fee=r["exit_fee"],
-                      exit_reason=r["exit_reason"], stop_loss=_nan(r["stop_loss"]),
-                      take_profit=_nan(r["take_profit"]), tag=r["tag"],
+                      exit_reason=r["exit_reason"], stop_loss=none_to_nan(r["stop_loss"]),
+                      take_profit=none_to_nan(r["take_profit"]), tag=r["tag"],
                       settled_on_recovery=bool(r["settled_on_recovery"]))
                 for r in reversed(rows)]
 
@@ -311,12 +303,6 @@ class Store:
             await self.db.execute(
                 "UPDATE events SET attempts=attempts+1, last_error=? WHERE id=?",
                 (error, event_id))
-
-    async def last_event_id(self) -> int:
-        """Highest event row id (0 when none)."""
-        async with self.db.execute("SELECT COALESCE(MAX(id), 0) FROM events") as cur:
-            row = await cur.fetchone()
-        return int(row[0])
 
     # ---- internals -------------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
