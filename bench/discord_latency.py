@@ -71,14 +71,14 @@ async def measure(backtests: int, alerts: int) -> None:
             stop = asyncio.Event()
             ready: asyncio.Future = asyncio.get_running_loop().create_future()
 
-            async def on_start(runtime, bot):
-                ready.set_result((runtime, bot))
+            async def on_start(runtime, keeper):
+                ready.set_result((runtime, keeper))
 
             service = asyncio.create_task(serve(
                 settings, jobs=JobPool(1), stop=stop, on_start=on_start,
                 client_options={"guild_ready_timeout": 0.05}))
-            _, bot = await asyncio.wait_for(asyncio.shield(ready), timeout=120)
-            await ds.wait_until(bot.is_ready, timeout=60, what="bot ready")
+            _, keeper = await asyncio.wait_for(asyncio.shield(ready), timeout=120)
+            await ds.wait_until(keeper.is_ready, timeout=60, what="bot ready")
 
             took = []
             for _ in range(backtests):

@@ -6,6 +6,13 @@ each published event, reads the undelivered rows in order and sends them: to
 that fails is retried (three tries, 0.5/1/2 s apart); an event still undelivered stays in the
 outbox and is tried again on the next wake-up, up to five attempts, then it is logged and left
 in the database. The sink runs in its own task: nothing it does can block the engine.
+
+Nothing is dropped after an outage. Alerts that waited in the outbox longer than ``STALE_MS``
+(Discord was unreachable, the bot was reconnecting) are posted as one summary per run instead
+of a burst of stale alerts; a run that caught up after paperbot itself was down says so in one
+``CaughtUp`` alert (built by the engine). Storage alerts (``StorageUnavailable`` /
+``StorageRestored``) are not stored — the database is what fails — and are sent straight from
+the event bus.
 """
 
 from __future__ import annotations
@@ -14,20 +21,23 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 
 import discord
 
 from bot import embeds
 from bot.buttons import trade_buttons
-from engine.events import Event, TradeClosed, TradeOpened
+from engine.events import VOLATILE, Event, TradeClosed, TradeOpened
 from engine.service import PaperService
 from engine.store.store import RunRecord, StoredEvent
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-#: Undelivered events older than this at start-up are not sent any more (marked delivered).
-STALE_MS = 6 * 3_600_000
+#: Alerts older than this when they can finally be sent are summarised per run (ms).
+STALE_MS = 10 * 60_000
+#: Outbox rows read per page.
+PAGE = 200
 
 
 class AlertSink:
@@ -42,7 +52,6 @@ class AlertSink:
         self.client = client
         self.service = service
         self.sent: list[tuple[int, int]] = []  # (event row id, message id), for tests/metrics
-        self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._queue: asyncio.Queue | None = None
 
@@ -53,21 +62,23 @@ class AlertSink:
         self._queue = bus.subscribe()
         self._task = asyncio.create_task(self._run(), name="alert-sink")
 
-    async def stop(self, drain_timeout: float = 2.0) -> None:
+    async def stop(self, drain_timeout: float = 1.5) -> None:
         """Deliver what is pending (bounded), then stop."""
         if self._task is None:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.flush(), timeout=drain_timeout)
+        if self.client.is_ready():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.flush(), timeout=drain_timeout)
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._task
+        self._task = None
         if self._queue is not None and self.service.engine is not None:
             self.service.engine.bus.unsubscribe(self._queue)
 
     async def _run(self) -> None:
         await self.client.wait_until_ready()
-        await self._skip_stale()
+        assert self._queue is not None
         while True:
             try:
                 await self.flush()
@@ -76,35 +87,69 @@ class AlertSink:
             except Exception:
                 log.exception("alert delivery failed; will retry")
                 await asyncio.sleep(1.0)
-            assert self._queue is not None
-            await self._queue.get()  # an event was committed: look at the outbox
+            event = await self._queue.get()  # an event was committed: look at the outbox
+            events = [event]
             while not self._queue.empty():
-                self._queue.get_nowait()
+                events.append(self._queue.get_nowait())
+            for event in events:
+                if isinstance(event, VOLATILE):
+                    await self._send_volatile(event)
 
-    async def _skip_stale(self) -> None:
-        store = self.service.store
-        assert store is not None
-        cutoff = int(time.time() * 1000) - STALE_MS
-        for stored in await store.pending_events(limit=1000, max_attempts=MAX_ATTEMPTS):
-            if stored.event.ts < cutoff:
-                await store.mark_delivered(stored.id)
-
+    # ---- the outbox ----------------------------------------------------------------------------
     async def flush(self) -> int:
-        """Send every undelivered event; returns how many were delivered."""
+        """Send every undelivered event; returns how many rows were delivered.
+
+        Rows that waited longer than ``STALE_MS`` go out as one summary per run.
+        """
         store = self.service.store
         assert store is not None
         done = 0
-        for stored in await store.pending_events(limit=100, max_attempts=MAX_ATTEMPTS):
-            if await self._deliver(stored):
-                done += 1
+        tried: set[int] = set()
+        for _ in range(1_000):  # bounded: each page either delivers rows or stops
+            pending = [p for p in await store.pending_events(limit=PAGE,
+                                                             max_attempts=MAX_ATTEMPTS)
+                       if p.id not in tried]
+            if not pending:
+                break
+            cutoff = int(time.time() * 1000) - STALE_MS
+            stale: dict[str, list[StoredEvent]] = defaultdict(list)
+            for stored in pending:
+                tried.add(stored.id)
+                if stored.created_at is None or stored.created_at < cutoff:
+                    stale[stored.event.run_id].append(stored)
+                elif await self._deliver(stored):
+                    done += 1
+            for run_id, items in stale.items():
+                done += await self._summarise(run_id, items)
         return done
+
+    async def _summarise(self, run_id: str, items: list[StoredEvent]) -> int:
+        """Post one summary of ``items`` (stale alerts of one run); returns rows delivered."""
+        store = self.service.store
+        assert store is not None
+        run = await store.run(run_id)
+        channel_id = self._channel(run)
+        if channel_id is not None:
+            oldest = min((s.created_at or s.event.ts) for s in items)
+            away = int(time.time() * 1000) - oldest
+            embed = embeds.alert_backlog(run_id, run, [s.event for s in items], away)
+            try:
+                message = await self._send_embed(channel_id, embed)
+            except (discord.HTTPException, OSError) as exc:
+                log.warning("summary of %d alerts for run %s not delivered: %s", len(items),
+                            run_id, exc)
+                return 0
+            self.sent += [(s.id, message.id) for s in items]
+        for stored in items:
+            await store.mark_delivered(stored.id)
+        return len(items)
 
     async def _deliver(self, stored: StoredEvent) -> bool:
         store = self.service.store
         assert store is not None
         event = stored.event
         run = await store.run(event.run_id)
-        channel_id = self.service.settings.alerts_channel_id or (run.channel_id if run else None)
+        channel_id = self._channel(run)
         if channel_id is None:  # a run started from the CLI, no alert channel: nothing to do
             await store.mark_delivered(stored.id)
             return True
@@ -127,8 +172,19 @@ class AlertSink:
                 event.run_id, stored.attempts + 1, error)
         return False
 
+    # ---- sending ---------------------------------------------------------------------------------
+    def _channel(self, run: RunRecord | None) -> int | None:
+        return self.service.settings.alerts_channel_id or (run.channel_id if run else None)
+
+    async def _channel_object(self, channel_id: int) -> discord.abc.Messageable:
+        return self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+
+    async def _send_embed(self, channel_id: int, embed: discord.Embed) -> discord.Message:
+        channel = await self._channel_object(channel_id)
+        return await channel.send(embed=embed)  # type: ignore[union-attr]
+
     async def _send(self, channel_id: int, event: Event, run: RunRecord | None) -> discord.Message:
-        channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        channel = await self._channel_object(channel_id)
         if isinstance(event, TradeOpened):
             return await channel.send(embed=embeds.trade_opened(event, run),
                                       view=trade_buttons(event.run_id, event.position.id))
@@ -142,3 +198,20 @@ class AlertSink:
                                           file=discord.File(path, filename="trade.png"))
             return await channel.send(embed=embed)
         return await channel.send(embed=embeds.lifecycle(event, run))
+
+    async def _send_volatile(self, event: Event) -> None:
+        """A storage alert: to the alerts channel, else to every live run's channel (once)."""
+        channels: list[int] = []
+        if self.service.settings.alerts_channel_id:
+            channels = [self.service.settings.alerts_channel_id]
+        elif self.service.engine is not None:
+            engine = self.service.engine
+            records = [r.record for r in engine.runs.values()] + \
+                [w.record for w in engine.waiting.values()]
+            channels = sorted({r.channel_id for r in records if r.channel_id is not None})
+        embed = embeds.lifecycle(event, None)
+        for channel_id in channels:
+            try:
+                await self._send_embed(channel_id, embed)
+            except (discord.HTTPException, OSError) as exc:
+                log.warning("storage alert not delivered to %d: %s", channel_id, exc)

@@ -1,9 +1,13 @@
 """The always-on process: the forward engine and the Discord bot in one asyncio loop.
 
 ``python -m bot`` and ``paperbot run`` call ``main``. Start-up: validate settings (a missing
-``DISCORD_TOKEN`` stops here with one line), open the database, start the job worker, resume
-stored runs, connect to Discord. SIGTERM/SIGINT: stop the runs (state saved), deliver pending
-alerts, close Discord, exit 0.
+``DISCORD_TOKEN`` stops here with one line), open the database, start the job worker, install
+the SIGTERM/SIGINT handlers, resume stored runs and connect to Discord — the last two side by
+side, so neither an exchange outage nor a Discord outage holds up the other. Discord trouble
+never stops the engine (``bot.keeper.BotKeeper`` reconnects with backoff while runs trade and
+their alerts wait in the outbox). SIGTERM/SIGINT: stop the runs (state saved), deliver pending
+alerts briefly, close Discord, exit 0 — within ``engine.runtime.HARD_EXIT_AFTER`` seconds
+whatever happens.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import discord
 
-from bot.client import PaperBot
+from bot.keeper import BotKeeper
 from engine.errors import ServiceError
 from engine.runtime import Runtime, wait_for_stop
 from engine.settings import Settings, SettingsError, load_settings
@@ -41,36 +45,46 @@ def check_bot_settings(settings: Settings) -> str:
 async def serve(settings: Settings, *, jobs: JobPool | None = None,
                 client_options: dict[str, Any] | None = None,
                 stop: asyncio.Event | None = None,
-                on_start: Callable[[Runtime, PaperBot], Awaitable[None]] | None = None) -> None:
+                on_start: Callable[[Runtime, BotKeeper], Awaitable[None]] | None = None,
+                bot_backoff: tuple[float, float] = (2.0, 120.0),
+                engine_options: dict[str, Any] | None = None) -> None:
     """Run engine and bot until SIGTERM/SIGINT.
 
-    Tests pass ``stop`` (instead of signals), ``client_options`` for the discord client and
-    ``on_start`` to get hold of the runtime and the bot.
+    Tests pass ``stop`` (instead of signals), ``client_options`` for the discord client,
+    ``on_start`` to get hold of the runtime and the bot keeper, and shorter backoffs.
+
+    Raises:
+        discord.LoginFailure: Discord refused the token at the first login.
     """
     token = check_bot_settings(settings)
     jobs = jobs or JobPool(processes=1)
     await jobs.start()
     try:
-        async with Runtime(settings, jobs) as runtime:
+        async with Runtime(settings, jobs, **(engine_options or {})) as runtime:
             assert runtime.engine is not None and runtime.service is not None
-            await runtime.engine.resume_all()
-            markets = asyncio.create_task(runtime.engine.preload_markets())
-            bot = PaperBot(runtime.service, **(client_options or {}))
-            bot_task = asyncio.create_task(bot.start(token), name="discord")
-            if on_start is not None:
-                await on_start(runtime, bot)
             waiter = asyncio.create_task(stop.wait() if stop else wait_for_stop())
-            done, _ = await asyncio.wait({bot_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            markets.cancel()
-            if bot_task in done and bot_task.exception() is not None:
+            resuming = asyncio.create_task(runtime.engine.resume_all(), name="resume")
+            markets = asyncio.create_task(runtime.engine.preload_markets())
+            keeper = BotKeeper(runtime.service, token, client_options, bot_backoff)
+            bot_task = asyncio.create_task(keeper.run(), name="discord")
+            if on_start is not None:
+                await on_start(runtime, keeper)
+            try:
+                await asyncio.wait({bot_task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if bot_task.done() and bot_task.exception() is not None:
+                    raise bot_task.exception()  # type: ignore[misc]  # token refused at boot
+            finally:
                 waiter.cancel()
-                raise bot_task.exception()  # type: ignore[misc]
-            waiter.cancel()
-            # runs first (their stop events reach the outbox), then alerts, then Discord
-            await runtime.engine.shutdown()
-            await bot.close()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(bot_task, timeout=3)
+                for task in (resuming, markets):
+                    task.cancel()
+                # runs first (their stop events reach the outbox), then alerts, then Discord
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.engine.shutdown(), timeout=4.0)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(keeper.close(), timeout=2.5)
+                bot_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(bot_task, timeout=1.0)
     finally:
         jobs.shutdown()
 

@@ -15,6 +15,7 @@ from data.symbols import base_currency, quote_currency
 from engine import formatting as fmt
 from engine.backtest_request import BacktestReport
 from engine.events import (
+    CaughtUp,
     DailySummary,
     EngineError,
     Event,
@@ -23,6 +24,8 @@ from engine.events import (
     RunStarted,
     RunStopped,
     SignalRejected,
+    StorageRestored,
+    StorageUnavailable,
     TradeClosed,
     TradeOpened,
 )
@@ -180,12 +183,105 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
                               description=event.reason, colour=ORANGE)
     elif isinstance(event, DailySummary):
         embed = daily_summary(event)
+    elif isinstance(event, CaughtUp):
+        embed = caught_up(event, run)
+    elif isinstance(event, StorageUnavailable):
+        embed = discord.Embed(
+            title="💾 Storage unavailable",
+            description=f"The run database cannot take writes since {fmt.iso(event.since)} UTC "
+                        f"({event.detail[:300]}). Runs are holding their candles and carry on "
+                        "where they stopped once writes succeed; nothing is skipped.",
+            colour=RED)
+        embed.set_footer(text="every run")
+    elif isinstance(event, StorageRestored):
+        embed = discord.Embed(
+            title="💾 Storage back",
+            description=f"Writes succeed again after {fmt.duration(event.down_ms)}; runs "
+                        "carried on where they stopped.", colour=BLUE)
+        embed.set_footer(text="every run")
     else:
         embed = discord.Embed(title=type(event).__name__, colour=GREY)
     embed.timestamp = _when(event.ts)
     if not embed.footer.text:
         embed.set_footer(text=_run_line(event.run_id, run, "alert"))
     return embed
+
+
+def _trade_line(t: Trade) -> str:
+    quote = quote_currency(t.symbol)
+    return (f"`#{t.id}` {t.side.upper()} {fmt.number(t.entry_price)} → "
+            f"{fmt.number(t.exit_price)} {REASONS.get(t.exit_reason, t.exit_reason)} · "
+            f"**{fmt.money(t.pnl, quote)}** · {fmt.iso(t.exit_time)[5:]}")
+
+
+def _trade_lines(trades: list[Trade], limit: int = 10) -> str:
+    lines = [_trade_line(t) for t in trades[:limit]]
+    if len(trades) > limit:
+        lines.append(f"… and {len(trades) - limit} more (`/trades`)")
+    return "\n".join(lines)
+
+
+def caught_up(event: CaughtUp, run: RunRecord | None) -> discord.Embed:
+    """One alert for what a run settled while catching up after paperbot was down."""
+    closed, opened = list(event.closed), list(event.opened)
+    parts = [f"{len(closed)} trade{'s' * (len(closed) != 1)} settled"]
+    if opened:
+        parts.append(f"{len(opened)} opened")
+    if event.rejected:
+        parts.append(f"{event.rejected} signals rejected")
+    total = sum(t.pnl for t in closed)
+    quote = quote_currency(closed[0].symbol if closed else run.symbol if run else "")
+    embed = discord.Embed(
+        title=f"🔁 While down {fmt.duration(event.away_ms)}: " + ", ".join(parts),
+        description=(f"{event.candles:,} missed candles processed; each exit settled at the "
+                     "candle where it happened.\n" + _trade_lines(closed)).strip(),
+        colour=GREEN if total >= 0 else RED)
+    if closed:
+        embed.add_field(name="Realised", value=fmt.money(total, quote))
+    for p in opened[:5]:
+        embed.add_field(name=f"Open #{p.id} {p.side.upper()}",
+                        value=f"{fmt.number(p.entry_price)} · SL {_level(p.stop_loss)} · "
+                              f"TP {_level(p.take_profit)}")
+    embed.set_footer(text=_run_line(event.run_id, run, "caught up"))
+    return embed
+
+
+def alert_backlog(run_id: str, run: RunRecord | None, events: list[Event],
+                  away_ms: int) -> discord.Embed:
+    """One summary of alerts that could not be delivered in time (Discord was unreachable)."""
+    closed = [e.trade for e in events if isinstance(e, TradeClosed)]
+    for e in events:
+        if isinstance(e, CaughtUp):
+            closed += list(e.closed)
+    opened = sum(1 for e in events if isinstance(e, TradeOpened))
+    other = len(events) - sum(1 for e in events if isinstance(e, TradeClosed | TradeOpened))
+    parts = [f"{len(closed)} trade{'s' * (len(closed) != 1)} closed"]
+    if opened:
+        parts.append(f"{opened} opened")
+    if other:
+        parts.append(f"{other} other alert{'s' * (other != 1)}")
+    total = sum(t.pnl for t in closed)
+    if run is not None:
+        closed = [t if t.symbol else _with_symbol(t, run.symbol) for t in closed]
+    embed = discord.Embed(
+        title=f"📬 While alerts were down {fmt.duration(away_ms)}: " + ", ".join(parts),
+        description=_trade_lines(closed) or "No trades closed.",
+        colour=GREEN if total >= 0 else RED)
+    if closed:
+        quote = quote_currency(closed[0].symbol)
+        embed.add_field(name="Realised", value=fmt.money(total, quote))
+    errors = [e for e in events if isinstance(e, EngineError)]
+    if errors:
+        embed.add_field(name="Errors", value="\n".join(e.message[:150] for e in errors[:3]),
+                        inline=False)
+    embed.set_footer(text=_run_line(run_id, run, "summary instead of stale alerts"))
+    return embed
+
+
+def _with_symbol(trade: Trade, symbol: str) -> Trade:
+    from dataclasses import replace
+
+    return replace(trade, symbol=symbol)
 
 
 def daily_summary(event: DailySummary) -> discord.Embed:
@@ -262,11 +358,14 @@ def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
     if not views:
         embed.description = "No runs yet. Start one with /forward start."
     for v in views[:25]:
-        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑"}.get(v.status, "•")
+        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑",
+                "waiting for data": "⏳"}.get(v.state, "•")
+        detail = f" ({v.state_detail})" if v.state_detail else ""
         embed.add_field(
             name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
-            value=(f"{v.status} · equity {fmt.number(v.equity)} ({fmt.pct(v.return_pct)}) · "
-                   f"{v.open_positions} open · {v.trades} trades"),
+            value=(f"{v.state}{detail} · equity {fmt.number(v.equity)} "
+                   f"({fmt.pct(v.return_pct)}) · {v.open_positions} open · {v.trades} trades"
+                   )[:1024],
             inline=False)
     return embed
 

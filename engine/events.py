@@ -63,6 +63,23 @@ class RunStarted:
     balance: float
     resumed: bool = False
     channel_id: int | None = None
+    down_since: int | None = None  # resumed: close time (ms UTC) of the last candle before
+
+
+@dataclass(frozen=True, slots=True)
+class CaughtUp:
+    """A resumed run settled what happened while paperbot was away (one alert, not one per
+    trade): ``away_ms`` from the last candle processed before the outage to the restart,
+    ``candles`` processed while catching up, the trades it closed and the positions it opened
+    (snapshots; money in quote currency), and how many signals were rejected."""
+
+    run_id: str
+    ts: int
+    away_ms: int
+    candles: int
+    closed: tuple[Trade, ...] = ()
+    opened: tuple[Position, ...] = ()
+    rejected: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +123,30 @@ class EngineError:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageUnavailable:
+    """Writes to the run database have failed for a while (locked, disk full, I/O error).
+
+    Runs hold their next candle and retry; nothing is lost or skipped. Not stored (the database
+    is what fails): published to live subscribers only. ``run_id`` is ``""`` (every run);
+    ``since`` is when the first write failed, ms UTC.
+    """
+
+    run_id: str
+    ts: int
+    detail: str
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageRestored:
+    """Writes succeed again after ``down_ms`` ms; runs carried on where they stopped."""
+
+    run_id: str
+    ts: int
+    down_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class DailySummary:
     """Once a day per run: equity and activity (money in quote currency)."""
 
@@ -120,14 +161,19 @@ class DailySummary:
 
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
-         | FeedRestored | EngineError | DailySummary)
+         | FeedRestored | EngineError | DailySummary | CaughtUp | StorageUnavailable
+         | StorageRestored)
+
+#: Events that are published but never stored (they report on the storage itself).
+VOLATILE: tuple[type, ...] = (StorageUnavailable, StorageRestored)
 
 
 EVENT_TYPES: dict[str, type] = {
     "trade_opened": TradeOpened, "trade_closed": TradeClosed,
     "signal_rejected": SignalRejected, "run_started": RunStarted, "run_stopped": RunStopped,
     "feed_lost": FeedLost, "feed_restored": FeedRestored, "error": EngineError,
-    "daily_summary": DailySummary,
+    "daily_summary": DailySummary, "caught_up": CaughtUp,
+    "storage_unavailable": StorageUnavailable, "storage_restored": StorageRestored,
 }
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -142,6 +188,8 @@ def _plain(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -162,6 +210,9 @@ def from_record(record: dict[str, Any]) -> Event:
         fields["position"] = Position(**_levels(fields["position"]))
     if "trade" in fields:
         fields["trade"] = Trade(**_levels(fields["trade"]))
+    if cls is CaughtUp:
+        fields["closed"] = tuple(Trade(**_levels(t)) for t in fields.get("closed", ()))
+        fields["opened"] = tuple(Position(**_levels(p)) for p in fields.get("opened", ()))
     return cls(**fields)
 
 

@@ -238,6 +238,30 @@ class MarketData:
             self._open_bins[tf] = open_bin
         self._seen_any = n_base > 0
 
+    def trim(self, keep: int) -> int:
+        """Forget all but the newest ``keep`` base candles (forward runs); returns how many
+        were dropped.
+
+        Informative timeframes drop their bins that started before the first kept base
+        candle (what a fresh ``MarketData`` over the kept candles would build, since a bin
+        cut by the window start is partial); every indicator is recomputed over the kept
+        candles. The bins still open are untouched.
+        """
+        n = self.base.stored()
+        drop = n - keep
+        if keep < 1 or drop <= 0:
+            return 0
+        cutoff = int(self.base.columns["timestamp"].full[drop])
+        for tf, frame in self._frames.items():
+            ts = frame.columns["timestamp"].full
+            first = drop if tf == self.timeframe else int(np.searchsorted(ts, cutoff, "left"))
+            if first:
+                for col in frame.columns.values():
+                    col.replace(col.full[first:].copy())
+            frame.clock.n = frame.stored()
+        self.recompute_indicators(set(self._frames))
+        return drop
+
     def append(self, candle: Candle) -> set[str]:
         """Add the next closed base candle; returns the timeframes that gained a candle.
 

@@ -2,9 +2,13 @@
 
 ``Runtime`` owns the resources (``async with``). ``wait_for_stop`` installs SIGTERM/SIGINT
 handlers that only record the signal (the uvicorn pattern); the main coroutine then leaves the
-``async with`` block, which stops the scheduler, detaches every run (a candle being processed
-finishes its transaction first), closes the websockets, REST sessions and the database. A second
-SIGINT exits at once.
+``async with`` block, which stops the scheduler, detaches every run (a candle's transaction in
+flight is shielded and completes), closes the websockets, REST sessions and the database.
+
+Shutdown is bounded whatever the state of the exchange, Discord or the disk: the first signal
+also arms a watchdog that ends the process ``HARD_EXIT_AFTER`` seconds later if the graceful
+path has not finished (a hung DNS lookup, a thread that does not stop). Nothing is lost by it:
+each processed candle is already committed. A second SIGINT exits at once.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import contextlib
 import logging
 import os
 import signal
+import sys
+import threading
 from types import TracebackType
 
 from engine.forward.bus import EventBus
@@ -26,8 +32,11 @@ from engine.workers import JobPool
 
 log = logging.getLogger(__name__)
 
-#: Seconds the shutdown may take before the rest is abandoned (Railway waits 10 s by default).
-SHUTDOWN_TIMEOUT = 8.0
+#: Seconds the graceful shutdown of the runtime may take before the rest is abandoned.
+SHUTDOWN_TIMEOUT = 5.0
+#: Seconds after SIGTERM/SIGINT when the process exits whatever it is doing (Railway sends
+#: SIGKILL after its draining window, 15 s in railway.toml).
+HARD_EXIT_AFTER = 8.0
 
 
 class Runtime:
@@ -37,13 +46,15 @@ class Runtime:
         settings: validated settings.
         jobs: where backtests and charts run (None: a thread of this process).
         source_factory: REST sources for the engine (tests point it at a stand-in).
+        engine_options: keyword arguments for ``ForwardEngine`` (tests shorten backoffs).
     """
 
     def __init__(self, settings: Settings, jobs: JobPool | None = None,
-                 source_factory=None) -> None:
+                 source_factory=None, **engine_options) -> None:
         self.settings = settings
         self.jobs = jobs
         self.source_factory = source_factory
+        self.engine_options = engine_options
         self.bus = EventBus()
         self.store: Store | None = None
         self.engine: ForwardEngine | None = None
@@ -52,7 +63,8 @@ class Runtime:
 
     async def __aenter__(self) -> Runtime:
         self.store = await Store.open(self.settings.db_path)
-        self.engine = ForwardEngine(self.settings, self.store, self.bus, self.source_factory)
+        self.engine = ForwardEngine(self.settings, self.store, self.bus, self.source_factory,
+                                    **self.engine_options)
         self.service = PaperService(self.settings, self.jobs, self.store, self.engine)
         self._scheduler = build_scheduler(self.engine)
         self._scheduler.start()
@@ -72,6 +84,9 @@ class Runtime:
         if self.engine is not None:
             await self.engine.shutdown()
         if self.store is not None:
+            # a transaction still in flight (shielded) finishes before the connection closes
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.store.write_lock.acquire(), timeout=1.0)
             await self.store.close()
 
 
@@ -84,7 +99,9 @@ async def wait_for_stop() -> str:
     def handle(sig: signal.Signals) -> None:
         if received and sig == signal.SIGINT:
             log.error("second interrupt: exiting now")
-            os._exit(130)
+            hard_exit(130)
+        if not received:
+            arm_hard_exit(HARD_EXIT_AFTER)
         received.append(sig.name)
         log.warning("%s received: shutting down", sig.name)
         stop.set()
@@ -97,3 +114,28 @@ async def wait_for_stop() -> str:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
     return received[0]
+
+
+def hard_exit(code: int) -> None:
+    """Flush what can be flushed and end the process now (no cleanup, no thread joins)."""
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def arm_hard_exit(seconds: float) -> threading.Timer:
+    """End the process in ``seconds`` unless it has exited by then (a daemon timer thread)."""
+
+    def fire() -> None:
+        log.error("shutdown did not finish within %.0f s; exiting now (every processed candle "
+                  "is stored)", seconds)
+        hard_exit(0)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer

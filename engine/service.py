@@ -38,6 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def fmt_time(ms: int) -> str:
+    """``ms`` UTC as ``YYYY-MM-DD HH:MM UTC``."""
+    from engine.reporting import iso
+
+    return f"{iso(ms)} UTC"
+
+
 @dataclass(frozen=True, slots=True)
 class FetchReport:
     """Result of ``fetch_candles``: candles added and the cache file."""
@@ -274,7 +281,23 @@ class PaperService:
     async def _view(self, record: RunRecord) -> RunView:
         balance, equity, positions, _ = await self._live(record)
         trades = await self._need_store().trades(record.id)
-        return run_view(record, balance, equity, len(positions), len(trades))
+        state, detail = self._state(record)
+        return run_view(record, balance, equity, len(positions), len(trades), state, detail)
+
+    def _state(self, record: RunRecord) -> tuple[str, str]:
+        """What a run is doing now, as (state, detail); see ``RunView.state``."""
+        engine = self.engine
+        if record.status != "running" or engine is None:
+            return record.status, ""
+        waiting = engine.waiting.get(record.id)
+        if waiting is not None:
+            return "waiting for data", f"since {fmt_time(waiting.since)}: {waiting.error}"
+        live = engine.runs.get(record.id)
+        if live is None:
+            return "resuming", ""
+        if live.feed_down:
+            return "waiting for data", "live feed down; missed candles are backfilled"
+        return "running", ""
 
     async def positions(self, run_id: str | None = None) -> list[PositionView]:
         """Open positions of one run, or of every running run, marked to the last price."""

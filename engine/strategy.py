@@ -146,6 +146,18 @@ class Strategy:
         """Base candles of history the indicators need before the first trade (default 0)."""
         return 0
 
+    def history_candles(self) -> int:
+        """Base candles a forward run keeps in memory (default ``max(1000, 2 × warm-up)``).
+
+        Indicators are recomputed over this rolling window at each candle, so memory and
+        time per candle stay flat however long a run lives. Indicators with a finite
+        look-back (SMA, Donchian) give the same values as over the full history as long as
+        the window covers the look-back; recursive ones (EMA, Wilder's RSI/ATR) keep at least
+        twice the warm-up the strategy declared, i.e. more history than a backtest has at its
+        first trade. Override for a strategy that needs more.
+        """
+        return max(1_000, 2 * self.warmup_candles())
+
     def on_init(self, data: MarketData) -> None:
         """Register indicators (``self.indicator``); called once before the first candle."""
 

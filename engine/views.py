@@ -34,6 +34,11 @@ class RunView:
     params: dict
     last_candle_ts: int | None
     stop_reason: str | None
+    #: what the run is doing now: its status, or ``waiting for data`` while a running run
+    #: waits for the exchange (cannot resume yet, or its feed is down)
+    state: str = ""
+    #: why, for ``waiting for data`` (the last error)
+    state_detail: str = ""
 
     @property
     def return_pct(self) -> float:
@@ -89,12 +94,12 @@ def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -
 
 
 def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,
-             trades: int) -> RunView:
-    """A ``RunView`` from a record and current figures."""
+             trades: int, state: str | None = None, state_detail: str = "") -> RunView:
+    """A ``RunView`` from a record and current figures (``state`` defaults to the status)."""
     return RunView(rec.id, rec.strategy, rec.symbol, rec.timeframe, rec.exchange, rec.status,
                    rec.starting_balance, balance, equity, open_positions, trades,
                    rec.created_at, rec.started_by, rec.channel_id, rec.params,
-                   rec.last_candle_ts, rec.stop_reason)
+                   rec.last_candle_ts, rec.stop_reason, state or rec.status, state_detail)
 
 
 def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],

@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
+import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
@@ -27,9 +32,32 @@ log = logging.getLogger(__name__)
 _worker_queue: Any = None  # set in each worker process by _init
 
 
-def _init(progress_queue: Any) -> None:
+def _init(progress_queue: Any, parent_pid: int) -> None:
     global _worker_queue
     _worker_queue = progress_queue
+    die_with_parent(parent_pid)
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """End this (worker) process when ``parent_pid`` dies, even by SIGKILL.
+
+    On Linux the kernel sends SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``);
+    everywhere a daemon thread also checks every ``poll_s`` seconds whether the parent is gone
+    (the worker was re-parented) and exits then. A worker never outlives the service.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def resolve(job: str) -> Callable[..., Any]:
@@ -77,7 +105,8 @@ class JobPool:
             context = multiprocessing.get_context("spawn")
             self._queue = context.Queue()
             self._executor = ProcessPoolExecutor(self.processes, mp_context=context,
-                                                 initializer=_init, initargs=(self._queue,))
+                                                 initializer=_init,
+                                                 initargs=(self._queue, os.getpid()))
             self._reader = threading.Thread(target=self._read_progress, name="job-progress",
                                             daemon=True)
             self._reader.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.app import serve
 from bot.client import PaperBot
+from bot.keeper import BotKeeper
 from engine.runtime import Runtime
 from engine.workers import JobPool
 from tests.forward_helpers import MINUTES, settings_for
@@ -33,7 +34,12 @@ class BotEnv:
     ex: ExchangeStandin
     series: CandleSeries
     runtime: Runtime
-    bot: PaperBot
+    keeper: BotKeeper
+
+    @property
+    def bot(self) -> PaperBot:
+        """The bot connected now (the keeper replaces it after a Discord failure)."""
+        return self.keeper.bot
 
 
 @asynccontextmanager
@@ -53,16 +59,16 @@ async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.2
         stop = asyncio.Event()
         started: asyncio.Future = asyncio.get_running_loop().create_future()
 
-        async def on_start(runtime: Runtime, bot: PaperBot) -> None:
-            started.set_result((runtime, bot))
+        async def on_start(runtime: Runtime, keeper: BotKeeper) -> None:
+            started.set_result((runtime, keeper))
 
         task = asyncio.create_task(serve(
             settings, jobs=JobPool(processes), stop=stop,
             client_options={"guild_ready_timeout": 0.05}, on_start=on_start))
         try:
-            runtime, bot = await asyncio.wait_for(asyncio.shield(started), timeout=60)
-            await ds.wait_until(lambda: bot.is_ready(), timeout=30, what="bot ready")
-            yield BotEnv(ds, ex, series, runtime, bot)
+            runtime, keeper = await asyncio.wait_for(asyncio.shield(started), timeout=60)
+            await ds.wait_until(keeper.is_ready, timeout=30, what="bot ready")
+            yield BotEnv(ds, ex, series, runtime, keeper)
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):

@@ -146,18 +146,27 @@ async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int
     async with Runtime(settings) as runtime:
         assert runtime.engine is not None and runtime.service is not None
         printer = asyncio.create_task(_print_events(runtime.bus.subscribe(), as_json))
-        stopper = asyncio.create_task(wait_for_stop())
-        resumed = await runtime.engine.resume_all()
-        if spec is not None:
-            try:
-                await runtime.service.start_run(spec)
-            except ServiceError:
-                stopper.cancel()
-                printer.cancel()
-                raise
-        elif not resumed:
-            print("no runs to resume; start one with --strategy and --symbol", file=sys.stderr)
-        await stopper
+        stopper = asyncio.create_task(wait_for_stop())  # SIGTERM works from here on
+        try:
+            resuming = asyncio.create_task(runtime.engine.resume_all())
+            await asyncio.wait({resuming, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not stopper.done():
+                resumed = resuming.result()
+                waiting = len(runtime.engine.waiting)
+                if waiting:
+                    print(f"{waiting} of {len(resumed)} runs are waiting for the exchange; "
+                          "they resume by themselves when it is back", file=sys.stderr)
+                if spec is not None:
+                    await runtime.service.start_run(spec)
+                elif not resumed:
+                    print("no runs to resume; start one with --strategy and --symbol",
+                          file=sys.stderr)
+                await stopper
+        finally:
+            stopper.cancel()
+            resuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await resuming
     await asyncio.sleep(0)  # let the printer see the shutdown events
     printer.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -3,8 +3,12 @@
 Starting a run validates it, fetches warm-up candles, stores it and subscribes it to the shared
 feed of its exchange. On start-up ``resume_all`` rebuilds every run marked running from the
 same candle history it had, restores its portfolio and strategy state, subscribes, and settles
-what happened while the service was down. ``shutdown`` (SIGTERM) detaches every run without
-changing its status, so the next start resumes it; a run stopped by a user is not resumed.
+what happened while the service was down. A run that cannot be resumed (the exchange is down,
+its strategy file is missing) is never given up: it waits — ``waiting for data`` in the run
+list, a ``FeedLost`` event at once — and is retried with backoff until it resumes, then says so
+with ``FeedRestored`` (the candles it backfilled). ``shutdown`` (SIGTERM) detaches every run
+without changing its status, so the next start resumes it; a run stopped by a user is not
+resumed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +27,11 @@ from data.live.messages import UnsupportedTimeframe, default_ws_url, protocol_fo
 from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import timeframe_ms
 from engine.errors import ServiceError
-from engine.events import Event, RunStarted, RunStopped
+from engine.events import EngineError, Event, FeedLost, FeedRestored, RunStarted, RunStopped
 from engine.forward.bus import EventBus
-from engine.forward.run import ForwardRun
+from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
+from engine.forward.storage import StorageGuard, storage_unavailable
 from engine.registry import build_strategy
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
@@ -35,7 +41,23 @@ from engine.types import Trade
 log = logging.getLogger(__name__)
 
 #: A resumed run rebuilds at most this many base candles of history.
-MAX_HISTORY = 50_000
+MAX_HISTORY = 100_000
+#: Downtime after which what a resumed run settled is posted as one ``CaughtUp`` alert.
+CATCH_UP_SUMMARY_MS = 10 * 60_000
+
+
+@dataclass(slots=True)
+class WaitingRun:
+    """A stored running run that could not be resumed yet and is being retried.
+
+    ``since`` is when it started waiting (ms UTC); ``error`` the last reason.
+    """
+
+    record: RunRecord
+    since: int
+    error: str
+    attempts: int = 1
+    task: asyncio.Task | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +96,21 @@ class ForwardEngine:
         store: the open run database.
         bus: where events go after they are committed (a new bus when None).
         source_factory: ``(exchange, market_type) -> CcxtCandleSource``.
+        resume_backoff: (first, longest) seconds between attempts to resume a waiting run;
+            the delay doubles per attempt, with 20 % jitter.
     """
 
     def __init__(self, settings: Settings, store: Store, bus: EventBus | None = None,
-                 source_factory: Callable[[str, str], CcxtCandleSource] | None = None) -> None:
+                 source_factory: Callable[[str, str], CcxtCandleSource] | None = None,
+                 resume_backoff: tuple[float, float] = (5.0, 300.0)) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus or EventBus()
         self.hub = FeedHub(silence_timeout=settings.feed_timeout_s)
         self.runs: dict[str, ForwardRun] = {}
+        self.waiting: dict[str, WaitingRun] = {}
+        self.guard = StorageGuard(self._publish)
+        self.resume_backoff = resume_backoff
         self._source_factory = source_factory or default_source_factory(settings)
         self._sources: dict[tuple[str, str], CcxtCandleSource] = {}
 
@@ -188,7 +216,7 @@ class ForwardEngine:
             balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
             mark_ts=None)
         await self.store.create_run(record, spec.started_by)
-        run = ForwardRun(record, strategy, self.store, source, self._publish)
+        run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
         run.prepare(history, resumed=False)
         await self._attach(run)
         await self._announce(run, resumed=False)
@@ -197,38 +225,97 @@ class ForwardEngine:
         return record
 
     async def resume_all(self) -> list[str]:
-        """Resume every run marked running; returns their ids (failures are logged)."""
-        resumed = []
-        for record in reversed(await self.store.runs("running")):
-            if record.id in self.runs:
-                continue
-            try:
-                await self._resume(record)
-                resumed.append(record.id)
-            except Exception:
-                log.exception("run %s could not be resumed", record.id)
-        return resumed
+        """Resume every run marked running; returns their ids.
 
-    async def _resume(self, record: RunRecord) -> None:
+        Each run is tried once (the exchange is probed with a single request, so an outage is
+        noticed at once); a run that cannot resume waits and is retried in the background
+        with backoff until it does (see ``waiting``).
+        """
+        records = [r for r in reversed(await self.store.runs("running"))
+                   if r.id not in self.runs and r.id not in self.waiting]
+        await asyncio.gather(*(self._resume_or_wait(r) for r in records))
+        return [r.id for r in records]
+
+    async def _resume_or_wait(self, record: RunRecord) -> None:
+        try:
+            await self._resume(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._wait(record, exc)
+
+    async def _wait(self, record: RunRecord, exc: BaseException) -> None:
+        """Mark ``record`` waiting, say so once, and retry it in the background."""
+        detail = _describe(exc)
+        log.warning("run %s cannot resume yet (%s); retrying with backoff", record.id, detail)
+        waiting = WaitingRun(record, now_ms(), detail)
+        self.waiting[record.id] = waiting
+        if isinstance(exc, FetchError | OSError) or storage_unavailable(exc):
+            event: Event = FeedLost(record.id, now_ms(), record.exchange,
+                                    f"cannot resume: {detail}; retrying until it is back")
+        else:
+            event = EngineError(record.id, now_ms(), f"cannot resume: {detail}; retrying")
+        await self._store_events((event,))
+        waiting.task = asyncio.create_task(self._retry_resume(waiting),
+                                           name=f"resume {record.id}")
+
+    async def _retry_resume(self, waiting: WaitingRun) -> None:
+        first, longest = self.resume_backoff
+        delay = first
+        rid = waiting.record.id
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.8, 1.0))
+            delay = min(longest, delay * 2)
+            waiting.attempts += 1
+            try:
+                await self._resume(waiting.record, restored=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                waiting.error = _describe(exc)
+                log.info("run %s still cannot resume (attempt %d): %s", rid, waiting.attempts,
+                         waiting.error)
+                continue
+            self.waiting.pop(rid, None)
+            log.warning("run %s resumed after waiting %.0f s", rid,
+                        (now_ms() - waiting.since) / 1000)
+            return
+
+    async def _resume(self, record: RunRecord, restored: bool = False) -> int:
+        """Rebuild, subscribe and catch up one stored run; returns the candles backfilled.
+
+        Raises whatever stops it before it is attached (nothing is changed then): FetchError
+        (exchange unreachable), ServiceError (strategy gone or invalid), strategy errors.
+        """
         strategy = build_strategy(record.strategy, record.params, record.timeframe,
                                   self.settings.strategy_dir)
         source = self.source(record.exchange, record.market_type)
+        await source.probe()  # one request: an unreachable exchange fails here, at once
         step = timeframe_ms(record.timeframe)
         end = (record.last_candle_ts or 0) + step
         start = record.history_start if record.history_start is not None else end - step
         start = max(start, end - MAX_HISTORY * step)
         history = await source.fetch(record.symbol, record.timeframe, start, end)
-        run = ForwardRun(record, strategy, self.store, source, self._publish)
+        run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
         run.prepare(history, resumed=True)
         run.last_candle_ts = record.last_candle_ts
         run.restore_portfolio(record.balance, await self.store.positions(record.id),
                               record.next_position_id)
-        await self._announce(run, resumed=True)
+        down_since = end if record.last_candle_ts is not None else None
+        await self._announce(run, resumed=True, down_since=down_since)
         # subscribe first (live candles wait in the queue), settle the downtime, then consume
         await self._attach(run, consume=False)
+        away = now_ms() - down_since if down_since is not None else 0
+        run.catching_up = away >= CATCH_UP_SUMMARY_MS
         count = await run.backfill(recovery=True)
-        run.consumer = asyncio.create_task(run.consume(), name=f"run {record.id}")
+        caught_up = run.caught_up_event(away, count)
+        if caught_up is not None:
+            await run.emit_now(caught_up)
+        if restored:
+            await run.emit_now(FeedRestored(record.id, now_ms(), record.exchange, count))
+        run.consumer = self._start_consumer(run)
         log.info("run %s resumed; %d missed candles processed", record.id, count)
+        return count
 
     async def _attach(self, run: ForwardRun, consume: bool = True) -> None:
         rec = run.record
@@ -238,24 +325,49 @@ class ForwardEngine:
         run.feed = feed
         self.runs[rec.id] = run
         if consume:
-            run.consumer = asyncio.create_task(run.consume(), name=f"run {rec.id}")
+            run.consumer = self._start_consumer(run)
+
+    def _start_consumer(self, run: ForwardRun) -> asyncio.Task:
+        task = asyncio.create_task(run.consume(), name=f"run {run.id}")
+        task.add_done_callback(lambda t: self._consumer_done(run, t))
+        return task
+
+    def _consumer_done(self, run: ForwardRun, task: asyncio.Task) -> None:
+        """Supervision: a run's consumer only ends when cancelled or when the run failed."""
+        if task.cancelled() or self.runs.get(run.id) is not run:
+            return
+        if run.failed:  # stored as failed: let go of it
+            asyncio.get_running_loop().create_task(self._detach(run))
+            return
+        log.error("run %s: its consumer stopped (%r); restarting it", run.id, task.exception())
+        run.consumer = self._start_consumer(run)
 
     async def _detach(self, run: ForwardRun) -> None:
+        """Stop feeding ``run``. A transaction in flight is shielded and completes on its own,
+        so this never waits on a slow backfill or a storage retry."""
         self.runs.pop(run.id, None)
-        if run.consumer is not None:
-            async with run.lock:  # let a candle being processed finish its transaction
-                run.consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await run.consumer
+        consumer = run.consumer
+        if consumer is not None and consumer is not asyncio.current_task():
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(consumer, timeout=2.0)
         if run.subscription is not None and run.feed is not None:
-            await run.feed.unsubscribe(run.subscription)
+            with contextlib.suppress(Exception):
+                await run.feed.unsubscribe(run.subscription)
 
-    async def _announce(self, run: ForwardRun, resumed: bool) -> None:
+    async def _store_events(self, events: tuple[Event, ...]) -> None:
+        """Events of no run state (lifecycle): stored (retried while storage is down), then
+        published."""
+        await self.guard.write(lambda: self.store.add_events(events), "events")
+        for event in events:
+            self._publish(event)
+
+    async def _announce(self, run: ForwardRun, resumed: bool,
+                        down_since: int | None = None) -> None:
         rec = run.record
-        event = RunStarted(rec.id, now_ms(), rec.strategy, rec.symbol, rec.timeframe,
-                           rec.exchange, rec.starting_balance, resumed, rec.channel_id)
-        await self.store.add_events((event,))
-        self._publish(event)
+        await self._store_events((RunStarted(
+            rec.id, now_ms(), rec.strategy, rec.symbol, rec.timeframe, rec.exchange,
+            rec.starting_balance, resumed, rec.channel_id, down_since),))
 
     # ---- stop / commands ---------------------------------------------------------------------
     async def stop_run(self, run_id: str, actor: str) -> RunRecord:
@@ -271,6 +383,9 @@ class ForwardEngine:
                 raise ServiceError(f"unknown run {run_id!r}; see /forward list")
             if record.status != "running":
                 raise ServiceError(f"run {run_id} is already {record.status}")
+            waiting = self.waiting.pop(run_id, None)
+            if waiting is not None and waiting.task is not None:
+                waiting.task.cancel()
             equity = record.balance
         else:
             await self._detach(run)
@@ -290,23 +405,51 @@ class ForwardEngine:
         """
         run = self.runs.get(run_id)
         if run is None:
+            waiting = self.waiting.get(run_id)
+            if waiting is not None:
+                raise ServiceError(f"run {run_id} is waiting for data ({waiting.error}); its "
+                                   "positions can be closed once the exchange is back")
             raise ServiceError(f"run {run_id!r} is not running; see /forward list")
-        trade = await run.close_position(position_id, actor)
+        try:
+            trade = await run.close_position(position_id, actor)
+        except StorageBusy as exc:
+            raise ServiceError(str(exc)) from None
         if trade is None:
             ids = ", ".join(str(p.id) for p in run.portfolio.positions) or "none"
             raise ServiceError(f"run {run_id} has no open position {position_id}; open: {ids}")
         return trade
 
     async def shutdown(self) -> None:
-        """Detach every run (status unchanged: they resume next start), close feeds and REST."""
-        for run in list(self.runs.values()):
-            await self._detach(run)
-            event = RunStopped(run.id, now_ms(), "shutdown", run.portfolio.equity)
-            with contextlib.suppress(Exception):
-                await self.store.add_events((event,))
-            self._publish(event)
-        await self.hub.close()
-        for source in self._sources.values():
-            with contextlib.suppress(Exception):
-                await source.close()
+        """Detach every run (status unchanged: they resume next start), close feeds and REST.
+
+        Never waits on the exchange or on a storage retry: each step is bounded, and what a
+        run processed is already stored per candle.
+        """
+        for waiting in self.waiting.values():
+            if waiting.task is not None:
+                waiting.task.cancel()
+        self.waiting.clear()
+        runs = list(self.runs.values())
+        await asyncio.gather(*(self._detach(run) for run in runs))
+        events = tuple(RunStopped(run.id, now_ms(), "shutdown", run.portfolio.equity)
+                       for run in runs)
+        if events:
+            with contextlib.suppress(Exception):  # one attempt: storage may be what failed
+                await asyncio.wait_for(self.store.add_events(events), timeout=2.0)
+            for event in events:
+                self._publish(event)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.hub.close(), timeout=3.0)
+        sources = list(self._sources.values())
         self._sources.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*(s.close() for s in sources),
+                                                  return_exceptions=True), timeout=2.0)
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a reason a run cannot resume."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, ServiceError | FetchError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

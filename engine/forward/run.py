@@ -6,6 +6,11 @@ through ``Core.step`` exactly as in a backtest; stop-loss/take-profit are also c
 tick. Each processed candle is committed to the store in one transaction, then its events are
 published. Candles missing before a closed one (a reconnect, a restart) are fetched over REST
 first, so the strategy sees a gap-free series, each candle exactly once.
+
+Storage trouble never makes memory and database disagree: a candle's transaction is retried
+(``StorageGuard``) until it is written, while the next candles wait in the feed queue. The run
+keeps a rolling window of ``strategy.history_candles()`` base candles in memory (the window's
+start is stored, so a restart rebuilds exactly the same window).
 """
 
 from __future__ import annotations
@@ -23,16 +28,19 @@ from data.timeframes import lower_timeframes, timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown
 from engine.events import (
+    CaughtUp,
     EngineError,
     Event,
     FeedLost,
     FeedRestored,
     RunStopped,
+    SignalRejected,
     TradeClosed,
     TradeOpened,
 )
 from engine.fills import BOTH, FillModel, touch
 from engine.forward.source import CcxtCandleSource
+from engine.forward.storage import StorageGuard
 from engine.market import MarketData
 from engine.portfolio import Portfolio
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
@@ -41,9 +49,16 @@ from engine.types import Trade
 
 log = logging.getLogger(__name__)
 
+#: Closed trades and rejections a live run keeps in memory (all of them are in the database).
+KEEP_RECENT = 500
+
 
 class RunFailed(RuntimeError):
     """The strategy raised; the run is stopped with status ``failed``."""
+
+
+class StorageBusy(RuntimeError):
+    """A command was refused because the database cannot take writes at the moment."""
 
 
 class ForwardRun:
@@ -55,16 +70,24 @@ class ForwardRun:
         store: the run database.
         source: REST candles of the run's exchange.
         publish: called with each event after it is committed.
+        guard: retries writes while storage is unavailable (one per engine).
     """
 
     def __init__(self, record: RunRecord, strategy: Strategy, store: Store,
-                 source: CcxtCandleSource, publish: Callable[[Event], None]) -> None:
+                 source: CcxtCandleSource, publish: Callable[[Event], None],
+                 guard: StorageGuard | None = None) -> None:
         self.record = record
         self.id = record.id
         self.strategy = strategy
         self.store = store
         self.source = source
         self.publish = publish
+        self.guard = guard or StorageGuard(publish)
+        self.history_limit = max(1, strategy.history_candles())
+        self.trim_chunk = max(250, self.history_limit // 4)
+        self.history_start: int | None = record.history_start
+        self.catching_up = False  # resume after a long outage: one CaughtUp alert, not many
+        self.caught_up: list[Event] = []
         self.step_ms = timeframe_ms(record.timeframe)
         self.lock = asyncio.Lock()
         self.subscription: Subscription | None = None
@@ -110,7 +133,11 @@ class ForwardRun:
 
     # ---- feeding ---------------------------------------------------------------------------
     async def consume(self) -> None:
-        """Process the subscription's queue until cancelled (the run's task)."""
+        """Process the subscription's queue until cancelled (the run's task).
+
+        Nothing but a cancellation or the run's failure ends this loop: an error handling one
+        item is logged and reported, and the next item is processed.
+        """
         assert self.subscription is not None
         queue = self.subscription.queue
         while True:
@@ -128,8 +155,13 @@ class ForwardRun:
                 raise
             except Exception as exc:  # keep the run alive; say what happened
                 log.exception("run %s: error handling %s", self.id, item)
-                await self.emit_now(EngineError(self.id, now_ms(), f"{type(exc).__name__}: "
-                                                 f"{exc}"))
+                try:
+                    await self.emit_now(EngineError(self.id, now_ms(),
+                                                    f"{type(exc).__name__}: {exc}"))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("run %s: could not report the error", self.id)
 
     async def on_closed(self, candle: Candle, recovery: bool = False) -> int:
         """Process a closed base candle, backfilling any gap before it; returns candles done."""
@@ -208,7 +240,14 @@ class ForwardRun:
                                                   count))
 
     async def close_position(self, position_id: int, actor: str) -> Trade | None:
-        """Paper market exit at the last price (``/close``); None for an unknown position."""
+        """Paper market exit at the last price (``/close``); None for an unknown position.
+
+        Raises:
+            StorageBusy: while the database cannot take writes (nothing is changed).
+        """
+        if self.guard.failing:
+            raise StorageBusy(f"the run database cannot take writes right now "
+                              f"({self.guard.last_error}); nothing was closed, try again later")
         async with self.lock:
             assert self.core is not None
             price = self.portfolio.mark_price
@@ -233,13 +272,33 @@ class ForwardRun:
             core.settling_recovery = False
             self._lower.clear()
         close_time = candle.timestamp + self.step_ms
+        history_start = self._bound_memory()
         try:
-            await self._commit(candle.timestamp, (close_time, equity, self.portfolio.balance))
+            # retried while storage is unavailable: the next candles wait in the queue
+            await self._commit(candle.timestamp, (close_time, equity, self.portfolio.balance),
+                               history_start=history_start)
         except Exception as exc:
-            # memory moved past what the database holds: stop rather than drift apart
+            # not a storage outage (a bug): memory moved past what the database holds, and
+            # retrying cannot help: stop rather than drift apart
             await self._fail(f"could not store candle {candle.timestamp}: {exc}")
             raise RunFailed(str(exc)) from exc
         self.last_candle_ts = candle.timestamp
+
+    def _bound_memory(self) -> int | None:
+        """Keep the rolling history window and recent lists bounded; returns the new window
+        start (ms UTC) when the window moved, else None."""
+        market, core = self.market, self.core
+        assert market is not None and core is not None
+        core.equity.clear()  # stored per candle; a live run needs no curve in memory
+        if len(core.rejections) > 2 * KEEP_RECENT:
+            del core.rejections[:-KEEP_RECENT]
+        if len(self.portfolio.trades) > 2 * KEEP_RECENT:
+            del self.portfolio.trades[:-KEEP_RECENT]
+        if market.base.stored() <= self.history_limit + self.trim_chunk:
+            return None
+        market.trim(self.history_limit)
+        self.history_start = int(market.base.columns["timestamp"].full[0])
+        return self.history_start
 
     async def _prefetch_lower(self, candle: Candle) -> None:
         """Fetch 1m candles of this candle's span when a position may need a drill-down."""
@@ -256,23 +315,45 @@ class ForwardRun:
                         self.id, exc)
 
     async def _commit(self, last_candle_ts: int | None, equity: tuple[int, float, float] | None,
-                      actor: str = "engine") -> None:
+                      actor: str = "engine", history_start: int | None = None) -> None:
+        """Write what the step changed in one transaction (retried while storage is down),
+        then publish its events."""
         events = tuple(self._pending)
         self._pending.clear()
         pf = self.portfolio
+        summarised = False
+        if self.catching_up:
+            summarised = True  # alerted as one CaughtUp event after the catch-up
+            self.caught_up += [e for e in events if isinstance(e, TradeOpened | TradeClosed
+                                                                | SignalRejected)]
         write = StepWrite(
             run_id=self.id, balance=pf.balance, next_position_id=pf.next_position_id,
             strategy_state=self.strategy.get_state(), last_candle_ts=last_candle_ts,
             mark_price=pf.mark_price, mark_ts=now_ms(),
             opened=tuple(e.position for e in events if isinstance(e, TradeOpened)),
             closed=tuple(e.trade for e in events if isinstance(e, TradeClosed)),
-            equity=equity, events=events, actor=actor)
-        await asyncio.shield(self.store.commit_step(write))
+            equity=equity, events=events, actor=actor, events_delivered=summarised,
+            history_start=history_start)
+        await self.guard.write(lambda: self.store.commit_step(write),
+                               f"run {self.id} candle {last_candle_ts}")
         for event in events:
             self.publish(event)
 
+    def caught_up_event(self, away_ms: int, candles: int) -> CaughtUp | None:
+        """The one alert for what a catch-up settled (None when it settled nothing)."""
+        events, self.caught_up = self.caught_up, []
+        self.catching_up = False
+        closed = tuple(e.trade for e in events if isinstance(e, TradeClosed))
+        opened = tuple(e.position for e in events if isinstance(e, TradeOpened))
+        rejected = sum(1 for e in events if isinstance(e, SignalRejected))
+        if not (closed or opened or rejected):
+            return None
+        return CaughtUp(self.id, now_ms(), away_ms, candles, closed, opened, rejected)
+
     async def emit_now(self, event: Event) -> None:
-        await asyncio.shield(self.store.add_events((event,)))
+        """Store ``event`` in the outbox (retried while storage is down), then publish it."""
+        await self.guard.write(lambda: self.store.add_events((event,)),
+                               f"run {self.id} {type(event).__name__}")
         self.publish(event)
 
     async def _fail(self, message: str) -> None:
@@ -280,6 +361,8 @@ class ForwardRun:
         log.error("run %s failed: %s", self.id, message)
         events = (EngineError(self.id, now_ms(), message, fatal=True),
                   RunStopped(self.id, now_ms(), "error", self.portfolio.equity))
-        await asyncio.shield(self.store.set_status(self.id, "failed", message, "engine", events))
+        await self.guard.write(
+            lambda: self.store.set_status(self.id, "failed", message, "engine", events),
+            f"run {self.id} status")
         for event in events:
             self.publish(event)

@@ -100,7 +100,12 @@ CREATE TABLE audit (
 );
 """
 
-MIGRATIONS: list[str] = [V1]
+# v2: when each event entered the outbox (alerts held back by a Discord outage are summarised)
+V2 = """
+ALTER TABLE events ADD COLUMN created_at INTEGER;   -- ms UTC, when the event was stored
+"""
+
+MIGRATIONS: list[str] = [V1, V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,6 +10,7 @@ after the restart; a crash after it loses nothing. Either way no fill is lost or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -63,11 +64,13 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event from the outbox with its row id and delivery attempts."""
+    """An event from the outbox with its row id, delivery attempts and when it was stored
+    (ms UTC; None for rows older than schema v2)."""
 
     id: int
     event: Event
     attempts: int
+    created_at: int | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +89,10 @@ class StepWrite:
     equity: tuple[int, float, float] | None = None  # (ts, equity, balance)
     events: tuple[Event, ...] = ()
     actor: str = "engine"
+    #: store the events as already delivered (summarised in one alert instead)
+    events_delivered: bool = False
+    #: the run's rolling history window moved: its new first candle (ms UTC open time)
+    history_start: int | None = None
 
 
 _POSITION_COLUMNS = ("id", "side", "size", "entry_price", "entry_time", "entry_fee",
@@ -194,6 +201,9 @@ class Store:
             if step.mark_price is not None:
                 sets += ["mark_price=:mark", "mark_ts=:mark_ts"]
                 args.update(mark=step.mark_price, mark_ts=step.mark_ts)
+            if step.history_start is not None:
+                sets.append("history_start=:history_start")
+                args["history_start"] = step.history_start
             await self.db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=:id", args)
             for pos in step.opened:
                 await self.db.execute(
@@ -223,7 +233,7 @@ class Store:
                 await self.db.execute(
                     "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
                     "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
-            await self._insert_events(step.events)
+            await self._insert_events(step.events, delivered=step.events_delivered)
 
     async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
         """A periodic equity point between candles (at the last tick's price)."""
@@ -284,11 +294,11 @@ class Store:
     async def pending_events(self, limit: int = 100, max_attempts: int = 5) -> list[StoredEvent]:
         """Undelivered events, oldest first, that have not used up their attempts."""
         async with self.db.execute(
-            "SELECT id, type, payload, attempts FROM events WHERE delivered_at IS NULL "
-            "AND attempts < ? ORDER BY id LIMIT ?", (max_attempts, limit)) as cur:
+            "SELECT id, type, payload, attempts, created_at FROM events WHERE delivered_at IS "
+            "NULL AND attempts < ? ORDER BY id LIMIT ?", (max_attempts, limit)) as cur:
             rows = await cur.fetchall()
         return [StoredEvent(r["id"], from_record({**json.loads(r["payload"]), "type": r["type"]}),
-                            r["attempts"]) for r in rows]
+                            r["attempts"], r["created_at"]) for r in rows]
 
     async def mark_delivered(self, event_id: int) -> None:
         """The event reached its alert sink."""
@@ -308,13 +318,16 @@ class Store:
     def _tx(self) -> _Transaction:
         return _Transaction(self.db, self.write_lock)
 
-    async def _insert_events(self, events: tuple[Event, ...]) -> None:
+    async def _insert_events(self, events: tuple[Event, ...], delivered: bool = False) -> None:
+        now = now_ms()
         for event in events:
             record = to_record(event)
             await self.db.execute(
-                "INSERT INTO events (run_id, ts, type, payload) VALUES (?, ?, ?, ?)",
+                "INSERT INTO events (run_id, ts, type, payload, created_at, delivered_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (event.run_id, event.ts, event_name(event),
-                 json.dumps({k: v for k, v in record.items() if k != "type"})))
+                 json.dumps({k: v for k, v in record.items() if k != "type"}), now,
+                 now if delivered else None))
 
     async def _audit(self, ts: int, run_id: str | None, actor: str, action: str,
                      detail: dict[str, Any]) -> None:
@@ -340,7 +353,17 @@ class _Transaction:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            await self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                try:
+                    await self.db.execute("COMMIT")
+                except BaseException:
+                    # e.g. disk full at commit: never leave the connection inside a transaction
+                    with contextlib.suppress(Exception):
+                        await self.db.execute("ROLLBACK")
+                    raise
+            else:
+                with contextlib.suppress(Exception):  # keep the original error
+                    await self.db.execute("ROLLBACK")
         finally:
             self.lock.release()
 
