@@ -3,7 +3,9 @@
 Works with any async ccxt exchange (``data.exchanges.make_exchange``) or an object with the same
 ``fetch_ohlcv(symbol, timeframe, since, limit, params)`` coroutine. Each request asks for one
 window ``[since, since + limit × timeframe)`` (``params["until"]``), which makes exchanges that
-answer newest-first (Bybit) return the right candles. Only closed candles are kept.
+answer newest-first (Bybit) return the right candles. Only closed candles are kept, and only
+plausible ones (``data.live.sanity.valid_rows``: finite, > 0, low ≤ open/close ≤ high, on the
+timeframe's grid); dropped rows are logged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import numpy as np
 
+from data.live.sanity import valid_rows
 from data.ohlcv import OHLCV
 from data.timeframes import timeframe_ms
 
@@ -75,7 +78,7 @@ async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: i
         on_batch: called with (candles so far, cursor ms) after each request.
 
     Returns:
-        The candles, deduplicated and sorted by open time.
+        The plausible candles, deduplicated and sorted by open time.
 
     Raises:
         FetchError: when a request fails after its retries.
@@ -110,7 +113,13 @@ async def fetch_ohlcv_range(exchange: Any, symbol: str, timeframe: str, since: i
     if not tables:
         return OHLCV.empty()
     table = np.concatenate(tables)
-    table = table[~np.isnan(table).any(axis=1)]
+    valid = valid_rows(table, timeframe)  # finite, > 0, low ≤ open/close ≤ high, on the grid
+    if not valid.all():
+        bad = table[~valid]
+        log.warning("%s %s %s: dropping %d implausible candle rows (first: %s)",
+                    getattr(exchange, "id", "exchange"), symbol, timeframe, len(bad),
+                    bad[0].tolist())
+        table = table[valid]
     # one row per open time, the last one received winning, sorted
     ts = table[:, 0].astype(np.int64)
     _, last = np.unique(ts[::-1], return_index=True)

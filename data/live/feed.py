@@ -7,8 +7,15 @@ own queue of ``KlineUpdate``s and ``FeedStatus`` changes; the consumer (a forwar
 missed candles through REST when the feed comes back.
 
 Per topic, a closed candle older than or equal to the last one delivered (a duplicate or an
-out-of-order message) is dropped, and so is a tick of a candle already closed. Malformed frames
-are logged and skipped. None of these stop the feed.
+out-of-order message) is dropped, and so is a tick of a candle already closed. Updates that fail
+the sanity checks of ``data.live.sanity`` are dropped (implausible candles) or held back (ticks
+that do not fit earlier ticks or jump too far from the last close). Any error while parsing or
+dispatching one frame is logged with an excerpt of the frame and skips that frame only.
+
+The connection loop runs under a supervisor: should it ever end or raise while the feed is not
+closing, the error is logged with its traceback, subscribers get ``FeedStatus(False)``, and the
+loop is restarted after a backoff (subscribers get ``FeedStatus(True)`` once it is connected
+again). None of these stop the feed; only ``close()`` does.
 """
 
 from __future__ import annotations
@@ -23,9 +30,16 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from data.live.messages import BinanceProtocol, BybitProtocol, MalformedMessage
+from data.live.messages import BinanceProtocol, BybitProtocol, KlineUpdate, MalformedMessage
+from data.live.sanity import TickRange, candle_problem, seen_after, tick_problem
 
 log = logging.getLogger(__name__)
+
+#: Longest excerpt of a skipped frame written to the log (characters).
+EXCERPT_CHARS = 200
+
+#: Seconds ``close()`` waits for the feed task to end after cancelling it.
+CLOSE_WAIT_S = 5.0
 
 
 class FeedSilent(Exception):
@@ -57,9 +71,30 @@ class FeedStats:
 
     connects: int = 0
     frames: int = 0
-    malformed: int = 0
+    malformed: int = 0  #: frames skipped: not parsable, or parsing/dispatching raised
+    invalid: int = 0  #: updates dropped by the candle sanity check
+    held_ticks: int = 0  #: ticks held back by the tick check
     duplicates: int = 0
     stale_ticks: int = 0
+    restarts: int = 0  #: connection loop restarted by the supervisor
+
+
+@dataclass(slots=True)
+class _TopicState:
+    """What the feed remembers of one topic to judge the next update."""
+
+    last_closed: int | None = None  #: open time (ms) of the last confirmed candle delivered
+    last_close: float | None = None  #: its close (quote currency)
+    ticks: TickRange | None = None  #: what accepted ticks of the open candle reported
+    held_logged: int | None = None  #: open time of the candle whose held tick was last logged
+
+
+def excerpt(frame: str | bytes, limit: int = EXCERPT_CHARS) -> str:
+    """The start of ``frame`` for a log line (``repr``, cut to ``limit`` characters)."""
+    head = frame[:limit]
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    more = f" … ({len(frame)} chars)" if len(frame) > limit else ""
+    return f"{text!r}{more}"
 
 
 class LiveFeed:
@@ -70,7 +105,9 @@ class LiveFeed:
         protocol: ``BybitProtocol()`` or ``BinanceProtocol()``.
         silence_timeout: seconds without any frame after which the link is dead.
         backoff_initial, backoff_max: reconnect delays (s): ``min(max, initial × 2^n)``, then
-            scaled by a random factor in [0.5, 1] (jitter), n = failed attempts in a row.
+            scaled by a random factor in [0.5, 1] (jitter), n = failed attempts in a row. The
+            supervisor waits the same way before restarting a connection loop that ended
+            (n = restarts in a row without a successful connect).
         ping_interval: override the protocol's ping interval (seconds).
     """
 
@@ -86,7 +123,7 @@ class LiveFeed:
         self.stats = FeedStats()
         self.connected = False
         self._subs: dict[str, list[Subscription]] = {}
-        self._last_closed: dict[str, int] = {}
+        self._state: dict[str, _TopicState] = {}
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task | None = None
         self._closing = asyncio.Event()
@@ -103,8 +140,8 @@ class LiveFeed:
         sub = Subscription(topic, symbol, timeframe)
         first = topic not in self._subs
         self._subs.setdefault(topic, []).append(sub)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"feed {self.url}")
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._supervise(), name=f"feed {self.url}")
         elif first and self.connected:
             await self._send_requests(self.protocol.subscribe, [topic])
         return sub
@@ -116,7 +153,7 @@ class LiveFeed:
             subs.remove(sub)
         if not subs and sub.topic in self._subs:
             del self._subs[sub.topic]
-            self._last_closed.pop(sub.topic, None)
+            self._state.pop(sub.topic, None)
             if self.connected:
                 with contextlib.suppress(ConnectionClosed, OSError):
                     await self._send_requests(self.protocol.unsubscribe, [sub.topic])
@@ -128,18 +165,50 @@ class LiveFeed:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:
-        """Close the connection and stop reconnecting."""
+        """Close the connection and stop reconnecting (within about 2 + ``CLOSE_WAIT_S`` s)."""
         self._closing.set()
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._ws.close(), timeout=2.0)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            _, pending = await asyncio.wait({task}, timeout=CLOSE_WAIT_S)
+            if pending:
+                log.warning("feed %s: task still running %g s after close", self.url,
+                            CLOSE_WAIT_S)
+        self.connected = False
+
+    def _backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed attempts in a row (with jitter)."""
+        delay = min(self.backoff_max, self.backoff_initial * 2**min(failures, 30))
+        return delay * random.uniform(0.5, 1.0)
+
+    async def _supervise(self) -> None:
+        """Run the connection loop; restart it after a backoff whenever it ends unexpectedly."""
+        failures = 0
+        while not self._closing.is_set():
+            connects = self.stats.connects
+            try:
+                await self._run()
+                if self._closing.is_set():
+                    return
+                detail = "connection loop ended unexpectedly"
+                log.error("feed %s: %s; restarting it", self.url, detail)
+            except Exception as exc:  # CancelledError is no Exception: close() still works
+                if self._closing.is_set():
+                    return
+                detail = f"feed error {type(exc).__name__}: {str(exc)[:200]}"
+                log.exception("feed %s: connection loop failed; restarting it", self.url)
+            self._ws = None
+            self._mark_down(detail)
+            self.stats.restarts += 1
+            failures = 0 if self.stats.connects > connects else failures + 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=self._backoff(failures))
 
     async def _run(self) -> None:
+        """The connection loop: connect, subscribe, read; reconnect with backoff until closed."""
         failures = 0
         while not self._closing.is_set():
             detail = "closed"
@@ -163,15 +232,12 @@ class LiveFeed:
                 detail = f"{type(exc).__name__}: {exc}"
             finally:
                 self._ws = None
-                if self.connected:
+                if self._closing.is_set():
                     self.connected = False
-                    if not self._closing.is_set():
-                        log.warning("feed %s lost: %s", self.url, detail)
-                        self._notify(False, detail)
+            self._mark_down(detail)
             if self._closing.is_set():
                 break
-            delay = min(self.backoff_max, self.backoff_initial * 2**failures)
-            delay *= random.uniform(0.5, 1.0)
+            delay = self._backoff(failures)
             failures += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), timeout=delay)
@@ -187,7 +253,7 @@ class LiveFeed:
                 except TimeoutError:
                     raise FeedSilent() from None
                 self.stats.frames += 1
-                self._dispatch(frame)
+                self._on_frame(frame)
         finally:
             if pinger is not None:
                 pinger.cancel()
@@ -209,31 +275,63 @@ class LiveFeed:
             await ws.send(build(topics[i:i + step], self._req_id))
 
     # ---- delivery ------------------------------------------------------------------------------
-    def _dispatch(self, frame: str | bytes) -> None:
+    def _on_frame(self, frame: str | bytes) -> None:
+        """Parse and deliver one frame; whatever goes wrong skips this frame only."""
         try:
-            updates = self.protocol.parse(frame)
-        except MalformedMessage as exc:
+            for update in self.protocol.parse(frame):
+                self._deliver(update)
+        except Exception as exc:  # any error of one frame; CancelledError is no Exception
             self.stats.malformed += 1
-            log.warning("feed %s: skipping malformed message: %s", self.url, exc)
+            log.warning("feed %s: skipping frame (%s: %s): %s", self.url, type(exc).__name__,
+                        str(exc)[:EXCERPT_CHARS], excerpt(frame),
+                        exc_info=not isinstance(exc, MalformedMessage))
+
+    def _deliver(self, update: KlineUpdate) -> None:
+        """Check ``update`` and queue it for the topic's subscribers, or drop/hold it."""
+        subs = self._subs.get(update.topic)
+        if not subs:
             return
-        for update in updates:
-            subs = self._subs.get(update.topic)
-            if not subs:
-                continue
-            last = self._last_closed.get(update.topic)
-            ts = update.candle.timestamp
-            if last is not None and ts <= last:
-                if update.closed:
-                    self.stats.duplicates += 1
-                    log.info("feed %s: dropping %s candle %d (last closed %d)", self.url,
-                             "duplicate" if ts == last else "out-of-order", ts, last)
-                else:
-                    self.stats.stale_ticks += 1
-                continue
+        state = self._state.setdefault(update.topic, _TopicState())
+        candle, kind = update.candle, "candle" if update.closed else "tick"
+        problem = candle_problem(candle, update.timeframe)
+        if problem is not None:
+            self.stats.invalid += 1
+            log.warning("feed %s: dropping invalid %s of %s: %s", self.url, kind, update.topic,
+                        problem)
+            return
+        last, ts = state.last_closed, candle.timestamp
+        if last is not None and ts <= last:
             if update.closed:
-                self._last_closed[update.topic] = ts
-            for sub in subs:
-                sub.queue.put_nowait(update)
+                self.stats.duplicates += 1
+                log.info("feed %s: dropping %s candle %d (last closed %d)", self.url,
+                         "duplicate" if ts == last else "out-of-order", ts, last)
+            else:
+                self.stats.stale_ticks += 1
+            return
+        if update.closed:
+            state.last_closed, state.last_close, state.ticks = ts, candle.close, None
+        else:
+            problem = tick_problem(candle, state.ticks, state.last_close)
+            if problem is not None:
+                self.stats.held_ticks += 1
+                first = state.held_logged != ts  # one warning per candle, not per tick
+                state.held_logged = ts
+                log.log(logging.WARNING if first else logging.DEBUG,
+                        "feed %s: holding back tick of %s candle %d: %s", self.url,
+                        update.topic, ts, problem)
+                return
+            state.ticks = seen_after(candle)
+        for sub in subs:
+            sub.queue.put_nowait(update)
+
+    def _mark_down(self, detail: str) -> None:
+        """Record that the connection is gone; tell subscribers once (not while closing)."""
+        if not self.connected:
+            return
+        self.connected = False
+        if not self._closing.is_set():
+            log.warning("feed %s lost: %s", self.url, detail)
+            self._notify(False, detail)
 
     def _notify(self, connected: bool, detail: str) -> None:
         status = FeedStatus(connected, detail, int(time.time() * 1000))

@@ -2,7 +2,9 @@
 
 Each protocol turns (symbol, timeframe) into a stream topic, builds subscribe/unsubscribe/ping
 messages, and parses a text frame into ``KlineUpdate``s. Unclosed updates are ticks; the
-update flagged closed (Bybit ``confirm``, Binance ``k.x``) is the closed candle.
+update flagged closed (Bybit ``confirm``, Binance ``k.x``) is the closed candle. Parsing checks
+types only (a field of the wrong type makes the frame a ``MalformedMessage``); whether the
+values make a plausible candle is ``data.live.sanity``'s job.
 
 Sources: Bybit v5 public websocket, https://bybit-exchange.github.io/docs/v5/ws/connect and
 …/v5/websocket/public/kline; Binance spot, binance-spot-api-docs ``web-socket-streams.md``.
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from data.ohlcv import Candle
-from data.timeframes import timeframe_ms
 
 _BYBIT_INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60",
                     "2h": "120", "4h": "240", "6h": "360", "12h": "720", "1d": "D", "1w": "W"}
@@ -53,18 +54,73 @@ def market_id(symbol: str) -> str:
     return symbol.split(":", 1)[0].replace("/", "").upper()
 
 
+def _ms(value: Any, what: str) -> int:
+    """A time in ms from a JSON integer (or integral float) or a string of ASCII digits.
+
+    Raises:
+        MalformedMessage: for anything else (booleans, fractions, NaN, words, lists).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    raise MalformedMessage(f"bad {what} {str(value)[:40]!r}")
+
+
+def _price(value: Any, what: str) -> float:
+    """A price or volume from a JSON number or numeric string (range checks: ``sanity``).
+
+    Raises:
+        MalformedMessage: for booleans, non-numeric strings, lists, objects, huge integers.
+    """
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (ValueError, OverflowError):
+            pass
+    raise MalformedMessage(f"bad {what} {str(value)[:40]!r}")
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A JSON boolean (absent = False).
+
+    Raises:
+        MalformedMessage: for anything else (a string ``"false"`` would read as True).
+    """
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise MalformedMessage(f"bad {what} {str(value)[:40]!r}")
+
+
 def _candle(ts: Any, o: Any, h: Any, low: Any, c: Any, v: Any) -> Candle:
-    try:
-        return Candle(int(ts), float(o), float(h), float(low), float(c), float(v))
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"bad kline values: {exc}") from None
+    """A ``Candle`` from raw kline fields (types only; ``data.live.sanity`` checks values).
+
+    Raises:
+        MalformedMessage: for a field of the wrong type.
+    """
+    return Candle(_ms(ts, "kline start"), _price(o, "open"), _price(h, "high"),
+                  _price(low, "low"), _price(c, "close"), _price(v, "volume"))
+
+
+def _event_ms(*values: Any) -> int:
+    """The first of ``values`` that is present, as ms (0 when none is).
+
+    Raises:
+        MalformedMessage: when that value is not a time in ms.
+    """
+    for value in values:
+        if value is not None and value != "":
+            return _ms(value, "event time")
+    return 0
 
 
 def _loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"not JSON: {str(text)[:80]!r}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: deep nesting
+        raise MalformedMessage(f"not JSON ({type(exc).__name__})") from None
 
 
 class BybitProtocol:
@@ -106,17 +162,18 @@ class BybitProtocol:
         """
         msg = _loads(text)
         if not isinstance(msg, dict):
-            raise MalformedMessage(f"unexpected frame {str(text)[:80]!r}")
+            raise MalformedMessage(f"unexpected frame {str(text[:80])!r}")
         topic = msg.get("topic")
         if topic is None:
             if "op" in msg or "success" in msg:
                 if msg.get("success") is False:
-                    raise MalformedMessage(f"bybit refused a request: {msg.get('ret_msg')}")
+                    reason = str(msg.get("ret_msg"))[:200]
+                    raise MalformedMessage(f"bybit refused a request: {reason}")
                 return []
-            raise MalformedMessage(f"unexpected frame {str(text)[:80]!r}")
+            raise MalformedMessage(f"unexpected frame {str(text[:80])!r}")
         parts = str(topic).split(".")
         if len(parts) != 3 or parts[0] != "kline" or parts[1] not in _BYBIT_TIMEFRAMES:
-            raise MalformedMessage(f"unexpected topic {topic!r}")
+            raise MalformedMessage(f"unexpected topic {str(topic)[:80]!r}")
         timeframe = _BYBIT_TIMEFRAMES[parts[1]]
         items = msg.get("data")
         if not isinstance(items, list):
@@ -127,11 +184,9 @@ class BybitProtocol:
                 raise MalformedMessage(f"bad kline item on {topic}")
             candle = _candle(item.get("start"), item.get("open"), item.get("high"),
                              item.get("low"), item.get("close"), item.get("volume"))
-            if candle.timestamp % timeframe_ms(timeframe):
-                raise MalformedMessage(f"kline start {candle.timestamp} off the {timeframe} grid")
             out.append(KlineUpdate(topic, parts[2], timeframe, candle,
-                                   bool(item.get("confirm")),
-                                   int(item.get("timestamp") or msg.get("ts") or 0)))
+                                   _flag(item.get("confirm"), "confirm"),
+                                   _event_ms(item.get("timestamp"), msg.get("ts"))))
         return out
 
 
@@ -176,22 +231,22 @@ class BinanceProtocol:
         if isinstance(msg, dict) and "stream" in msg and "data" in msg:
             msg = msg["data"]
         if not isinstance(msg, dict):
-            raise MalformedMessage(f"unexpected frame {str(text)[:80]!r}")
+            raise MalformedMessage(f"unexpected frame {str(text[:80])!r}")
         if "result" in msg and "id" in msg:
             return []
         if "code" in msg and "msg" in msg:
-            raise MalformedMessage(f"binance refused a request: {msg['msg']}")
+            raise MalformedMessage(f"binance refused a request: {str(msg['msg'])[:200]}")
         k = msg.get("k")
         if msg.get("e") != "kline" or not isinstance(k, dict):
-            raise MalformedMessage(f"unexpected frame {str(text)[:80]!r}")
+            raise MalformedMessage(f"unexpected frame {str(text[:80])!r}")
         timeframe = str(k.get("i"))
         if timeframe not in _BINANCE_INTERVALS:
             raise MalformedMessage(f"unexpected kline interval {timeframe!r}")
         candle = _candle(k.get("t"), k.get("o"), k.get("h"), k.get("l"), k.get("c"), k.get("v"))
         market = str(k.get("s") or msg.get("s") or "")
         topic = f"{market.lower()}@kline_{timeframe}"
-        return [KlineUpdate(topic, market, timeframe, candle, bool(k.get("x")),
-                            int(msg.get("E") or 0))]
+        return [KlineUpdate(topic, market, timeframe, candle, _flag(k.get("x"), "x"),
+                            _event_ms(msg.get("E")))]
 
 
 def protocol_for(exchange: str) -> BybitProtocol | BinanceProtocol:
