@@ -290,7 +290,7 @@ class ForwardEngine:
         strategy = build_strategy(record.strategy, record.params, record.timeframe,
                                   self.settings.strategy_dir)
         source = self.source(record.exchange, record.market_type)
-        await source.probe()  # one request: an unreachable exchange fails here, at once
+        exchange_now = await source.probe()  # one request: an outage fails here, at once
         step = timeframe_ms(record.timeframe)
         end = (record.last_candle_ts or 0) + step
         start = record.history_start if record.history_start is not None else end - step
@@ -305,7 +305,7 @@ class ForwardEngine:
         await self._announce(run, resumed=True, down_since=down_since)
         # subscribe first (live candles wait in the queue), settle the downtime, then consume
         await self._attach(run, consume=False)
-        away = now_ms() - down_since if down_since is not None else 0
+        away = exchange_now - down_since if down_since is not None else 0
         run.catching_up = away >= CATCH_UP_SUMMARY_MS
         count = await run.backfill(recovery=True)
         caught_up = run.caught_up_event(away, count)

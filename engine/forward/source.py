@@ -40,15 +40,19 @@ class CcxtCandleSource:
         return int(await call_with_retry(self.exchange.fetch_time, what=f"{self.exchange_id} "
                                          "time", **self.retry))
 
-    async def probe(self) -> None:
-        """One request to the exchange, without retries: is it reachable now?
+    async def probe(self) -> int:
+        """One request to the exchange, without retries: is it reachable now? Returns its
+        clock (ms UTC; the local clock for an exchange without a time endpoint).
 
         Raises:
             FetchError: it is not (network error, maintenance, rate limit).
         """
-        call = self.exchange.fetch_time if self.exchange.has.get("fetchTime") else \
-            self.exchange.load_markets
-        await call_with_retry(call, what=f"{self.exchange_id} (probe)", max_retries=0)
+        if not self.exchange.has.get("fetchTime"):
+            await call_with_retry(self.exchange.load_markets, what=f"{self.exchange_id} (probe)",
+                                  max_retries=0)
+            return int(time.time() * 1000)
+        return int(await call_with_retry(self.exchange.fetch_time,
+                                         what=f"{self.exchange_id} (probe)", max_retries=0))
 
     async def markets(self) -> dict[str, Any]:
         """The exchange's markets by unified symbol (loaded once).
