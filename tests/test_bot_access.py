@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from engine.forward.engine import RunSpec
+from engine.settings import SettingsError, load_settings
 from tests.bot_helpers import CHANNEL, MANAGER, ROLE_TRADER, TRADER, VISITOR, bot_env
 from tests.forward_helpers import until
 
@@ -205,3 +208,23 @@ async def test_runs_belong_to_their_starter_managers_may_act_on_any(tmp_path):
                         (run_id, f"discord:{ROLE_TRADER}", "close", owner),
                         (run_id, f"discord:{ROLE_TRADER}", "close", owner),
                         (cli.id, f"discord:{TRADER}", "stop", "cli")]
+
+
+def test_guild_and_manager_settings_parse_lists_and_keep_guild_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("PAPERBOT_GUILD_ID", "111, 222;333")
+    monkeypatch.setenv("PAPERBOT_MANAGER_ROLE_IDS", "7,8")
+    several = load_settings()
+    monkeypatch.setenv("PAPERBOT_GUILD_ID", "")
+    monkeypatch.setenv("PAPERBOT_MANAGER_ROLE_IDS", "")
+    empty = load_settings()
+    one = load_settings(guild_id=444)
+    monkeypatch.setenv("PAPERBOT_GUILD_ID", "111,abc")
+    with pytest.raises(SettingsError) as bad:
+        load_settings()
+    assert (several.guild_ids, several.guild_id, several.manager_role_ids) == (
+        [111, 222, 333], 111, [7, 8])
+    assert (empty.guild_ids, empty.guild_id, empty.manager_role_ids) == ([], None, [])
+    assert (one.guild_ids, one.guild_id) == ([444], 444)
+    assert str(bad.value).startswith("invalid settings: PAPERBOT_GUILD_ID: ")
+    assert "\n" not in str(bad.value)
