@@ -2,6 +2,9 @@
 
 They are ``DynamicItem``s: the run and position live in the ``custom_id``
 (``pb:close:<run>:<position>``), so buttons on old alerts keep working after a redeploy.
+Every click passes the guild guard of ``bot.access.check_place`` first. Chart is open to every
+member (reading); Close and its confirmation need the allow lists and, on someone else's run, a
+manager role.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import re
 import discord
 
 from bot import embeds
-from bot.access import NotAllowed, actor, require_allowed
+from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
 from bot.errors import reply_error
 from engine.errors import ServiceError
 from engine.service import PaperService
@@ -32,11 +35,16 @@ class ConfirmClose(discord.ui.View):
         self.position_id = position_id
         self.who = who
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, self.service)
+
     @discord.ui.button(label="Close at market", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction,
                       button: discord.ui.Button) -> None:
         try:
             await require_allowed(interaction, self.service, "/close")
+            await require_owner(interaction, self.service, self.run_id, "close")
             trade = await self.service.close_position(self.run_id, self.position_id, self.who)
         except (ServiceError, NotAllowed) as exc:
             await interaction.response.edit_message(
@@ -76,11 +84,16 @@ class CloseButton(discord.ui.DynamicItem[discord.ui.Button],
                              match: re.Match[str]) -> CloseButton:
         return cls(match["run"], int(match["position"]))
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, _service(interaction))
+
     async def callback(self, interaction: discord.Interaction) -> None:
         service = _service(interaction)
         try:
             await require_allowed(interaction, service, "the Close button")
-        except NotAllowed as exc:
+            await require_owner(interaction, service, self.run_id, "close")
+        except (NotAllowed, ServiceError) as exc:
             await reply_error(interaction, exc)
             return
         view = ConfirmClose(service, self.run_id, self.position_id, actor(interaction.user))
@@ -90,7 +103,10 @@ class CloseButton(discord.ui.DynamicItem[discord.ui.Button],
 
 class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
                   template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
-    """Chart button on an open-trade alert: recent candles with the position's levels."""
+    """Chart button on an open-trade alert: recent candles with the position's levels.
+
+    Reading is open: any member of a configured guild may press it.
+    """
 
     def __init__(self, run_id: str, position_id: int) -> None:
         super().__init__(discord.ui.Button(label="Chart", style=discord.ButtonStyle.secondary,
@@ -102,6 +118,10 @@ class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
                              match: re.Match[str]) -> ChartButton:
         return cls(match["run"], int(match["position"]))
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, _service(interaction))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

@@ -1,10 +1,15 @@
-"""Autocomplete and choices for slash-command options."""
+"""Autocomplete and choices for slash-command options.
+
+Outside the configured guilds (and in DMs) every autocomplete offers nothing: the command tree
+already answers there with no choices, and each function checks again (``_here``).
+"""
 
 from __future__ import annotations
 
 import discord
 from discord import app_commands
 
+from bot.access import place_refusal
 from data.timeframes import STANDARD_TIMEFRAMES
 from engine import formatting as fmt
 from engine.errors import ServiceError
@@ -18,9 +23,16 @@ def _service(interaction: discord.Interaction) -> PaperService:
     return interaction.client.service  # type: ignore[attr-defined]
 
 
+def _here(interaction: discord.Interaction) -> bool:
+    """True when the interaction comes from a configured guild (see ``bot.access``)."""
+    return place_refusal(_service(interaction).settings, interaction) is None
+
+
 async def strategies(interaction: discord.Interaction,
                      current: str) -> list[app_commands.Choice[str]]:
     """Strategy names containing what was typed."""
+    if not _here(interaction):
+        return []
     wanted = current.lower()
     return [app_commands.Choice(name=f"{s.name} — {s.description}"[:100], value=s.name)
             for s in _service(interaction).strategies() if wanted in s.name][:MAX_CHOICES]
@@ -29,12 +41,16 @@ async def strategies(interaction: discord.Interaction,
 async def symbols(interaction: discord.Interaction,
                   current: str) -> list[app_commands.Choice[str]]:
     """Cached symbols, then the live exchange's markets."""
+    if not _here(interaction):
+        return []
     names = await _service(interaction).symbols(current)
     return [app_commands.Choice(name=n, value=n) for n in names[:MAX_CHOICES]]
 
 
 async def runs(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
     """Run ids, running ones first, described by strategy, symbol and status."""
+    if not _here(interaction):
+        return []
     views = await _service(interaction).runs()
     views.sort(key=lambda v: v.status != "running")
     wanted = current.lower()
@@ -47,6 +63,8 @@ async def runs(interaction: discord.Interaction, current: str) -> list[app_comma
 async def positions(interaction: discord.Interaction,
                     current: str) -> list[app_commands.Choice[int]]:
     """Open positions of the run chosen in the ``run`` option (or of every running run)."""
+    if not _here(interaction):
+        return []
     run = getattr(interaction.namespace, "run", None)
     try:
         views = await _service(interaction).positions(run or None)

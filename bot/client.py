@@ -1,4 +1,4 @@
-"""The discord.py client: cogs, command sync, the tree-level error handler, alert delivery."""
+"""The discord.py client: cogs, command sync, the guarded command tree, alert delivery."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import check_place
 from bot.alerts import AlertSink
 from bot.buttons import ChartButton, CloseButton
 from bot.cogs.backtest import BacktestCog
@@ -19,6 +20,18 @@ from bot.errors import reply_error
 from engine.service import PaperService
 
 log = logging.getLogger(__name__)
+
+#: where slash commands may be used, whatever the registration: guilds only, never DMs
+GUILD_CONTEXT = app_commands.AppCommandContext(guild=True, dm_channel=False,
+                                               private_channel=False)
+
+
+class GuardedTree(app_commands.CommandTree):
+    """Command tree that refuses commands and autocomplete from DMs and unconfigured guilds."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """The runtime guard of ``bot.access.check_place`` (it answers the refusal itself)."""
+        return await check_place(interaction, self.client.service)  # type: ignore[attr-defined]
 
 
 class PaperBot(commands.Bot):
@@ -32,7 +45,8 @@ class PaperBot(commands.Bot):
     def __init__(self, service: PaperService, **options: Any) -> None:
         intents = discord.Intents.default()
         super().__init__(command_prefix=commands.when_mentioned, intents=intents,
-                         help_command=None, **options)
+                         help_command=None, tree_cls=GuardedTree,
+                         allowed_contexts=GUILD_CONTEXT, **options)
         self.service = service
         self.alerts = AlertSink(self, service)
         self.tree.on_error = self.on_app_command_error
@@ -42,16 +56,36 @@ class PaperBot(commands.Bot):
         for cog in (BacktestCog, ForwardCog, PortfolioCog, InfoCog):
             await self.add_cog(cog(self.service))
         self.add_dynamic_items(CloseButton, ChartButton)
-        guild_id = self.service.settings.guild_id
-        if guild_id:
+        await self.sync_commands()
+        self.alerts.start()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands with Discord.
+
+        With ``PAPERBOT_GUILD_ID`` set they are synced to each listed guild (instant) and the
+        global set is synced empty, so stale global commands disappear everywhere else. Without
+        it they are global, usable in guilds only (``GUILD_CONTEXT``). A guild that refuses the
+        sync (the bot is not in it, or lacks the ``applications.commands`` scope) is logged and
+        skipped.
+        """
+        guild_ids = self.service.settings.guild_ids
+        if not guild_ids:
+            synced = await self.tree.sync()
+            log.info("synced %d slash commands globally (guilds only, no DMs)", len(synced))
+            return
+        for guild_id in guild_ids:
             guild = discord.Object(id=guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-        else:
-            synced = await self.tree.sync()
-        log.info("synced %d slash commands%s", len(synced),
-                 f" to guild {guild_id}" if guild_id else " globally")
-        self.alerts.start()
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                log.error("could not sync slash commands to guild %d (is the bot in it, invited "
+                          "with the applications.commands scope?): %s", guild_id, exc)
+                continue
+            log.info("synced %d slash commands to guild %d", len(synced), guild_id)
+        self.tree.clear_commands(guild=None)
+        await self.tree.sync()  # an empty global set: commands exist only in those guilds
+        log.info("cleared the global slash commands")
 
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:

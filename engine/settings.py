@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -19,6 +19,11 @@ class SettingsError(ValueError):
 
 
 IdList = Annotated[list[int], NoDecode]
+
+
+def _split_ids(value: str) -> list[str]:
+    """``"1, 2;3"`` → ``["1", "2", "3"]`` (commas, semicolons or spaces separate ids)."""
+    return [part for part in value.replace(";", ",").replace(" ", ",").split(",") if part]
 
 
 class Settings(BaseSettings):
@@ -49,20 +54,48 @@ class Settings(BaseSettings):
     slippage_bps: float = Field(0.0, ge=0, lt=10_000, description="slippage, basis points")
 
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
-    guild_id: int | None = Field(None, description="sync slash commands to this guild only")
+    guild_id: int | None = Field(None, description="the first of guild_ids (None: no guild)")
+    guild_ids: IdList = Field(
+        default_factory=list, description="guilds the bot serves (PAPERBOT_GUILD_ID, "
+        "comma-separated); commands are synced to each and refused anywhere else")
     alerts_channel_id: int | None = Field(None, description="channel for every trade alert")
     allowed_user_ids: IdList = Field(default_factory=list)
     allowed_role_ids: IdList = Field(default_factory=list)
+    manager_role_ids: IdList = Field(default_factory=list,
+                                     description="roles that may stop/close anyone's runs")
 
     feed_timeout_s: float = Field(60.0, gt=0, description="silence after which a stream is dead")
     stale_after_min: float = Field(10.0, gt=0, description="minutes without candles → event")
     log_level: str = Field("INFO")
 
-    @field_validator("allowed_user_ids", "allowed_role_ids", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _split_ids(cls, value: Any) -> Any:
+    def _guilds(cls, data: Any) -> Any:
+        """``PAPERBOT_GUILD_ID`` may list several guilds: all go to ``guild_ids``, the first to
+        ``guild_id`` (so code reading ``guild_id`` keeps working); empty means no guild."""
+        if not isinstance(data, dict) or data.get("guild_ids"):
+            return data
+        raw = data.get("guild_id")
+        if isinstance(raw, str):
+            parts = _split_ids(raw)
+            if all(part.isdigit() for part in parts):  # else guild_id's own error names it
+                return {**data, "guild_id": parts[0] if parts else None, "guild_ids": parts}
+        elif raw is not None:
+            return {**data, "guild_ids": [raw]}
+        return data
+
+    @model_validator(mode="after")
+    def _first_guild(self) -> Settings:
+        if self.guild_ids and self.guild_id not in self.guild_ids:
+            self.guild_id = self.guild_ids[0]
+        return self
+
+    @field_validator("allowed_user_ids", "allowed_role_ids", "manager_role_ids", "guild_ids",
+                     mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [part for part in value.replace(";", ",").replace(" ", ",").split(",") if part]
+            return _split_ids(value)
         return value
 
     @field_validator("exchange", "live_exchange")

@@ -22,7 +22,9 @@ from tests.standins.exchange import CandleSeries, ExchangeStandin
 TRADER = 900_000_000_000_000_042  # allowed by user id
 ROLE_TRADER = 900_000_000_000_000_043  # allowed through the role
 VISITOR = 900_000_000_000_000_044  # read commands only
+MANAGER = 900_000_000_000_000_045  # stops/closes anyone's runs (manager role)
 TRADER_ROLE = 900_000_000_000_000_700
+MANAGER_ROLE = 900_000_000_000_000_701
 CHANNEL = 900_000_000_000_000_010
 
 
@@ -44,18 +46,22 @@ class BotEnv:
 
 @asynccontextmanager
 async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.25,
-                  count: int = 1500, cursor: int = 200) -> AsyncIterator[BotEnv]:
-    """Everything running: serve() with the real discord.py client against the stand-ins."""
+                  count: int = 1500, cursor: int = 200, **overrides) -> AsyncIterator[BotEnv]:
+    """Everything running: serve() with the real discord.py client against the stand-ins.
+
+    ``overrides`` replace settings (e.g. ``guild_id=None`` for global commands).
+    """
     series = CandleSeries.from_parquet(MINUTES, "BTC/USDT", "1m", count=count, cursor=cursor)
     users = [StandinUser(TRADER), StandinUser(ROLE_TRADER, role_ids=[TRADER_ROLE]),
-             StandinUser(VISITOR)]
+             StandinUser(VISITOR), StandinUser(MANAGER, role_ids=[MANAGER_ROLE])]
     async with ExchangeStandin([series]) as ex, DiscordStandin(
-            users=users, roles=[StandinRole(TRADER_ROLE)], channel_ids=[CHANNEL],
-            heartbeat_interval=heartbeat) as ds:
-        settings = settings_for(tmp_path, ex, "bybit", discord_token=ds.token,
-                                guild_id=ds.world.guild_id, allowed_user_ids=str(TRADER),
-                                allowed_role_ids=str(TRADER_ROLE), data_dir=SAMPLE_DATA,
-                                out_dir=tmp_path / "out", offline=True)
+            users=users, roles=[StandinRole(TRADER_ROLE), StandinRole(MANAGER_ROLE)],
+            channel_ids=[CHANNEL], heartbeat_interval=heartbeat) as ds:
+        settings = settings_for(tmp_path, ex, "bybit", **{
+            "discord_token": ds.token, "guild_id": ds.world.guild_id,
+            "allowed_user_ids": str(TRADER), "allowed_role_ids": str(TRADER_ROLE),
+            "manager_role_ids": str(MANAGER_ROLE), "data_dir": SAMPLE_DATA,
+            "out_dir": tmp_path / "out", "offline": True, **overrides})
         stop = asyncio.Event()
         started: asyncio.Future = asyncio.get_running_loop().create_future()
 

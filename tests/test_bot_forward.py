@@ -72,7 +72,8 @@ async def test_forward_start_posts_trade_alerts_with_the_right_numbers(tmp_path)
 
 async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):
     async with bot_env(tmp_path) as env:
-        _, run_id = await start_run(env, params="stop_pct=5 take_pct=5")
+        # the role trader's own run: closing it needs no manager role
+        _, run_id = await start_run(env, params="stop_pct=5 take_pct=5", user=ROLE_TRADER)
         live = env.runtime.engine.runs[run_id]
         candle = await env.ex.emit_candle("BTC/USDT", "1m")
         await until(lambda: bool(live.portfolio.positions))

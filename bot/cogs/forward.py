@@ -1,4 +1,8 @@
-"""``/forward start|stop|list``: forward runs."""
+"""``/forward start|stop|list``: forward runs.
+
+The group is guild-only as a whole (``guild_only`` on the class: Discord ignores it on
+subcommands); stopping someone else's run needs a manager role (``bot.access``).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds
-from bot.access import actor, trader_only
+from bot.access import actor, require_owner, trader_only
 from bot.cogs.backtest import parse_params
 from engine.forward.engine import RunSpec
 from engine.service import PaperService
 
 
+@app_commands.guild_only()
 class ForwardCog(commands.GroupCog, group_name="forward",
                  group_description="Forward runs: paper trading on live candles"):
     """Start, stop and list forward runs."""
@@ -28,7 +33,6 @@ class ForwardCog(commands.GroupCog, group_name="forward",
                            params="strategy parameters, e.g. fast=10 slow=50")
     @app_commands.autocomplete(strategy=choices.strategies, symbol=choices.symbols)
     @app_commands.choices(timeframe=choices.TIMEFRAMES)
-    @app_commands.guild_only()
     @trader_only("/forward start")
     async def start(self, interaction: discord.Interaction, strategy: str, symbol: str,
                     timeframe: str | None = None,
@@ -46,13 +50,12 @@ class ForwardCog(commands.GroupCog, group_name="forward",
     @app_commands.command(name="stop", description="Stop a forward run for good")
     @app_commands.describe(run="run id")
     @app_commands.autocomplete(run=choices.runs)
-    @app_commands.guild_only()
     @trader_only("/forward stop")
     async def stop(self, interaction: discord.Interaction, run: str) -> None:
+        await require_owner(interaction, self.service, run, "stop")
         view = await self.service.stop_run(run, actor(interaction.user))
         await interaction.response.send_message(embed=embeds.runs([view], "Run stopped"))
 
     @app_commands.command(name="list", description="Forward runs with equity and positions")
-    @app_commands.guild_only()
     async def list_(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(embed=embeds.runs(await self.service.runs()))

@@ -17,6 +17,7 @@ class InfoCog(commands.Cog):
         self.service = service
 
     @app_commands.command(description="Strategies you can backtest and run, with parameters")
+    @app_commands.guild_only()
     async def strategies(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(embed=embeds.strategies(
             self.service.strategies()))

@@ -1,4 +1,4 @@
-"""``/positions``, ``/trades``, ``/pnl`` (everyone) and ``/close`` (traders)."""
+"""``/positions``, ``/trades``, ``/pnl`` (everyone) and ``/close`` (owner or manager)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds
-from bot.access import actor, trader_only
+from bot.access import actor, require_owner, trader_only
 from bot.buttons import ConfirmClose, confirm_embed
 from engine.errors import ServiceError
 from engine.service import PaperService
@@ -53,6 +53,7 @@ class PortfolioCog(commands.Cog):
     @trader_only("/close")
     async def close(self, interaction: discord.Interaction, run: str,
                     position: app_commands.Range[int, 1]) -> None:
+        await require_owner(interaction, self.service, run, "close")
         views = await self.service.positions(run)
         if not any(v.id == position for v in views):
             ids = ", ".join(f"#{v.id}" for v in views) or "none"

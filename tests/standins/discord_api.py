@@ -219,7 +219,8 @@ class DiscordStandin:
     async def invoke(
         self, name: str, options: Options = None, *, user_id: int | None = None,
         role_ids: Iterable[int] | None = None, channel_id: int | None = None,
-        guild_command: bool | None = None, locale: str = "en-US",
+        guild_command: bool | None = None, locale: str = "en-US", dm: bool = False,
+        guild_id: int | None = None,
     ) -> InteractionRecord:
         """Dispatch a chat-input command (type 2) and return its live :class:`InteractionRecord`.
 
@@ -229,19 +230,23 @@ class DiscordStandin:
         :class:`ChannelRef`, :class:`RoleRef`). A list of raw option dicts is sent unchanged.
         ``role_ids`` overrides the member's roles for this interaction only;
         ``guild_command=True`` sets ``data.guild_id`` for guild commands that were never synced.
+        ``dm=True`` sends it from the user's DM with the bot, ``guild_id`` from another guild
+        (see ``World.interaction_payload``); the same keywords exist on autocomplete and click.
         """
         data = self._command_data(name, options, focused=None, guild_command=guild_command)
-        record = self._record(2, data, name, user_id, role_ids, channel_id, locale)
+        record = self._record(2, data, name, user_id, role_ids, channel_id, locale,
+                              dm=dm, guild_id=guild_id)
         return await self._dispatch(record)
 
     async def autocomplete(
         self, name: str, options: Options = None, *, focused: str, user_id: int | None = None,
         role_ids: Iterable[int] | None = None, channel_id: int | None = None,
-        timeout: float = 3.0,
+        timeout: float = 3.0, dm: bool = False, guild_id: int | None = None,
     ) -> list[JSON]:
         """Dispatch an autocomplete interaction (type 4) and return the bot's choices."""
         data = self._command_data(name, options, focused=focused, guild_command=None)
-        record = self._record(4, data, name, user_id, role_ids, channel_id, "en-US")
+        record = self._record(4, data, name, user_id, role_ids, channel_id, "en-US",
+                              dm=dm, guild_id=guild_id)
         await self._dispatch(record)
         await record.wait_initial(timeout)
         if record.callback_type != 8 or record.choices is None:
@@ -251,7 +256,8 @@ class DiscordStandin:
     async def click(
         self, target: MessageRecord | int | str, custom_id: str | None = None, *,
         user_id: int | None = None, role_ids: Iterable[int] | None = None,
-        component_type: int = 2, values: list[str] | None = None,
+        component_type: int = 2, values: list[str] | None = None, dm: bool = False,
+        guild_id: int | None = None,
     ) -> InteractionRecord:
         """Dispatch a component interaction (type 3) for a message the bot posted.
 
@@ -273,7 +279,8 @@ class DiscordStandin:
         if values is not None:
             data["values"] = values
         record = self._record(3, data, custom_id, user_id, role_ids, message.channel_id, "en-US",
-                              message.to_payload(self.world, self.cdn_url))
+                              message.to_payload(self.world, self.cdn_url), dm=dm,
+                              guild_id=guild_id)
         return await self._dispatch(record)
 
     async def dispatch(self, event: str, data: JSON) -> int:
@@ -293,11 +300,12 @@ class DiscordStandin:
     def _record(
         self, kind: int, data: JSON, label: str, user_id: int | None,
         role_ids: Iterable[int] | None, channel_id: int | None, locale: str,
-        message: JSON | None = None,
+        message: JSON | None = None, *, dm: bool = False, guild_id: int | None = None,
     ) -> InteractionRecord:
         payload = self.world.interaction_payload(
             kind, data, user_id=user_id or self.default_user_id, role_ids=role_ids,
-            channel_id=channel_id or self.world.channel_ids[0], locale=locale, message=message)
+            channel_id=channel_id or self.world.channel_ids[0], locale=locale, message=message,
+            dm=dm, guild_id=guild_id)
         return InteractionRecord(payload, self.notifier, deadline=self.interaction_deadline,
                                  label=label)
 

@@ -139,6 +139,7 @@ class World:
         for user in users:
             u = user if isinstance(user, StandinUser) else StandinUser(user)
             self.users[u.id] = u
+        self._dm_channels: dict[int, int] = {}
 
     def user(self, user_id: int) -> StandinUser:
         """Return the user, creating a role-less member on first use of an unknown id."""
@@ -221,24 +222,54 @@ class World:
     def interaction_payload(
         self, kind: int, data: JSON, *, user_id: int, role_ids: Iterable[int] | None,
         channel_id: int, locale: str = "en-US", message: JSON | None = None,
+        dm: bool = False, guild_id: int | None = None,
     ) -> JSON:
-        """Full INTERACTION_CREATE ``d`` (guild context, member with roles and permissions)."""
-        guild = str(self.guild_id)
+        """Full INTERACTION_CREATE ``d``: by default from the stand-in's guild (member with roles
+        and permissions).
+
+        ``dm=True`` sends it from the user's DM with the bot (``user`` and a DM channel, no guild,
+        no member, ``data.guild_id`` dropped); ``guild_id`` of another guild sends it from there,
+        as if the bot had been added to a guild the stand-in does not host (the client knows
+        nothing of that guild, so its roles do not resolve).
+        """
         payload: JSON = {
             "id": str(next_snowflake()), "application_id": str(self.application_id), "type": kind,
-            "data": data, "guild_id": guild,
-            "guild": {"id": guild, "locale": "en-US", "features": []},
-            "channel_id": str(channel_id),
-            "channel": self.channel_payload(channel_id, with_permissions=True),
-            "member": self.member_payload(user_id, role_ids, with_permissions=True),
-            "token": f"itok.{secrets.token_urlsafe(24)}", "version": 1,
-            "app_permissions": str(self.app_permissions), "locale": locale, "guild_locale": "en-US",
-            "entitlements": [], "authorizing_integration_owners": {"0": guild}, "context": 0,
-            "attachment_size_limit": 25 * 1024 * 1024,
+            "data": data, "token": f"itok.{secrets.token_urlsafe(24)}", "version": 1,
+            "app_permissions": str(self.app_permissions), "locale": locale,
+            "entitlements": [], "attachment_size_limit": 25 * 1024 * 1024,
         }
+        if dm:
+            dm_channel = self.dm_channel_id(user_id)
+            payload["data"] = {k: v for k, v in data.items() if k != "guild_id"}
+            payload |= {
+                "channel_id": str(dm_channel), "user": self.user_payload(user_id),
+                "channel": {"id": str(dm_channel), "type": 1, "last_message_id": None,
+                            "flags": 0, "recipients": [self.user_payload(user_id)]},
+                "authorizing_integration_owners": {"0": "0"}, "context": 1}
+            if message is not None:
+                message = {k: v for k, v in message.items() if k != "guild_id"} | {
+                    "channel_id": str(dm_channel)}
+        else:
+            guild = str(guild_id or self.guild_id)
+            if "guild_id" in data:
+                payload["data"] = data | {"guild_id": guild}
+            payload |= {
+                "guild_id": guild, "guild": {"id": guild, "locale": "en-US", "features": []},
+                "channel_id": str(channel_id),
+                "channel": self.channel_payload(channel_id, with_permissions=True) | {
+                    "guild_id": guild},
+                "member": self.member_payload(user_id, role_ids, with_permissions=True),
+                "guild_locale": "en-US", "authorizing_integration_owners": {"0": guild},
+                "context": 0}
+            if message is not None:
+                message = message | {"guild_id": guild}
         if message is not None:
             payload["message"] = message
         return payload
+
+    def dm_channel_id(self, user_id: int) -> int:
+        """Id of the user's DM channel with the bot (stable per user)."""
+        return self._dm_channels.setdefault(user_id, next_snowflake())
 
 
 @dataclass
