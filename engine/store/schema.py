@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import aiosqlite
 
+from engine.store.errors import StorageError
+
 V1 = """
 CREATE TABLE runs (
     id               TEXT PRIMARY KEY,
@@ -109,8 +111,8 @@ MIGRATIONS: list[str] = [V1, V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaError(RuntimeError):
-    """The database was written by a newer paperbot than this one."""
+class SchemaError(StorageError):
+    """The database was written by a newer paperbot than this one (one line for the user)."""
 
 
 async def migrate(db: aiosqlite.Connection) -> int:
@@ -123,8 +125,9 @@ async def migrate(db: aiosqlite.Connection) -> int:
         row = await cur.fetchone()
     found = int(row[0]) if row else 0
     if found > SCHEMA_VERSION:
-        raise SchemaError(f"database schema v{found} is newer than this paperbot "
-                          f"(v{SCHEMA_VERSION}); upgrade paperbot")
+        raise SchemaError(f"schema v{found} is newer than this paperbot (v{SCHEMA_VERSION}); "
+                          f"upgrade paperbot, or point --db / PAPERBOT_DB_PATH at another "
+                          f"database")
     for version in range(found, SCHEMA_VERSION):
         await db.execute("BEGIN")
         try:

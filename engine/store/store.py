@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,10 @@ from typing import Any
 import aiosqlite
 
 from engine.events import Event, event_name, from_record, to_record
-from engine.store.schema import migrate
+from engine.store import checks
 from engine.types import Position, Trade, nan_to_none, none_to_nan
+
+log = logging.getLogger(__name__)
 
 
 def now_ms() -> int:
@@ -105,6 +109,9 @@ _TRADE_COLUMNS = ("id", "side", "size", "entry_time", "entry_price", "exit_time"
 class Store:
     """Async access to the run database. Use ``await Store.open(path)``; ``await close()``."""
 
+    #: True when ``open`` created the database file (the CLI says so)
+    created: bool = False
+
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
@@ -113,36 +120,45 @@ class Store:
         self.write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
-        """Open (creating and migrating) the database at ``path`` in WAL mode.
+    async def open(cls, path: Path, *, create: bool = True) -> Store:
+        """Open the database at ``path`` in WAL mode, checked (``engine.store.checks``) and
+        migrated; create it when it does not exist and ``create`` is True.
+
+        A new database is logged as one WARNING line and flagged by ``store.created``; it is
+        refused when a ``-wal``/``-shm`` file or a backup beside it says the database went
+        missing. ``PRAGMA quick_check`` reads every page of an existing database (O(size)).
 
         Raises:
-            engine.store.schema.SchemaError: a database from a newer paperbot.
+            engine.store.errors.StorageError: one line naming the file and what to do: a
+                directory, a folder that cannot be created or written, a missing database
+                (``create=False``, or leftovers beside it), a read-only, non-SQLite,
+                truncated, corrupt or locked file, or a schema from a newer paperbot
+                (``engine.store.schema.SchemaError``, a ``StorageError``).
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            db.row_factory = aiosqlite.Row
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await migrate(db)
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db, path)
+        db, created = await checks.connect(path, create=create)
+        store = cls(db, path)
+        store.created = created
+        if created:
+            log.warning("created a new run database at %s", path)
+        return store
 
     async def close(self) -> None:
-        """Checkpoint and close."""
-        await self.db.close()
+        """Close the connection (the last one checkpoints the WAL). Safe to call twice; a
+        failure is logged in one line, not raised (the state is committed per candle)."""
+        try:
+            await self.db.close()
+        except (sqlite3.Error, ValueError) as exc:
+            log.warning("closing run database %s failed: %s", self.path, exc)
 
-    async def integrity_check(self) -> str:
-        """``PRAGMA integrity_check`` result ("ok" when healthy)."""
-        async with self.db.execute("PRAGMA integrity_check") as cur:
-            row = await cur.fetchone()
-        return str(row[0])
+    async def integrity_check(self, quick: bool = False) -> str:
+        """"ok" when healthy, else the first problem found by ``PRAGMA integrity_check`` (or
+        the faster ``quick_check`` with ``quick``, which skips index-content checks).
+
+        Raises:
+            sqlite3.DatabaseError: damage so bad that SQLite cannot walk the pages.
+        """
+        return await checks.first_problem(self.db, "quick_check" if quick else "integrity_check")
 
     # ---- runs ----------------------------------------------------------------------------------
     async def create_run(self, run: RunRecord, actor: str) -> None:
