@@ -27,6 +27,7 @@ from engine.forward.engine import ForwardEngine
 from engine.forward.schedule import build_scheduler
 from engine.service import PaperService
 from engine.settings import Settings
+from engine.store.lock import InstanceLock
 from engine.store.store import Store
 from engine.workers import JobPool
 
@@ -59,10 +60,23 @@ class Runtime:
         self.store: Store | None = None
         self.engine: ForwardEngine | None = None
         self.service: PaperService | None = None
+        self.lock: InstanceLock | None = None
         self._scheduler = None
 
     async def __aenter__(self) -> Runtime:
-        self.store = await Store.open(self.settings.db_path)
+        """Lock the database for this process (one instance per database), open it, build the
+        engine and service, start the scheduler.
+
+        Raises:
+            engine.store.errors.InstanceLocked: another paperbot holds the database.
+            engine.store.errors.StorageError: the database cannot be opened (one line).
+        """
+        self.lock = InstanceLock.acquire(self.settings.db_path)
+        try:
+            self.store = await Store.open(self.settings.db_path)
+        except BaseException:
+            self.lock.release()
+            raise
         self.engine = ForwardEngine(self.settings, self.store, self.bus, self.source_factory,
                                     **self.engine_options)
         self.service = PaperService(self.settings, self.jobs, self.store, self.engine)
@@ -76,6 +90,9 @@ class Runtime:
             await asyncio.wait_for(self._close(), timeout=SHUTDOWN_TIMEOUT)
         except TimeoutError:
             log.error("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
     async def _close(self) -> None:
         if self._scheduler is not None:

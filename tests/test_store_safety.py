@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from engine.events import FeedLost
 from engine.store.errors import InstanceLocked, StorageError
 from engine.store.lock import acquire, lock_path, read_holder
-from engine.store.schema import SchemaError
+from engine.store.schema import SCHEMA_VERSION, SchemaError
 from engine.store.store import RunRecord, StepWrite, Store
 
 HOST = socket.gethostname()
@@ -47,9 +48,23 @@ def paperbot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def read_line(proc: subprocess.Popen, timeout: float = PROC_TIMEOUT) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, f"no output from pid {proc.pid} within {timeout} s"
-    return proc.stdout.readline().strip()
+    """The next line ``proc`` writes (bounded; reads the pipe's descriptor unbuffered, so two
+    lines arriving together are not stuck in a buffer that ``select`` cannot see)."""
+    pending = _partial.setdefault(proc.pid, b"")
+    deadline = time.monotonic() + timeout
+    while b"\n" not in pending:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, left))
+        assert ready, f"no output from pid {proc.pid} within {timeout} s"
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, f"pid {proc.pid} closed its output"
+        pending += chunk
+    line, _, rest = pending.partition(b"\n")
+    _partial[proc.pid] = rest
+    return line.decode().strip()
+
+
+_partial: dict[int, bytes] = {}
 
 
 def one_line(exc: BaseException, path: Path) -> str:
@@ -235,7 +250,7 @@ async def test_a_new_database_is_created_and_said_once(tmp_path, caplog):
     said = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert said == [("WARNING", f"created a new run database at {db}")]
     assert store.created is True and again.created is False
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_read_only_commands_do_not_create_a_database(tmp_path):
@@ -296,7 +311,7 @@ async def test_interior_page_corruption_is_found_at_start(tmp_path, real_db):
     db = copy_of(real_db, tmp_path)
     page = corrupt_a_middle_page(db)
     with sqlite3.connect(db) as conn:  # the header is fine: opening alone notices nothing
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     with pytest.raises(StorageError) as refused:
         await Store.open(db)
     text = one_line(refused.value, db)
@@ -317,8 +332,8 @@ async def test_a_newer_schema_is_refused(tmp_path, real_db):
         await Store.open(db)
     assert isinstance(refused.value, StorageError)
     assert one_line(refused.value, db) == (
-        f"run database {db}: schema v999 is newer than this paperbot (v1); upgrade paperbot, "
-        f"or point --db / PAPERBOT_DB_PATH at another database")
+        f"run database {db}: schema v999 is newer than this paperbot (v{SCHEMA_VERSION}); "
+        f"upgrade paperbot, or point --db / PAPERBOT_DB_PATH at another database")
 
 
 async def test_a_healthy_copy_opens_with_its_runs(tmp_path, real_db):

@@ -178,7 +178,7 @@ async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) ->
     if not Path(settings.db_path).exists():
         raise ServiceError(f"no run database at {settings.db_path}; start a run with "
                            "paperbot forward or set PAPERBOT_DB_PATH / --db")
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.db_path, create=False)
     try:
         return await job(PaperService(settings, store=store))
     finally:
