@@ -7,22 +7,40 @@ import logging
 import discord
 from discord import app_commands
 
-from engine.errors import ServiceError
+from data.names import shown
+from engine.errors import ServiceError, scrub_secrets
 
 log = logging.getLogger(__name__)
 
+#: Discord refuses an embed description over 4,096 characters; errors are cut below that.
+ERROR_TEXT_LIMIT = 4000
+
+
+def fit_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """``text`` when it has at most ``limit`` characters, else its start cut with "…".
+
+    ``fit_text("x" * 5000)`` has exactly 4,000 characters, the last one "…".
+    """
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "…"
+
 
 def user_message(error: BaseException) -> str:
-    """The text to show for ``error``: user errors verbatim, bugs as a short notice."""
+    """The text to show for ``error``: user errors verbatim, bugs as a short notice.
+
+    The text is scrubbed of credentials (``engine.errors.scrub_secrets``); it is not cut.
+    """
     original = getattr(error, "original", None) or getattr(error, "__cause__", None)
     if isinstance(error, app_commands.CommandInvokeError) and original is not None:
         error = original
     if isinstance(error, ServiceError | app_commands.CheckFailure):
-        return str(error)
+        return scrub_secrets(str(error))
     if isinstance(error, app_commands.TransformerError):
-        return f"{error.value!r} is not a valid {error.type.name.lower()}"
+        return scrub_secrets(f"{shown(error.value, 100)} is not a valid "
+                             f"{error.type.name.lower()}")
     if isinstance(error, app_commands.AppCommandError):
-        return str(error) or type(error).__name__
+        return scrub_secrets(str(error)) or type(error).__name__
     return f"Something went wrong ({type(error).__name__}); it was logged."
 
 
@@ -32,7 +50,7 @@ async def reply_error(interaction: discord.Interaction, error: BaseException) ->
     if not isinstance(getattr(error, "original", error), ServiceError | app_commands.CheckFailure):
         log.error("command %s failed", getattr(interaction.command, "qualified_name", "?"),
                   exc_info=error)
-    embed = discord.Embed(description=f"⚠️ {text}", colour=discord.Colour.orange())
+    embed = discord.Embed(description=fit_text(f"⚠️ {text}"), colour=discord.Colour.orange())
     try:
         if interaction.response.is_done():
             if interaction.type == discord.InteractionType.application_command:

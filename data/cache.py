@@ -22,15 +22,26 @@ import pyarrow.parquet as pq
 
 from data.frames import OHLCV_COLUMNS, empty_frame, normalize_frame, validate_frame
 from data.gaps import Gap, find_gaps
+from data.names import check_exchange_name
 from data.symbols import parse_cache_name, split_symbol
-from data.timeframes import timeframe_ms
+from data.timeframes import normalize_timeframe
 
 
 def cache_path(data_dir: Path, exchange: str, symbol: str, timeframe: str) -> Path:
-    """Path of the cache file for ``exchange``/``symbol``/``timeframe`` under ``data_dir``."""
-    timeframe_ms(timeframe)
+    """Path of the cache file for ``exchange``/``symbol``/``timeframe`` under ``data_dir``.
+
+    Each name is checked against its grammar before the path is built, so the file is always
+    directly inside ``data_dir``: the exchange a plain id (``[a-z0-9]+``, upper case folded),
+    the symbol's parts ``[A-Z0-9]+``, the timeframe ``<n>m|h|d|w``.
+
+    Raises:
+        ExchangeNameError, SymbolError, TimeframeError: (all ``ValueError``) for a name that
+            breaks its grammar, e.g. ``../../tmp/x``.
+    """
+    exchange = check_exchange_name(exchange.lower() if isinstance(exchange, str) else exchange)
     base, quote = split_symbol(symbol)
-    return Path(data_dir) / f"{exchange.lower()}_{base}-{quote}_{timeframe}.parquet"
+    timeframe = normalize_timeframe(timeframe)
+    return Path(data_dir) / f"{exchange}_{base}-{quote}_{timeframe}.parquet"
 
 
 def read_candles(path: Path, start: int | None = None, end: int | None = None) -> pd.DataFrame:

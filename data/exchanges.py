@@ -5,11 +5,14 @@ Only public market data is used by paperbot, so no API keys are ever configured 
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+
+from data.names import shown
 
 MARKET_TYPES = ("spot", "linear", "inverse")
 """Market types understood by :func:`make_exchange` (linear = USDT-margined perpetuals)."""
@@ -18,6 +21,26 @@ MARKET_TYPES = ("spot", "linear", "inverse")
 _FIXED_TYPE = {"binanceusdm": "linear", "binancecoinm": "inverse"}
 # Value of ccxt's options['defaultType'] per (exchange family, market type).
 _BINANCE_DEFAULT = {"spot": "spot", "linear": "future", "inverse": "delivery"}
+
+
+class UnknownExchangeError(ValueError):
+    """An exchange id that ccxt does not know; the message says how to list the valid ones."""
+
+
+def check_exchange_id(exchange_id: str) -> str:
+    """``exchange_id`` when it is a ccxt exchange id (``binance``, ``bybit``, ``okx``…).
+
+    Raises:
+        UnknownExchangeError: naming close ids and how to list every id.
+    """
+    if isinstance(exchange_id, str) and exchange_id in ccxt.exchanges:
+        return exchange_id
+    close = difflib.get_close_matches(str(exchange_id).lower()[:40], ccxt.exchanges, n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise UnknownExchangeError(
+        f"unknown exchange {shown(exchange_id)}: {hint}use a ccxt exchange id such as "
+        f"binance, bybit or okx (all {len(ccxt.exchanges)}: "
+        "python -c 'import ccxt; print(ccxt.exchanges)')")
 
 
 def make_exchange(
@@ -47,13 +70,15 @@ def make_exchange(
         The configured, not yet connected ccxt exchange instance.
 
     Raises:
-        ValueError: unknown ccxt id, unknown market type, or a market type that the exchange id
-            cannot serve (e.g. ``"spot"`` for binanceusdm).
+        UnknownExchangeError: unknown ccxt id (a ``ValueError``).
+        ValueError: unknown market type, or a market type that the exchange id cannot serve
+            (e.g. ``"spot"`` for binanceusdm).
     """
     module = ccxt_async if async_ else ccxt
-    cls = getattr(module, exchange_id, None) if exchange_id in ccxt.exchanges else None
+    cls = getattr(module, check_exchange_id(exchange_id), None)
     if cls is None:
-        raise ValueError(f"unknown ccxt exchange id {exchange_id!r}")
+        raise UnknownExchangeError(f"ccxt has no {'async ' if async_ else ''}client for "
+                                   f"{shown(exchange_id)}")
     market_type = market_type or _FIXED_TYPE.get(exchange_id, "spot")
     if market_type not in MARKET_TYPES:
         raise ValueError(f"market_type must be one of {MARKET_TYPES}, got {market_type!r}")
@@ -94,7 +119,7 @@ def rewrite_api_urls(api: Any, rest_url: str) -> Any:
     """
     base = urlsplit(rest_url)
     if base.scheme not in ("http", "https") or not base.netloc:
-        raise ValueError(f"rest_url must look like http://host[:port], got {rest_url!r}")
+        raise ValueError("rest_url must be an absolute http(s) URL like http://host[:port]")
     prefix = base.path.rstrip("/")
 
     def rewrite(value: Any) -> Any:

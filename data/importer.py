@@ -63,10 +63,23 @@ def read_candle_file(path: Path) -> pd.DataFrame:
     """A CSV/Parquet/Feather file as a candle frame (sorted, duplicates dropped).
 
     Raises:
-        CandleDataError: when the layout is not recognised or values are not numbers.
+        CandleDataError: when the layout is not recognised, values are not numbers, or the
+            path is a folder or cannot be read (permissions, I/O error).
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CandleDataError("it is a folder; give one CSV or Parquet file (import the "
+                              "files of a folder one by one)")
+    try:
+        return _read_candle_file(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CandleDataError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_candle_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         frame = _from_table(pd.read_parquet(path))
@@ -109,13 +122,20 @@ def import_file(path: Path, data_dir: Path, exchange: str, symbol: str,
         (rows imported, cache file path).
 
     Raises:
-        CandleDataError: for an unreadable layout, values, order or grid; nothing is written.
+        CandleDataError: for an unreadable file, layout, values, order or grid, or a cache
+            file that cannot be written; nothing is written then.
+        ValueError: a bad exchange, symbol or timeframe name (see ``cache_path``), checked
+            before the file is read.
+        FileNotFoundError: when ``path`` does not exist.
     """
+    target = cache_path(data_dir, exchange, symbol, timeframe)
     frame = read_candle_file(path)
     if frame.empty:
         raise CandleDataError(f"{Path(path).name} holds no candles")
     check_grid(frame, timeframe)
     validate_frame(frame)
-    target = cache_path(data_dir, exchange, symbol, timeframe)
-    merge_candles(target, frame)
+    try:
+        merge_candles(target, frame)
+    except OSError as exc:
+        raise CandleDataError(f"cannot write {target}: {exc.strerror or exc}") from None
     return len(frame), target

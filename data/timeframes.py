@@ -1,7 +1,8 @@
 """Timeframe arithmetic on millisecond UTC timestamps.
 
 Timeframes are ccxt strings: a positive integer followed by a unit, ``m`` (minute), ``h`` (hour),
-``d`` (day) or ``w`` (week), e.g. ``1m 5m 15m 30m 1h 4h 1d 1w``. Every time value is an ``int``
+``d`` (day) or ``w`` (week), e.g. ``1m 5m 15m 30m 1h 4h 1d 1w``, at most one year long
+(``MAX_TIMEFRAME_MS``). Every time value is an ``int``
 of milliseconds since the Unix epoch, UTC, and a candle is labelled by its **open** time.
 
 Weekly candles follow the exchanges (Binance, Bybit): they open on Monday 00:00 UTC. Every other
@@ -11,6 +12,8 @@ bucket is aligned to the epoch, which for minutes, hours and days is what exchan
 from __future__ import annotations
 
 import re
+
+from data.names import shown
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -23,6 +26,9 @@ _WEEK_ORIGIN_MS = 4 * DAY_MS
 
 _UNIT_MS = {"m": MINUTE_MS, "h": HOUR_MS, "d": DAY_MS, "w": WEEK_MS}
 _PATTERN = re.compile(r"^([1-9][0-9]*)([mhdw])$")
+
+#: Longest candle accepted: one year (525600m, 8760h, 365d or 52w); longer is refused.
+MAX_TIMEFRAME_MS = YEAR_MS
 
 #: The timeframes commands offer as choices, finest first.
 STANDARD_TIMEFRAMES: tuple[str, ...] = ("1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w")
@@ -39,15 +45,33 @@ def timeframe_ms(timeframe: str) -> int:
     """Length of one candle of ``timeframe`` in milliseconds.
 
     Raises:
-        TimeframeError: for anything but ``<n>m|h|d|w`` with ``n >= 1``; the message lists
-            the standard timeframes.
+        TimeframeError: for anything but ``<n>m|h|d|w`` with ``n >= 1``, or a candle longer
+            than one year; the message lists the standard timeframes.
     """
-    match = _PATTERN.match(timeframe.strip()) if isinstance(timeframe, str) else None
+    text = timeframe.strip() if isinstance(timeframe, str) else ""
+    match = _PATTERN.match(text) if len(text) <= 24 else None
     if match is None:
         raise TimeframeError(
-            f"unknown timeframe {timeframe!r}; use one of {', '.join(STANDARD_TIMEFRAMES)}"
+            f"unknown timeframe {shown(timeframe, 16)}; use one of "
+            f"{', '.join(STANDARD_TIMEFRAMES)}"
         )
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+    length = int(match.group(1)) * _UNIT_MS[match.group(2)]
+    if length > MAX_TIMEFRAME_MS:
+        raise TimeframeError(
+            f"timeframe {shown(timeframe, 16)} is longer than one year (at most 8760h, 365d "
+            f"or 52w); use one of {', '.join(STANDARD_TIMEFRAMES)}"
+        )
+    return length
+
+
+def normalize_timeframe(timeframe: str) -> str:
+    """``" 1h "`` → ``"1h"``: the timeframe as it appears in file names and topics.
+
+    Raises:
+        TimeframeError: see ``timeframe_ms``.
+    """
+    timeframe_ms(timeframe)
+    return timeframe.strip()
 
 
 def bucket_origin(timeframe: str) -> int:

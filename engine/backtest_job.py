@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
 from engine.charts import render_equity_chart, render_price_chart
-from engine.errors import ServiceError
+from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
 from engine.reporting import iso, write_trades_csv
 from engine.settings import Settings
@@ -49,7 +50,7 @@ def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: st
         asyncio.run(go())
         return None
     except (FetchError, OSError, ValueError) as exc:
-        return str(exc)
+        return scrub_secrets(str(exc))
 
 
 def run_backtest_job(request: BacktestRequest, settings: Settings,
@@ -59,11 +60,14 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     ``progress`` receives short texts ("loading candles", "simulating 40 %", "drawing charts").
 
     Raises:
-        ServiceError: bad strategy/symbol/timeframe/date/params, or missing candles.
+        ServiceError: bad strategy/symbol/timeframe/date/params/balance/fees, missing candles,
+            or an output folder that cannot be written.
     """
     started = time.perf_counter()
     say = progress or (lambda _text: None)
     strategy, timeframe, symbol, exchange = check_request(request, settings)
+    if request.charts:  # refuse an unwritable folder before the work, not after
+        _writable(Path(request.out_dir or settings.out_dir))
     start, end = date_range(request.start, request.end)
     step = timeframe_ms(timeframe)
     load_from = None if start is None else start - strategy.warmup_candles() * step
@@ -104,7 +108,8 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                       else request.slippage_bps),
     )
     config = BacktestConfig(symbol=symbol, timeframe=timeframe,
-                            balance=request.balance or settings.balance, fills=fills,
+                            balance=(settings.balance if request.balance is None
+                                     else request.balance), fills=fills,
                             trade_start=start, exchange=exchange)
     lower = loader.lower_source(exchange, symbol, first, last + step)
     try:
@@ -116,23 +121,31 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
 
     charts: dict[str, Path] = {}
     csv_path = json_path = None
-    if request.charts:
-        say("drawing charts")
-        out = _out_dir(request, settings, result)
-        title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
-        charts["price"] = render_price_chart(result.candles, result.trades, out / "price.png",
-                                             title=title, timeframe=timeframe)
-        charts["equity"] = render_equity_chart(
-            result.candles.timestamp, result.equity, out / "equity.png", title=title,
-            starting_balance=config.balance, benchmark=result.candles.close,
-            quote=quote_currency(symbol))
-        csv_path = write_trades_csv(result.trades, out / "trades.csv")
-        json_path = out / "backtest.json"
-    report = BacktestReport(result, charts, csv_path, json_path, warnings,
-                            f"{source.path.name} ({source.timeframe})",
-                            time.perf_counter() - started)
-    if json_path is not None:
-        json_path.write_text(json.dumps(report.to_json(), indent=1, allow_nan=False))
+    out = None
+    try:
+        if request.charts:
+            say("drawing charts")
+            out = _out_dir(request, settings, result)
+            title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
+            charts["price"] = render_price_chart(result.candles, result.trades,
+                                                 out / "price.png", title=title,
+                                                 timeframe=timeframe)
+            charts["equity"] = render_equity_chart(
+                result.candles.timestamp, result.equity, out / "equity.png", title=title,
+                starting_balance=config.balance, benchmark=result.candles.close,
+                quote=quote_currency(symbol))
+            csv_path = write_trades_csv(result.trades, out / "trades.csv")
+            json_path = out / "backtest.json"
+        report = BacktestReport(result, charts, csv_path, json_path, warnings,
+                                f"{source.path.name} ({source.timeframe})",
+                                time.perf_counter() - started)
+        if json_path is not None:
+            json_path.write_text(json.dumps(report.to_json(), indent=1, allow_nan=False))
+    except OSError as exc:
+        folder = out or request.out_dir or settings.out_dir
+        raise ServiceError(f"cannot write the charts and files to {folder}: "
+                           f"{exc.strerror or exc}; choose another folder with --out "
+                           "(or PAPERBOT_OUT_DIR)") from None
     return report
 
 
@@ -144,6 +157,22 @@ def _covered(loader: CandleLoader, exchange: str, symbol: str, timeframe: str, s
         return False
     step = timeframe_ms(timeframe)
     return src.first <= start + step and src.last + 2 * step >= min(end, int(time.time() * 1000))
+
+
+def _writable(folder: Path) -> None:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    Raises:
+        ServiceError: naming the folder and why it cannot be written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ServiceError(f"cannot write to the output folder {folder}: "
+                           f"{exc.strerror or exc}; choose another with --out "
+                           "(or PAPERBOT_OUT_DIR)") from None
 
 
 def _out_dir(request: BacktestRequest, settings: Settings, result: BacktestResult) -> Path:

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from data.names import ExchangeNameError, check_exchange_name, shown
 from data.symbols import SymbolError, normalize_symbol
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
+from engine.limits import check_balance, check_bps
 from engine.registry import build_strategy
 from engine.reporting import result_json
 from engine.settings import Settings
@@ -24,7 +26,9 @@ class BacktestRequest:
     """What the trader asked for. Strings as typed; ``None`` means the default.
 
     ``start``/``end`` are ``YYYY-MM-DD`` (UTC); ``end`` includes that whole day. ``params`` are
-    ``key=value`` overrides checked against the strategy's declared parameters.
+    ``key=value`` overrides checked against the strategy's declared parameters. ``balance`` is
+    in quote currency (finite, > 0, at most ``engine.limits.MAX_BALANCE``); fees and slippage
+    in basis points (0 to ``engine.limits.MAX_BPS``).
     """
 
     strategy: str
@@ -73,7 +77,7 @@ def parse_day(text: str, what: str) -> int:
             return int(moment.timestamp() * 1000)
         except ValueError:
             continue
-    raise ServiceError(f"bad {what} date {text!r}: use YYYY-MM-DD, e.g. 2025-06-01")
+    raise ServiceError(f"bad {what} date {shown(text)}: use YYYY-MM-DD, e.g. 2025-06-01")
 
 
 def date_range(start: str | None, end: str | None) -> tuple[int | None, int | None]:
@@ -95,7 +99,8 @@ def date_range(start: str | None, end: str | None) -> tuple[int | None, int | No
 
 def check_request(request: BacktestRequest,
                   settings: Settings) -> tuple[Strategy, str, str, str]:
-    """Validate what needs no candles: strategy, params, timeframe, symbol, dates.
+    """Validate what needs no candles: strategy, params, timeframe, symbol, exchange, dates,
+    balance, fees and slippage.
 
     Returns:
         (strategy instance, timeframe, unified symbol, exchange id).
@@ -103,12 +108,30 @@ def check_request(request: BacktestRequest,
     Raises:
         ServiceError: saying what is wrong and what is valid.
     """
+    check_amounts(request)
     date_range(request.start, request.end)
     strategy = build_strategy(request.strategy, request.params, request.timeframe,
                               settings.strategy_dir)
     try:
         symbol = normalize_symbol(request.symbol)
-    except SymbolError as exc:
+        exchange = check_exchange_name((request.exchange or settings.exchange).lower())
+    except (SymbolError, ExchangeNameError) as exc:
         raise ServiceError(str(exc)) from None
-    exchange = (request.exchange or settings.exchange).lower()
     return strategy, strategy.timeframes[0], symbol, exchange
+
+
+def check_amounts(request: BacktestRequest) -> None:
+    """Check the numbers given (None = the settings' default, validated at start).
+
+    Raises:
+        ServiceError: a balance or a fee/slippage out of range (``engine.limits``).
+    """
+    try:
+        if request.balance is not None:
+            check_balance(request.balance, "balance")
+        for name in ("fee_bps", "maker_fee_bps", "slippage_bps"):
+            value = getattr(request, name)
+            if value is not None:
+                check_bps(value, name)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from None

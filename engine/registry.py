@@ -22,9 +22,10 @@ from types import ModuleType
 from typing import Any
 
 import strategies as bundled
+from data.names import shown
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.errors import ServiceError
-from engine.strategy import ParamError, Strategy
+from engine.strategy import MAX_WARMUP_CANDLES, ParamError, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def get_strategy(name: str, extra_dir: Path | None = None) -> StrategyInfo:
     close = difflib.get_close_matches(name, list(found), n=2)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
     raise UnknownStrategyError(
-        f"unknown strategy {name!r}.{hint} Available: {', '.join(found) or 'none'}"
+        f"unknown strategy {shown(name)}.{hint} Available: {', '.join(found) or 'none'}"
     )
 
 
@@ -120,12 +121,32 @@ def build_strategy(name: str, params: Mapping[str, Any] | None, timeframe: str |
     """A strategy instance by name, with ``params`` and a base ``timeframe`` (None: its own).
 
     Raises:
-        ServiceError: unknown strategy (listing the available ones), bad timeframe or params.
+        ServiceError: unknown strategy (listing the available ones), bad timeframe or params,
+            or params whose warm-up exceeds the history limit (``MAX_WARMUP_CANDLES``).
     """
     try:
         info = get_strategy(name, extra_dir)
         base = timeframe or info.timeframes[0]
         timeframe_ms(base)
-        return info.cls(params, timeframe=base)
+        strategy = info.cls(params, timeframe=base)
     except (UnknownStrategyError, ParamError, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
+    check_warmup(strategy, info.name, params)
+    return strategy
+
+
+def check_warmup(strategy: Strategy, name: str, params: Mapping[str, Any] | None) -> int:
+    """``strategy.warmup_candles()`` when it is within the history limit.
+
+    Raises:
+        ServiceError: naming the parameter values (those given in ``params``, else all of
+            them) and the limit ``MAX_WARMUP_CANDLES``.
+    """
+    warmup = strategy.warmup_candles()
+    if warmup > MAX_WARMUP_CANDLES:
+        named = [k for k in strategy.params if k in (params or {})] or list(strategy.params)
+        values = " ".join(f"{k}={strategy.params[k]}" for k in named) or "its defaults"
+        raise ServiceError(
+            f"{name} with {values} needs {warmup:,} candles of warm-up, more than the history "
+            f"limit of {MAX_WARMUP_CANDLES:,} candles; choose smaller values")
+    return warmup

@@ -9,13 +9,32 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from data.names import shown
+from engine.errors import scrub_secrets
+from engine.limits import check_balance, check_bps
+
+#: Exchanges with a live feed: the only valid ``PAPERBOT_LIVE_EXCHANGE`` values.
+LIVE_EXCHANGES = ("bybit", "binance")
+#: Valid ``PAPERBOT_LOG_LEVEL`` values (any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# ccxt ids accepted without importing ccxt (0.5 s) to check the id
+_COMMON_EXCHANGES = frozenset({"binance", "bybit", "binanceusdm", "okx"})
+
 
 class SettingsError(ValueError):
-    """Invalid configuration; the message lists each variable and what is wrong with it."""
+    """Invalid configuration; the message lists each variable and what is wrong with it.
+
+    ``problems`` holds one ``"PAPERBOT_X: what is wrong"`` line per bad variable.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 IdList = Annotated[list[int], NoDecode]
@@ -47,11 +66,10 @@ class Settings(BaseSettings):
         None, description="full websocket stream URL override, for the live exchange")
     offline: bool = Field(False, description="never fetch candles from the exchange")
 
-    balance: float = Field(10_000.0, gt=0, description="default starting balance (quote)")
-    fee_bps: float = Field(10.0, ge=0, lt=10_000, description="taker fee, basis points")
-    maker_fee_bps: float | None = Field(None, ge=0, lt=10_000,
-                                        description="maker fee (take-profit fills), bp")
-    slippage_bps: float = Field(0.0, ge=0, lt=10_000, description="slippage, basis points")
+    balance: float = Field(10_000.0, description="default starting balance (quote)")
+    fee_bps: float = Field(10.0, description="taker fee, basis points")
+    maker_fee_bps: float | None = Field(None, description="maker fee (take-profit fills), bp")
+    slippage_bps: float = Field(0.0, description="slippage, basis points")
 
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
     guild_id: int | None = Field(None, description="the first of guild_ids (None: no guild)")
@@ -103,6 +121,67 @@ class Settings(BaseSettings):
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
 
+    @field_validator("exchange")
+    @classmethod
+    def _ccxt_id(cls, value: str) -> str:
+        if value not in _COMMON_EXCHANGES:
+            from data.exchanges import check_exchange_id
+
+            check_exchange_id(value)  # UnknownExchangeError is a ValueError
+        return value
+
+    @field_validator("live_exchange")
+    @classmethod
+    def _live(cls, value: str) -> str:
+        if value not in LIVE_EXCHANGES:
+            raise ValueError(f"forward runs support {' and '.join(LIVE_EXCHANGES)} only, "
+                             f"got {shown(value)}")
+        return value
+
+    @field_validator("fee_bps", "maker_fee_bps", "slippage_bps")
+    @classmethod
+    def _bps(cls, value: float | None) -> float | None:
+        return None if value is None else check_bps(value, "value")
+
+    @field_validator("balance")
+    @classmethod
+    def _balance(cls, value: float) -> float:
+        return check_balance(value, "value")
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {shown(value)}")
+        return level
+
+    @field_validator("db_path")
+    @classmethod
+    def _db_file(cls, value: Path) -> Path:
+        if value.is_dir():
+            raise ValueError(f"{value} is a folder; give the database file, e.g. "
+                             "var/paperbot.db")
+        above = next((p for p in value.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise ValueError(f"{above} is a file, not a folder, so {value} cannot be created")
+        return value
+
+    @field_validator("exchange_rest_url", "exchange_ws_url", mode="before")
+    @classmethod
+    def _blank_url(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("exchange_rest_url")
+    @classmethod
+    def _rest_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("http", "https"), "https://api.bybit.com")
+
+    @field_validator("exchange_ws_url")
+    @classmethod
+    def _ws_url(cls, value: str | None) -> str | None:
+        return _check_url(value, ("ws", "wss"), "wss://stream.bybit.com/v5/public/spot")
+
     @field_validator("market_type")
     @classmethod
     def _market(cls, value: str) -> str:
@@ -121,6 +200,28 @@ class Settings(BaseSettings):
         return self.fee_bps if self.maker_fee_bps is None else self.maker_fee_bps
 
 
+def _check_url(value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """``value`` stripped when it is an absolute URL of one of ``schemes`` (None stays None).
+
+    Raises:
+        ValueError: naming the schemes and an example; the bad value is shown scrubbed of
+            credentials.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        ok = parts.scheme.lower() in schemes and bool(parts.hostname)
+    except ValueError:  # e.g. an invalid IPv6 host or port
+        ok = False
+    if not ok:
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"must be a URL starting with {wanted}, such as {example}, got "
+                         f"{shown(scrub_secrets(text), 60)}")
+    return text
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``; ``overrides`` win.
 
@@ -136,6 +237,8 @@ def load_settings(**overrides: Any) -> Settings:
             field = str(err["loc"][0]) if err["loc"] else "?"
             name = "DISCORD_TOKEN" if field in ("discord_token", "DISCORD_TOKEN") \
                 else f"PAPERBOT_{field.upper()}"
-            lines.append(f"{name}: {err['msg']}")
-        raise SettingsError("invalid settings: " + "; ".join(lines)) from None
+            cause = (err.get("ctx") or {}).get("error")
+            text = str(cause) if isinstance(cause, ValueError) else err["msg"]
+            lines.append(f"{name}: {scrub_secrets(text)}")
+        raise SettingsError("invalid settings: " + "; ".join(lines), lines) from None
 

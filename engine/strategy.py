@@ -25,14 +25,22 @@ in backtests and forward runs.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+from data.names import shown
 from engine.market import MarketData
 from engine.portfolio import Portfolio
 from engine.series import SeriesView
 from engine.types import Signal
+
+#: The history limit, in base candles: the most a strategy's ``warmup_candles()`` may ask for.
+#: Forward runs fetch and keep at most this much history, and backtests load at most this many
+#: candles of warm-up before the first traded candle; ``engine.registry.build_strategy``
+#: refuses parameters whose warm-up exceeds it.
+MAX_WARMUP_CANDLES = 50_000
 
 
 class ParamError(ValueError):
@@ -40,6 +48,11 @@ class ParamError(ValueError):
 
 
 def _coerce(name: str, default: Any, value: Any) -> Any:
+    """``value`` converted to the type of ``default``; float values must be finite.
+
+    Raises:
+        ParamError: a value that does not parse as that type, or a nan/inf float.
+    """
     kind = type(default)
     if isinstance(value, str):
         text = value.strip()
@@ -53,21 +66,29 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
                 raise ValueError
             if kind is int:
                 return int(text)
-            if kind is float:
-                return float(text)
-            return text
+            if kind is not float:
+                return text
+            number = float(text)
         except ValueError:
             raise ParamError(
                 f"parameter {name} takes {kind.__name__} values (default {default!r}), "
-                f"got {value!r}"
+                f"got {shown(value)}"
             ) from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ParamError(
-            f"parameter {name} takes {kind.__name__} values (default {default!r}), got {value!r}"
+            f"parameter {name} takes {kind.__name__} values (default {default!r}), "
+            f"got {shown(value)}"
         )
-    return value
+    elif kind is not float:
+        return value
+    else:
+        number = value
+    if not math.isfinite(number):
+        raise ParamError(f"parameter {name} takes finite numbers (default {default!r}), "
+                         f"got {shown(value)}")
+    return number
 
 
 def resolve_params(declared: Mapping[str, Any], overrides: Mapping[str, Any] | None,

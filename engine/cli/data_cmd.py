@@ -7,14 +7,25 @@ import asyncio
 import json
 
 from engine import formatting as fmt
+from engine.errors import ServiceError
 from engine.service import PaperService
 from engine.settings import Settings
 
 
 def fetch(args: argparse.Namespace, settings: Settings) -> int:
-    """Handle ``paperbot data fetch``; returns the exit status."""
+    """Handle ``paperbot data fetch``; returns the exit status.
+
+    Raises:
+        ServiceError: an exchange that is not a ccxt id (with how to list them), bad input,
+            or the exchange could not be reached.
+    """
+    from data.exchanges import UnknownExchangeError, check_exchange_id
+
     service = PaperService(settings)
-    exchange = (args.exchange or settings.exchange).lower()
+    try:
+        exchange = check_exchange_id((args.exchange or settings.exchange).strip().lower())
+    except UnknownExchangeError as exc:
+        raise ServiceError(str(exc)) from None
     report = asyncio.run(service.fetch_candles(exchange, args.symbol, args.timeframe,
                                                args.start, args.end))
     print(f"fetched {report.fetched:,} candles into {report.path}")

@@ -28,12 +28,13 @@ from engine.events import (
     to_record,
 )
 from engine.forward.engine import RunSpec
+from engine.limits import check_balance
 from engine.reporting import trade_dict
 from engine.runtime import Runtime, wait_for_stop
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.store.store import Store
-from engine.strategy import ParamError, parse_param_pairs
+from engine.strategy import parse_param_pairs
 from engine.types import nan_to_none
 
 
@@ -127,18 +128,39 @@ async def _print_events(queue: asyncio.Queue, as_json: bool) -> None:
 
 # ---- commands ------------------------------------------------------------------------------------
 def forward(args: argparse.Namespace, settings: Settings) -> int:
-    """Handle ``paperbot forward``: resume stored runs, maybe start one, run until a signal."""
+    """Handle ``paperbot forward``: resume stored runs, maybe start one, run until a signal.
+
+    Raises:
+        ServiceError: an empty ``--strategy`` or ``--symbol``, options of a new run without
+            ``--strategy``, a bad ``--param`` or ``--balance`` (checked before the runtime
+            starts), or whatever ``ForwardEngine.start_run`` refuses.
+    """
     spec = None
-    if args.strategy:
-        if not args.symbol:
-            raise ServiceError("--symbol is required with --strategy")
+    if args.strategy is not None:
+        if not args.strategy.strip():
+            raise ServiceError("--strategy is empty: give a strategy name (see paperbot "
+                               "strategies), or leave --strategy out to only resume runs")
+        if args.symbol is None or not args.symbol.strip():
+            raise ServiceError("--symbol is required with --strategy, e.g. --symbol BTC/USDT "
+                               "(spot) or BTC/USDT:USDT (perpetual)")
         try:
             params = parse_param_pairs(args.param)
-        except ParamError as exc:
+            if args.balance is not None:
+                check_balance(args.balance, "--balance")
+        except ValueError as exc:  # a ParamError or a balance out of range
             raise ServiceError(str(exc)) from None
-        spec = RunSpec(strategy=args.strategy, symbol=args.symbol, timeframe=args.timeframe,
-                       exchange=args.exchange, balance=args.balance, params=params,
-                       started_by="cli")
+        spec = RunSpec(strategy=args.strategy.strip(), symbol=args.symbol,
+                       timeframe=args.timeframe, exchange=args.exchange, balance=args.balance,
+                       params=params, started_by="cli")
+    else:
+        given = [flag for flag, value in (("--symbol", args.symbol),
+                                          ("--timeframe", args.timeframe),
+                                          ("--exchange", args.exchange),
+                                          ("--balance", args.balance)) if value is not None]
+        given += ["--param"] if args.param else []
+        if given:
+            raise ServiceError(f"{', '.join(given)} only apply to a new run: add --strategy "
+                               "NAME (without it paperbot forward only resumes stored runs)")
     return asyncio.run(_serve(settings, spec, args.json_events))
 
 

@@ -1,7 +1,9 @@
 """The ``paperbot`` command line: argument parsing and dispatch.
 
-Each subcommand calls ``engine.service.PaperService``. User errors (``ServiceError``, invalid
-settings) print one line to stderr and exit with status 2, without a traceback.
+Each subcommand calls ``engine.service.PaperService``. User errors (``ServiceError``, bad
+arguments) print one line to stderr and exit with status 2, without a traceback; invalid
+settings print one line per bad variable. Printed errors and log lines are scrubbed of
+credentials (``engine.errors.scrub_secrets``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,22 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from data.timeframes import STANDARD_TIMEFRAMES
-from engine.errors import ServiceError
+from engine.errors import ServiceError, install_log_scrubber, scrub_secrets
 from engine.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: ``error: …`` (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` on one line with where to find help, and exit with status 2."""
+        text = " ".join(scrub_secrets(message).split())
+        self.exit(EXIT_USAGE, f"error: {text} (see {self.prog} --help)\n")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -31,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
     from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="paperbot",
         description="Crypto paper trading: backtests, forward tests and a Discord bot.",
     )
@@ -128,17 +140,25 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``paperbot`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_log_scrubber()
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     try:
         settings = settings_from(args)
         return handler(args, settings)
-    except (ServiceError, SettingsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"error: {' '.join(scrub_secrets(problem).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except ServiceError as exc:
+        print(f"error: {' '.join(scrub_secrets(str(exc)).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

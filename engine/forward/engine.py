@@ -161,19 +161,31 @@ class ForwardEngine:
         Raises:
             ServiceError: saying what is wrong and what is valid.
         """
-        strategy = build_strategy(spec.strategy, spec.params, spec.timeframe,
+        from engine.limits import check_balance, check_bps
+
+        if not spec.strategy.strip():
+            raise ServiceError("give a strategy name (see /strategies or paperbot strategies)")
+        if not spec.symbol.strip():
+            raise ServiceError("give a symbol, e.g. BTC/USDT (spot) or BTC/USDT:USDT "
+                               "(perpetual)")
+        try:
+            balance = check_balance(self.settings.balance if spec.balance is None
+                                    else spec.balance, "balance")
+            for name in ("fee_bps", "maker_fee_bps", "slippage_bps"):
+                if getattr(spec, name) is not None:
+                    check_bps(getattr(spec, name), name)
+        except ValueError as exc:
+            raise ServiceError(str(exc)) from None
+        strategy = build_strategy(spec.strategy.strip(), spec.params, spec.timeframe,
                                   self.settings.strategy_dir)
-        exchange = (spec.exchange or self.settings.live_exchange).lower()
+        exchange = (spec.exchange or self.settings.live_exchange).strip().lower()
         try:
             protocol = protocol_for(exchange)
             symbol = normalize_symbol(spec.symbol)
             protocol.topic(symbol, strategy.timeframes[0])
         except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
             raise ServiceError(str(exc)) from None
-        balance = spec.balance or self.settings.balance
-        if not balance > 0:
-            raise ServiceError(f"balance must be positive, got {balance}")
-        return strategy, symbol, exchange, float(balance)
+        return strategy, symbol, exchange, balance
 
     async def start_run(self, spec: RunSpec) -> RunRecord:
         """Validate, warm up, store and subscribe a new run; returns its record.
