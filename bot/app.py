@@ -22,7 +22,7 @@ from typing import Any
 import discord
 
 from bot.keeper import BotKeeper
-from engine.errors import ServiceError
+from engine.errors import ServiceError, install_log_scrubber, scrub_secrets
 from engine.runtime import Runtime, wait_for_stop
 from engine.settings import Settings, SettingsError, load_settings
 from engine.workers import JobPool
@@ -90,24 +90,34 @@ async def serve(settings: Settings, *, jobs: JobPool | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m bot``; returns the exit status."""
+    """Entry point of ``python -m bot``; returns the exit status.
+
+    Every problem at start (settings, token, storage, another instance on the database) is one
+    ``error:`` line on stderr and status 2.
+    """
     try:
         settings = load_settings()
         check_bot_settings(settings)
     except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"error: {' '.join(scrub_secrets(problem).split())}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     discord.utils.setup_logging(level=getattr(logging, settings.log_level.upper(), logging.INFO),
                                 root=False)
+    install_log_scrubber()
     try:
         asyncio.run(serve(settings))
     except discord.LoginFailure:
         print("error: Discord refused the token (DISCORD_TOKEN); reset it in the developer "
               "portal", file=sys.stderr)
         return 2
+    except discord.PrivilegedIntentsRequired:
+        print("error: Discord refused the bot's intents; paperbot needs none of the privileged "
+              "ones, so check the application in the developer portal", file=sys.stderr)
+        return 2
     except ServiceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {' '.join(scrub_secrets(str(exc)).split())}", file=sys.stderr)
         return 2
     return 0

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAPERBOT_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore",
-                                      populate_by_name=True)
+                                      populate_by_name=True, env_ignore_empty=True)
 
     data_dir: Path = Field(Path("var/candles"), description="Parquet candle cache folder")
     db_path: Path = Field(Path("var/paperbot.db"), description="SQLite database of forward runs")

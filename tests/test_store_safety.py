@@ -78,11 +78,13 @@ HOLD = """
     import os, sys, time
     from engine.store.lock import acquire
     lock = acquire(sys.argv[1], command="paperbot forward")
+    def say(text):  # one write per line: parent and child share the pipe
+        os.write(1, (text + chr(10)).encode())
     if len(sys.argv) > 2 and os.fork() == 0:   # a worker that outlives its parent
-        print("child", os.getpid(), flush=True)
+        say(f"child {os.getpid()}")
         time.sleep(30)
         os._exit(0)
-    print("locked", os.getpid(), flush=True)
+    say(f"locked {os.getpid()}")
     time.sleep(30)
 """
 
