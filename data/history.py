@@ -51,7 +51,8 @@ async def call_with_retry(call: Callable[[], Awaitable[Any]], *, what: str,
             return await call()
         except RETRYABLE as exc:
             if attempt == max_retries:
-                raise FetchError(f"{what}: gave up after {max_retries} retries: {exc}") from exc
+                tries = f"gave up after {max_retries} retries: " if max_retries else ""
+                raise FetchError(f"{what}: {tries}{exc}") from exc
             delay = min(max_delay, base_delay * 2**attempt)
             delay += random.uniform(0, delay / 4)
             log.warning("%s: %s; retry %d/%d in %.1fs", what, type(exc).__name__,

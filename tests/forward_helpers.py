@@ -86,3 +86,36 @@ def drain(queue: asyncio.Queue) -> list:
     while not queue.empty():
         out.append(queue.get_nowait())
     return out
+
+
+def backtest_trades(series: CandleSeries, history_start: int, end: int, name: str,
+                    params: dict[str, str], trade_start_index: int) -> tuple[list, list]:
+    """(closed trades, trades still open at the end) of a backtest of ``name`` over the
+    series' candles ``[history_start, end)`` (row indices), trading from
+    ``trade_start_index`` — what a forward run over the same candles must reproduce."""
+    from data.frames import OHLCV
+    from engine.backtest import BacktestConfig, run_backtest
+    from engine.fills import FillModel
+    from engine.registry import get_strategy
+
+    s = series
+    first = int((s.ts == history_start).nonzero()[0][0])
+    candles = OHLCV(s.ts[first:end], s.open[first:end], s.high[first:end], s.low[first:end],
+                    s.close[first:end], s.volume[first:end])
+    strategy = get_strategy(name).cls(params, timeframe=s.timeframe)
+    result = run_backtest(strategy, candles, BacktestConfig(
+        s.symbol, s.timeframe, balance=10_000.0, fills=FillModel(10, 10, 0),
+        trade_start=int(s.ts[trade_start_index])))
+    closed = [t for t in result.trades if t.exit_reason != "end_of_data"]
+    still_open = [t for t in result.trades if t.exit_reason == "end_of_data"]
+    return closed, still_open
+
+
+def comparable(trade) -> dict:
+    """A trade's fields without the symbol and the recovery flag (for parity checks)."""
+    import dataclasses
+
+    fields = dataclasses.asdict(trade)
+    fields.pop("symbol")
+    fields.pop("settled_on_recovery")
+    return fields

@@ -104,6 +104,7 @@ class DiscordStandin:
         self._patch = patch
         self._port = 0
         self._runner: web.AppRunner | None = None
+        self._started = False
         self._exit = contextlib.ExitStack()
         self._fallback_ids: dict[str, str] = {}
 
@@ -135,19 +136,44 @@ class DiscordStandin:
 
     async def start(self) -> None:
         """Start serving on a free port (and patch discord.py unless ``patch=False``)."""
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.rest.middleware])
-        app.router.add_get("/", self.gateway.handle)
-        app.add_routes(self.rest.routes())
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        self._started = True
+        await self._serve(port=0)
         self.gateway.url = self.rest.gateway_url = self.gateway_url
         self.rest.cdn_url = self.cdn_url
         if self._patch:
             self._exit.enter_context(self.patch_discord())
+
+    async def _serve(self, port: int) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024,
+                              middlewares=[self.rest.middleware])
+        app.router.add_get("/", self.gateway.handle)
+        app.add_routes(self.rest.routes())
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self._port = sock.getsockname()[1]
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    # -- outages ------------------------------------------------------------------------------
+    @property
+    def down(self) -> bool:
+        """True between ``go_down`` and ``come_back``."""
+        return self._runner is None and self._started
+
+    async def go_down(self) -> None:
+        """A Discord outage: drop the gateway connection and stop listening (connections to the
+        port are refused) until ``come_back``; discord.py stays pointed here."""
+        await self.gateway.close(code=1011)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def come_back(self) -> None:
+        """End an outage: listen again on the same port."""
+        if self._runner is None and self._started:
+            await self._serve(port=self._port)
 
     async def stop(self) -> None:
         """Close the gateway socket, stop the server and undo the patches."""
