@@ -111,11 +111,10 @@ class AlertSink:
                        if p.id not in tried]
             if not pending:
                 break
-            cutoff = int(time.time() * 1000) - STALE_MS
             stale: dict[str, list[StoredEvent]] = defaultdict(list)
             for stored in pending:
                 tried.add(stored.id)
-                if stored.created_at is None or stored.created_at < cutoff:
+                if _stale(stored):
                     stale[stored.event.run_id].append(stored)
                 elif await self._deliver(stored):
                     done += 1
@@ -155,6 +154,8 @@ class AlertSink:
             return True
         error = "unknown"
         for delay in (0.5, 1.0, 2.0, None):
+            if _stale(stored):  # gone stale while retrying: the next flush summarises it
+                return False
             try:
                 message = await self._send(channel_id, event, run)
             except (discord.HTTPException, OSError) as exc:
@@ -215,3 +216,8 @@ class AlertSink:
                 await self._send_embed(channel_id, embed)
             except (discord.HTTPException, OSError) as exc:
                 log.warning("storage alert not delivered to %d: %s", channel_id, exc)
+
+
+def _stale(stored: StoredEvent) -> bool:
+    """True when ``stored`` waited in the outbox longer than ``STALE_MS``."""
+    return stored.created_at is None or stored.created_at < time.time() * 1000 - STALE_MS
