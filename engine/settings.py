@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     feed_timeout_s: float = Field(60.0, gt=0, description="silence after which a stream is dead")
     stale_after_min: float = Field(10.0, gt=0, description="minutes without candles → event")
+    resume_retry_s: float = Field(5.0, gt=0, le=300,
+                                  description="first retry (s) of a run that cannot resume; "
+                                              "doubles up to 5 min")
     log_level: str = Field("INFO")
 
     @model_validator(mode="before")

@@ -97,12 +97,13 @@ class ForwardEngine:
         bus: where events go after they are committed (a new bus when None).
         source_factory: ``(exchange, market_type) -> CcxtCandleSource``.
         resume_backoff: (first, longest) seconds between attempts to resume a waiting run;
-            the delay doubles per attempt, with 20 % jitter.
+            the delay doubles per attempt, with 20 % jitter (default:
+            ``PAPERBOT_RESUME_RETRY_S`` doubling to 5 minutes).
     """
 
     def __init__(self, settings: Settings, store: Store, bus: EventBus | None = None,
                  source_factory: Callable[[str, str], CcxtCandleSource] | None = None,
-                 resume_backoff: tuple[float, float] = (5.0, 300.0)) -> None:
+                 resume_backoff: tuple[float, float] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus or EventBus()
@@ -110,7 +111,7 @@ class ForwardEngine:
         self.runs: dict[str, ForwardRun] = {}
         self.waiting: dict[str, WaitingRun] = {}
         self.guard = StorageGuard(self._publish)
-        self.resume_backoff = resume_backoff
+        self.resume_backoff = resume_backoff or (settings.resume_retry_s, 300.0)
         self._source_factory = source_factory or default_source_factory(settings)
         self._sources: dict[tuple[str, str], CcxtCandleSource] = {}
 
