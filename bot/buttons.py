@@ -15,7 +15,7 @@ import discord
 
 from bot import embeds
 from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
-from bot.errors import reply_error
+from bot.errors import fit_text, reply_error
 from engine.errors import ServiceError
 from engine.service import PaperService
 
@@ -48,7 +48,8 @@ class ConfirmClose(discord.ui.View):
             trade = await self.service.close_position(self.run_id, self.position_id, self.who)
         except (ServiceError, NotAllowed) as exc:
             await interaction.response.edit_message(
-                embed=discord.Embed(description=f"⚠️ {exc}", colour=embeds.ORANGE), view=None)
+                embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
+                view=None)
             return
         await interaction.response.edit_message(embed=embeds.closed_reply(trade), view=None)
         self.stop()

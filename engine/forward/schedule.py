@@ -16,6 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.events import DailySummary, FeedLost
 from engine.forward.engine import ForwardEngine
+from engine.forward.storage import storage_unavailable
 from engine.store.store import now_ms
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,24 @@ async def check_stale(engine: ForwardEngine) -> list[str]:
 
 
 async def snapshot_equity(engine: ForwardEngine) -> int:
-    """Store every run's equity at its mark price; returns how many were written."""
+    """Store every run's equity at its mark price; returns how many were written.
+
+    Best effort: while storage is unavailable the snapshots are skipped (one log line); the
+    candle closes, which matter, are retried by the runs themselves.
+    """
     now = now_ms()
+    written = 0
     for run in list(engine.runs.values()):
         pf = run.portfolio
-        await engine.store.snapshot_equity(run.id, now, pf.equity, pf.balance)
-    return len(engine.runs)
+        try:
+            await engine.store.snapshot_equity(run.id, now, pf.equity, pf.balance)
+        except Exception as exc:
+            if not storage_unavailable(exc):
+                raise
+            log.warning("equity snapshots skipped: storage unavailable (%s)", exc)
+            break
+        written += 1
+    return written
 
 
 async def daily_summary(engine: ForwardEngine) -> list[DailySummary]:
