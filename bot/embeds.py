@@ -29,6 +29,7 @@ from engine.events import (
     TradeClosed,
     TradeOpened,
 )
+from engine.exit_reasons import exit_breakdown
 from engine.registry import StrategyInfo
 from engine.store.store import RunRecord
 from engine.types import Trade
@@ -41,7 +42,18 @@ BLUE = discord.Colour.blurple()
 ORANGE = discord.Colour.orange()
 
 REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "signal",
-           "end_of_data": "end of data", "manual": "manual close"}
+           "end_of_data": "end of data", "manual": "manual close",
+           "trailing_stop": "trailing stop", "time_exit": "time exit"}
+
+
+def _breakdown_text(breakdown: dict[str, dict[str, float]], quote: str) -> str:
+    """One line per exit reason: trades ended by it (fills, when parts differ) and PnL."""
+    lines = []
+    for reason, row in breakdown.items():
+        parts = f" ({int(row['exits'])} fills)" if row["exits"] != row["trades"] else ""
+        lines.append(f"{REASONS.get(reason, reason.replace('_', ' '))} "
+                     f"{int(row['trades'])}{parts} · {fmt.money(row['pnl'], quote)}")
+    return "\n".join(lines)[:1024]
 
 
 def _level(value: float | None) -> str:
@@ -88,6 +100,9 @@ def backtest(report: BacktestReport) -> list[discord.Embed]:
     ]
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=True)
+    breakdown = exit_breakdown(r.trades, r.exits)
+    if breakdown:
+        embed.add_field(name="Exits", value=_breakdown_text(breakdown, quote), inline=False)
     if report.warnings:
         embed.add_field(name="Note", value="\n".join(report.warnings)[:1000], inline=False)
     embed.set_footer(text=f"fees {cfg.fills.taker_fee_bps:g}/{cfg.fills.maker_fee_bps:g} bp · "

@@ -22,7 +22,7 @@ from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
 from engine.portfolio import Portfolio
 from engine.strategy import Strategy
-from engine.types import ExitCounts, Rejection, Trade
+from engine.types import Exit, ExitCounts, Rejection, Trade
 
 
 class NotEnoughData(ValueError):
@@ -66,6 +66,7 @@ class BacktestResult:
         final_equity: balance after the end-of-data closes, quote.
         exit_counts: ambiguous candles resolved by drill-down vs by the conservative fallback.
         warmup: number of warm-up candles before ``candles``.
+        exits: every fill that reduced a position (partial and final), in fill order.
     """
 
     strategy: str
@@ -79,6 +80,7 @@ class BacktestResult:
     metrics: Metrics
     final_equity: float
     warmup: int
+    exits: list[Exit] = field(default_factory=list)
 
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
@@ -143,4 +145,5 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         metrics=metrics,
         final_equity=portfolio.balance,
         warmup=first,
+        exits=portfolio.exits,
     )

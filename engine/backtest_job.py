@@ -26,7 +26,7 @@ from engine.backtest_request import BacktestReport, BacktestRequest, check_reque
 from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
-from engine.reporting import iso, write_trades_csv
+from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                 starting_balance=config.balance, benchmark=result.candles.close,
                 quote=quote_currency(symbol))
             csv_path = write_trades_csv(result.trades, out / "trades.csv")
+            write_exits_csv(result.exits, out / "exits.csv")
             json_path = out / "backtest.json"
         report = BacktestReport(result, charts, csv_path, json_path, warnings,
                                 f"{source.path.name} ({source.timeframe})",

@@ -33,6 +33,8 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    PositionReduced,
+    PositionUpdated,
     RunStopped,
     SignalRejected,
     TradeClosed,
@@ -43,6 +45,7 @@ from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard
 from engine.market import MarketData
 from engine.portfolio import Portfolio
+from engine.store.rows import position_row
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
 from engine.strategy import Strategy
 from engine.types import Trade
@@ -324,14 +327,21 @@ class ForwardRun:
         summarised = False
         if self.catching_up:
             summarised = True  # alerted as one CaughtUp event after the catch-up
-            self.caught_up += [e for e in events if isinstance(e, TradeOpened | TradeClosed
-                                                                | SignalRejected)]
+            self.caught_up += [e for e in events if isinstance(
+                e, TradeOpened | TradeClosed | SignalRejected | PositionReduced
+                | PositionUpdated)]
+        exits = tuple(  # in fill order, as emitted
+            (e.exit, e.trade.settled_on_recovery if isinstance(e, TradeClosed)
+             else e.settled_on_recovery) for e in events
+            if isinstance(e, TradeClosed | PositionReduced) and e.exit is not None)
         write = StepWrite(
             run_id=self.id, balance=pf.balance, next_position_id=pf.next_position_id,
             strategy_state=self.strategy.get_state(), last_candle_ts=last_candle_ts,
             mark_price=pf.mark_price, mark_ts=now_ms(),
             opened=tuple(e.position for e in events if isinstance(e, TradeOpened)),
             closed=tuple(e.trade for e in events if isinstance(e, TradeClosed)),
+            open_rows=tuple(position_row(self.id, p) for p in pf.positions),
+            exits=exits,
             equity=equity, events=events, actor=actor, events_delivered=summarised,
             history_start=history_start)
         await self.guard.write(lambda: self.store.commit_step(write),

@@ -107,7 +107,37 @@ V2 = """
 ALTER TABLE events ADD COLUMN created_at INTEGER;   -- ms UTC, when the event was stored
 """
 
-MIGRATIONS: list[str] = [V1, V2]
+# v3: managing open positions (DESIGN §4b): levels, trailing stop, scale-outs, time exits and
+# partial exits survive a restart; every fill that reduced a position is an `exits` row
+V3 = """
+ALTER TABLE positions ADD COLUMN initial_size REAL;          -- base units at entry
+ALTER TABLE positions ADD COLUMN trailing_stop_pct REAL;     -- NULL: no trailing stop
+ALTER TABLE positions ADD COLUMN trailing_stop REAL;         -- the trailing level in force
+ALTER TABLE positions ADD COLUMN best_price REAL;            -- best high/low held through
+ALTER TABLE positions ADD COLUMN take_profits TEXT NOT NULL DEFAULT '[]';  -- [[price, fraction]]
+ALTER TABLE positions ADD COLUMN max_hold INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN candles_held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN realised_pnl REAL NOT NULL DEFAULT 0;  -- of the parts so far
+ALTER TABLE positions ADD COLUMN exit_fees REAL NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN exited_size REAL NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN exit_value REAL NOT NULL DEFAULT 0;    -- sum of price x size
+ALTER TABLE positions ADD COLUMN entry_fee_settled REAL NOT NULL DEFAULT 0;
+CREATE TABLE exits (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL REFERENCES runs(id),
+    position_id INTEGER NOT NULL,
+    time        INTEGER NOT NULL,           -- ms UTC of the fill
+    price       REAL NOT NULL,              -- quote, after slippage
+    size        REAL NOT NULL,              -- base units that left
+    reason      TEXT NOT NULL,
+    pnl         REAL NOT NULL,              -- net of its share of the entry fee and its fee
+    fee         REAL NOT NULL,
+    settled_on_recovery INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX exits_by_position ON exits (run_id, position_id);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
