@@ -17,6 +17,7 @@ from bot.cogs.forward import ForwardCog
 from bot.cogs.info import InfoCog
 from bot.cogs.portfolio import PortfolioCog
 from bot.errors import reply_error
+from bot.levels import BreakEvenButton, PositionCog
 from engine.service import PaperService
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, register the alert buttons, sync the commands, start alerts."""
-        for cog in (BacktestCog, ForwardCog, PortfolioCog, InfoCog):
+        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, InfoCog):
             await self.add_cog(cog(self.service))
-        self.add_dynamic_items(CloseButton, ChartButton)
+        self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton)
         await self.sync_commands()
         self.alerts.start()
 

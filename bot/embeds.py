@@ -21,6 +21,8 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    PositionReduced,
+    PositionUpdated,
     RunStarted,
     RunStopped,
     SignalRejected,
@@ -200,6 +202,10 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         embed = daily_summary(event)
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
+    elif isinstance(event, PositionUpdated):
+        embed = position_updated(event)
+    elif isinstance(event, PositionReduced):
+        embed = position_reduced(event)
     elif isinstance(event, StorageUnavailable):
         embed = discord.Embed(
             title="💾 Storage unavailable",
@@ -220,6 +226,49 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
     if not embed.footer.text:
         embed.set_footer(text=_run_line(event.run_id, run, "alert"))
     return embed
+
+
+def position_updated(event: PositionUpdated) -> discord.Embed:
+    """"🔧 Stop moved to 104,120.50 (break-even) · BTC/USDT long #15"."""
+    parts = []
+    if event.note == "break-even" or event.stop_loss == event.entry_price:
+        parts.append(f"Stop moved to {_level(event.stop_loss)} (break-even)")
+    else:
+        parts.append(f"Stop {_level(event.stop_loss)}")
+    parts.append(f"target {_level(event.take_profit)}")
+    who = "by you" if event.by == "user" else "by the strategy"
+    embed = discord.Embed(
+        title=f"🔧 {', '.join(parts)} · {event.symbol} {event.side} #{event.position_id}"[:256],
+        description=f"Moved {who}; in force from the next candle"
+                    + (f" · trailing stop {_level(event.trailing_stop)}"
+                       if event.trailing_stop == event.trailing_stop else ""),
+        colour=BLUE)
+    return embed
+
+
+def position_reduced(event: PositionReduced) -> discord.Embed:
+    """"✂️ Took 33 % at 106,200.00 · +68.10 USDT · 0.061 BTC left"."""
+    e = event.exit
+    quote = quote_currency(event.symbol)
+    share = e.size / event.initial_size * 100.0 if event.initial_size else 0.0
+    pnl = f"{'+' if e.pnl >= 0 else ''}{fmt.money(e.pnl, quote)}"
+    embed = discord.Embed(
+        title=f"✂️ Took {share:.0f} % at {fmt.number(e.price)} · {pnl} · "
+              f"{_size(event.remaining, event.symbol)} left",
+        description=f"{event.symbol} {event.side} #{e.position_id} · "
+                    f"{REASONS.get(e.reason, e.reason.replace('_', ' '))} · fee "
+                    f"{fmt.money(e.fee, quote)}",
+        colour=GREEN if e.pnl >= 0 else RED, timestamp=_when(e.time))
+    return embed
+
+
+def level_reply(view: PositionView, what: str) -> discord.Embed:
+    """Reply to ``/position stop|target`` and the break-even button."""
+    return discord.Embed(
+        title=f"🔧 {what} · {view.symbol} {view.side} #{view.id}",
+        description=f"stop-loss {_level(view.stop_loss)} · take-profit "
+                    f"{_level(view.take_profit)} · in force from the next candle",
+        colour=BLUE)
 
 
 def _trade_line(t: Trade) -> str:

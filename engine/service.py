@@ -332,6 +332,42 @@ class PaperService:
         trade = await self._need_engine().close_position(run_id.strip(), position_id, actor)
         return replace(trade, symbol=(await self.run_record(run_id)).symbol)
 
+    async def update_position(self, run_id: str, position_id: int, actor: str,
+                              stop_loss: float | None = None, take_profit: float | None = None,
+                              note: str = "") -> PositionView:
+        """Move the stop-loss and/or take-profit of an open position (``/position``); in force
+        from the next candle. ``nan`` removes a level.
+
+        Raises:
+            ServiceError: unknown run or position, or a level on the wrong side of the price.
+        """
+        record = await self.run_record(run_id)
+        pos = await self._need_engine().update_levels(record.id, position_id, stop_loss,
+                                                      take_profit, actor, note)
+        live = self._need_engine().runs.get(record.id)
+        mark = live.portfolio.mark_price if live is not None else None
+        return position_view(record.id, record.symbol, pos, mark)
+
+    async def break_even(self, run_id: str, position_id: int, actor: str) -> PositionView:
+        """Move the stop-loss of an open position to its entry price.
+
+        Raises:
+            ServiceError: unknown run or position, or the price is already through the entry
+                (a stop there would fill at once).
+        """
+        record = await self.run_record(run_id)
+        live = self._need_engine().runs.get(record.id)
+        pos = live.portfolio.get(position_id) if live is not None else None
+        if pos is None:
+            raise ServiceError(f"run {record.id} has no open position #{position_id}")
+        mark = live.portfolio.mark_price if live is not None else math.nan
+        if (mark - pos.entry_price) * pos.direction <= 0:
+            raise ServiceError(f"the price {mark:,.2f} is not beyond the entry "
+                               f"{pos.entry_price:,.2f} yet: a stop at break-even would fill "
+                               "at once")
+        return await self.update_position(record.id, position_id, actor,
+                                          stop_loss=pos.entry_price, note="break-even")
+
     async def audit(self, actor: str, action: str, run_id: str | None = None,
                     detail: dict[str, Any] | None = None) -> None:
         """Record a command or a refused attempt in the audit log."""

@@ -55,7 +55,8 @@ async def test_forward_start_posts_trade_alerts_with_the_right_numbers(tmp_path)
     assert fields["Take-profit"] == f"{position.take_profit:,.2f}"
     assert fields["Stop-loss"] == f"{position.stop_loss:,.2f}"
     assert fields["Size"] == f"{position.size:,.6g} BTC"
-    assert opened.custom_ids == [f"pb:close:{run_id}:1", f"pb:chart:{run_id}:1"]
+    assert opened.custom_ids == [f"pb:close:{run_id}:1", f"pb:be:{run_id}:1",
+                                 f"pb:chart:{run_id}:1"]
     embed = closed.embeds[0]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     win = trade.pnl >= 0

@@ -19,7 +19,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from data.history import FetchError
 from data.live.feed import FeedHub
@@ -36,7 +36,7 @@ from engine.registry import build_strategy
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
 from engine.strategy import Strategy
-from engine.types import Trade
+from engine.types import Position, Trade
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +431,31 @@ class ForwardEngine:
             ids = ", ".join(str(p.id) for p in run.portfolio.positions) or "none"
             raise ServiceError(f"run {run_id} has no open position {position_id}; open: {ids}")
         return trade
+
+    async def update_levels(self, run_id: str, position_id: int, stop_loss: float | None,
+                            take_profit: float | None, actor: str, note: str = "") -> Position:
+        """Move the stop-loss and/or take-profit of an open position (None leaves a level,
+        ``nan`` removes it); returns the position as it is now.
+
+        Raises:
+            ServiceError: the run is not live, no such position, or the level is on the wrong
+                side of the last price (the reason is said).
+        """
+        run = self.runs.get(run_id)
+        if run is None:
+            raise ServiceError(f"run {run_id!r} is not live; see /forward list")
+        if run.portfolio.get(position_id) is None:
+            ids = ", ".join(f"#{p.id}" for p in run.portfolio.positions) or "none"
+            raise ServiceError(f"run {run_id} has no open position #{position_id}; open: {ids}")
+        try:
+            problem = await run.update_levels(position_id, stop_loss, take_profit, actor, note)
+        except StorageBusy as exc:
+            raise ServiceError(str(exc)) from None
+        if problem is not None:
+            raise ServiceError(f"position #{position_id} of run {run_id}: {problem}")
+        pos = run.portfolio.get(position_id)
+        assert pos is not None
+        return replace(pos, take_profits=[list(level) for level in pos.take_profits])
 
     async def shutdown(self) -> None:
         """Detach every run (status unchanged: they resume next start), close feeds and REST.

@@ -259,6 +259,29 @@ class ForwardRun:
                 await self._commit(None, None, actor=actor)
             return trade
 
+    async def update_levels(self, position_id: int, stop_loss: float | None,
+                            take_profit: float | None, actor: str,
+                            note: str = "") -> str | None:
+        """Move a position's levels (``/position``, the break-even button), checked against
+        the last price; in force from the next candle. Returns None when done, else why not.
+
+        Raises:
+            StorageBusy: while the database cannot take writes (nothing is changed).
+        """
+        if self.guard.failing:
+            raise StorageBusy(f"the run database cannot take writes right now "
+                              f"({self.guard.last_error}); nothing was changed, try again later")
+        async with self.lock:
+            assert self.core is not None
+            price = self.portfolio.mark_price
+            if price != price:
+                return "no price yet for this run; try again after the next candle"
+            problem = self.core.update_levels(position_id, stop_loss, take_profit, price,
+                                              now_ms(), "user", note)
+            if problem is None:
+                await self._commit(None, None, actor=actor)
+            return problem
+
     # ---- internals -------------------------------------------------------------------------
     async def _process(self, candle: Candle, recovery: bool) -> None:
         core, market = self.core, self.market

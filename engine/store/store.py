@@ -21,9 +21,9 @@ from typing import Any
 
 import aiosqlite
 
-from engine.events import Event, event_name, from_record, to_record
+from engine.events import Event, PositionUpdated, event_name, from_record, to_record
 from engine.store import checks, rows
-from engine.types import Exit, Position, Trade
+from engine.types import Exit, Position, Trade, nan_to_none
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,13 @@ class Store:
                                       {"position": exit_.position_id, "reason": exit_.reason,
                                        "price": exit_.price, "size": exit_.size,
                                        "pnl": exit_.pnl})
+            for event in step.events:
+                if isinstance(event, PositionUpdated) and event.by == "user":
+                    await self._audit(ts, step.run_id, step.actor, "position_update",
+                                      {"position": event.position_id,
+                                       "stop_loss": nan_to_none(event.stop_loss),
+                                       "take_profit": nan_to_none(event.take_profit),
+                                       "note": event.note})
             if step.equity is not None:
                 await self.db.execute(
                     "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
