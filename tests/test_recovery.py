@@ -139,7 +139,7 @@ async def test_sigkill_twice_loses_and_doubles_nothing(tmp_path):
     assert kills == 2 and code == 0
     assert trailing_at_kill, "no trailing position open at the second kill"
     position_id, level = trailing_at_kill[0]
-    killed = [t for t in stored_trades(db) if t["id"] == position_id][0]
+    killed = next(t for t in stored_trades(db) if t["id"] == position_id)
     # after the restart the position carried on with the stored level: it left at or above it
     assert killed["exit_reason"] in ("trailing_stop", "stop_loss", "take_profit", "signal")
     assert killed["exit_reason"] != "trailing_stop" or killed["exit_price"] >= level - 1e-9
