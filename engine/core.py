@@ -145,7 +145,7 @@ class Core:
         at a candle's close, its time exit and the move of its trailing level (a live tick,
         ``at_close`` False, has no drill-down and moves nothing)."""
         resolver = self.drill if at_close else None
-        if pos.take_profits:
+        if pos.take_profits and _touches(pos, h, low):
             targets = [level[0] for level in pos.take_profits]
             if pos.take_profit == pos.take_profit:
                 targets.append(pos.take_profit)
@@ -170,7 +170,7 @@ class Core:
                     size = pos.size
                 self._reduce(pos, size, fill.price, fill.price * size * self._maker, fill.ts,
                              "take_profit")
-        else:
+        elif not pos.take_profits:
             code = touch(pos.direction, o, h, low, pos.active_stop, pos.take_profit)
             if code:
                 self._exit_at_level(pos, code, ts, o, resolver)
@@ -372,6 +372,16 @@ class Core:
         self.rejections.append(Rejection(ts, action, reason))
         if self.emit is not None:
             self.emit(SignalRejected(self.run_id, ts, action, reason))
+
+
+def _touches(pos: Position, high: float, low: float) -> bool:
+    """Whether a candle's range reaches the stop in force or the nearest target (cheap test
+    before the full resolution; an open beyond a level is inside the range too)."""
+    nearest = pos.take_profits[0][0]
+    take = pos.take_profit
+    if pos.direction > 0:
+        return low <= pos.active_stop or high >= nearest or high >= take
+    return high >= pos.active_stop or low <= nearest or low <= take
 
 
 def _note(pos: Position | None, sig: Signal) -> str:

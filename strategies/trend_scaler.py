@@ -18,11 +18,25 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from engine.indicators import atr, ema, rolling_max, rolling_min
 from engine.market import MarketData
 from engine.portfolio import Portfolio
 from engine.strategy import ParamError, Strategy, atr_stop, risk_size
 from engine.types import Signal
+
+
+def breakout_entries(close: np.ndarray, high: np.ndarray, low: np.ndarray,
+                     fast_ema: np.ndarray, slow_ema: np.ndarray, breakout: int) -> np.ndarray:
+    """+1 where the close breaks the previous ``breakout`` candles' high while the fast EMA is
+    above the slow one, −1 for the mirror breakdown, 0 elsewhere (causal: i uses 0..i)."""
+    upper = rolling_max(high, breakout, 1)
+    lower = rolling_min(low, breakout, 1)
+    with np.errstate(invalid="ignore"):
+        up = (close > upper) & (fast_ema > slow_ema)
+        down = (close < lower) & (fast_ema < slow_ema)
+    return np.where(up, 1.0, np.where(down, -1.0, 0.0))
 
 
 class TrendScaler(Strategy):
@@ -69,22 +83,22 @@ class TrendScaler(Strategy):
         b, p = data.base, self.p
         self.fast = self.indicator(ema, b.close, p.fast, name=f"ema{p.fast}")
         self.slow = self.indicator(ema, b.close, p.slow, name=f"ema{p.slow}")
-        self.high = self.indicator(rolling_max, b.high, p.breakout, 1, name="breakout_high")
-        self.low = self.indicator(rolling_min, b.low, p.breakout, 1, name="breakout_low")
         self.atr = self.indicator(atr, b.high, b.low, b.close, p.atr_period, name="atr")
+        # the entry condition, vectorised once: the per-candle call reads one value
+        self.entry = self.indicator(breakout_entries, b.close, b.high, b.low, self.fast,
+                                    self.slow, p.breakout, name="entry")
 
     def on_candle(self, data: MarketData, portfolio: Portfolio) -> list[Signal] | None:
-        close = data.base.close[-1]
         if portfolio.positions:
-            return self._manage(portfolio, close)
-        atr_now, fast, slow = self.atr[-1], self.fast[-1], self.slow[-1]
-        if math.isnan(atr_now) or math.isnan(slow) or atr_now <= 0:
+            return self._manage(portfolio, data.base.close[-1])
+        entry = self.entry[-1]
+        if entry == 0.0 or (entry < 0 and not self.p.allow_short):
             return None
-        if close > self.high[-1] and fast > slow:
-            return self._enter("long", close, atr_now, portfolio)
-        if self.p.allow_short and close < self.low[-1] and fast < slow:
-            return self._enter("short", close, atr_now, portfolio)
-        return None
+        atr_now = self.atr[-1]
+        if math.isnan(atr_now) or atr_now <= 0:
+            return None
+        side = "long" if entry > 0 else "short"
+        return self._enter(side, data.base.close[-1], atr_now, portfolio)
 
     def _enter(self, side: str, close: float, atr_now: float,
                portfolio: Portfolio) -> list[Signal]:
