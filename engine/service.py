@@ -28,7 +28,7 @@ from engine.forward.engine import ForwardEngine, RunSpec
 from engine.registry import StrategyInfo, discover
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store
-from engine.types import Position, Trade
+from engine.types import Exit, Position, Trade
 from engine.views import PnlView, PositionView, RunView, pnl_view, position_view, run_view
 from engine.workers import JobPool
 
@@ -316,6 +316,11 @@ class PaperService:
             raise ServiceError(f"limit must be at least 1, got {limit}")
         trades = await self._need_store().trades(record.id, limit)
         return [replace(t, symbol=record.symbol) for t in trades]
+
+    async def exits(self, run_id: str) -> list[Exit]:
+        """Every fill that reduced a position of a run (partial and final), in fill order."""
+        record = await self.run_record(run_id)
+        return await self._need_store().exits(record.id)
 
     async def pnl(self, run_id: str) -> PnlView:
         """Realised and unrealised PnL, equity, win rate and max drawdown since start."""
