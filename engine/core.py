@@ -71,6 +71,14 @@ class Core:
         self.exposed_candles = 0
         self.equity: list[float] = []
         self.settling_recovery = False
+        #: a paused run (DESIGN §4c): entries are refused with this reason (recorded, not
+        #: alerted one by one); exits at levels, time exits and manual closes go on
+        self.entries_paused: str | None = None
+        #: paused by a strategy error: ``on_candle`` is not called until the run resumes
+        self.skip_strategy = False
+        #: forward runs: called with an exception ``on_candle`` raised (the step goes on
+        #: without signals); None (backtests): the exception propagates
+        self.on_strategy_error: Callable[[BaseException], None] | None = None
         self._base_ms = market._base_ms
         self._on_candle = strategy.on_candle
         self._taker = fills.taker_rate
@@ -103,7 +111,16 @@ class Core:
                     if code:
                         self._exit_at_level(pos, code, ts, o, self.drill)
         pf.mark_price = close
-        signals = self._on_candle(self.market, pf)
+        if self.skip_strategy:
+            signals = None
+        else:
+            try:
+                signals = self._on_candle(self.market, pf)
+            except Exception as exc:
+                if self.on_strategy_error is None:
+                    raise
+                self.on_strategy_error(exc)
+                signals = None
         if signals:
             self._apply(signals, ts + self._base_ms, close)
         if positions:
@@ -291,6 +308,9 @@ class Core:
         for sig in signals:
             action = sig.action
             if action == "open_long" or action == "open_short":
+                if self.entries_paused is not None:
+                    self.rejections.append(Rejection(ts, action, self.entries_paused))
+                    continue
                 self._open(sig, 1 if action == "open_long" else -1, ts, close)
             elif action == "close":
                 self._close_signal(sig, ts, close)

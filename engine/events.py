@@ -129,6 +129,22 @@ class RunStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPaused:
+    """A run stopped taking entries; its positions' exits are still managed (DESIGN §4c).
+
+    ``by`` is who paused it (``discord:<id>``, ``cli``, ``engine`` for a strategy error or the
+    kill switch); ``reason`` says why (for a strategy error: the error's first line with the
+    strategy file and line). ``/forward resume`` lifts it.
+    """
+
+    run_id: str
+    ts: int
+    reason: str
+    by: str
+    error: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FeedLost:
     """The live feed for a run went silent or disconnected."""
 
@@ -198,7 +214,7 @@ class DailySummary:
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
          | FeedRestored | EngineError | DailySummary | CaughtUp | StorageUnavailable
-         | StorageRestored | PositionUpdated | PositionReduced)
+         | StorageRestored | PositionUpdated | PositionReduced | RunPaused)
 
 #: Events that are published but never stored (they report on the storage itself).
 VOLATILE: tuple[type, ...] = (StorageUnavailable, StorageRestored)
@@ -210,6 +226,7 @@ EVENT_TYPES: dict[str, type] = {
     "feed_lost": FeedLost, "feed_restored": FeedRestored, "error": EngineError,
     "daily_summary": DailySummary, "caught_up": CaughtUp,
     "position_updated": PositionUpdated, "position_reduced": PositionReduced,
+    "run_paused": RunPaused,
     "storage_unavailable": StorageUnavailable, "storage_restored": StorageRestored,
 }
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}

@@ -63,7 +63,7 @@ async def test_positions_pnl_manual_close_and_stop(tmp_path):
         assert trade.exit_reason == "manual"
         assert trade.exit_price == pytest.approx(candle.close * 1.01)
         assert trade.pnl == pytest.approx(view.size * candle.close * 0.01 - trade.fees)
-        with pytest.raises(ServiceError, match="no open position 99"):
+        with pytest.raises(ServiceError, match="no open position #99"):
             await service.close_position(record.id, 99, "discord:u1")
 
         stopped = await service.stop_run(record.id, "discord:u1")

@@ -98,10 +98,13 @@ class StepWrite:
     equity: tuple[int, float, float] | None = None  # (ts, equity, balance)
     events: tuple[Event, ...] = ()
     actor: str = "engine"
-    #: store the events as already delivered (summarised in one alert instead)
-    events_delivered: bool = False
+    #: events stored as already delivered (summarised in one alert instead)
+    quiet_events: tuple[Event, ...] = ()
     #: the run's rolling history window moved: its new first candle (ms UTC open time)
     history_start: int | None = None
+    #: a status change written with this step (e.g. ``paused`` by a strategy error), and why
+    status: str | None = None
+    status_reason: str | None = None
 
 
 
@@ -178,12 +181,13 @@ class Store:
 
     async def set_status(self, run_id: str, status: str, reason: str | None, actor: str,
                          events: tuple[Event, ...] = ()) -> None:
-        """Change a run's status (``running``/``stopped``/``failed``), audited, atomically."""
+        """Change a run's status (``running``/``paused``/``stopped``/``failed``) with its
+        reason, audited (``run_<status>``), atomically with ``events``."""
         ts = now_ms()
         async with self._tx():
             await self.db.execute(
                 "UPDATE runs SET status=?, stop_reason=?, stopped_at=?, updated_at=? WHERE id=?",
-                (status, reason, ts if status != "running" else None, ts, run_id))
+                (status, reason, ts if status in ("stopped", "failed") else None, ts, run_id))
             await self._audit(ts, run_id, actor, f"run_{status}", {"reason": reason})
             await self._insert_events(events)
 
@@ -194,11 +198,12 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else _run(row)
 
-    async def runs(self, status: str | None = None) -> list[RunRecord]:
-        """Runs, newest first, optionally with one status."""
-        sql = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + \
-            " ORDER BY created_at DESC"
-        async with self.db.execute(sql, (status,) if status else ()) as cur:
+    async def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally with one status (or any of several)."""
+        wanted = (status,) if isinstance(status, str) else tuple(status or ())
+        where = f" WHERE status IN ({', '.join('?' * len(wanted))})" if wanted else ""
+        async with self.db.execute(f"SELECT * FROM runs{where} ORDER BY created_at DESC",
+                                   wanted) as cur:
             return [_run(row) for row in await cur.fetchall()]
 
     # ---- the step --------------------------------------------------------------------------------
@@ -220,6 +225,11 @@ class Store:
             if step.history_start is not None:
                 sets.append("history_start=:history_start")
                 args["history_start"] = step.history_start
+            if step.status is not None:
+                sets += ["status=:status", "stop_reason=:status_reason"]
+                args.update(status=step.status, status_reason=step.status_reason)
+                await self._audit(ts, step.run_id, step.actor, f"run_{step.status}",
+                                  {"reason": step.status_reason})
             await self.db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=:id", args)
             for pos in step.opened:
                 await self._audit(ts, step.run_id, step.actor, "fill_open",
@@ -245,7 +255,7 @@ class Store:
                                       {"position": exit_.position_id, "reason": exit_.reason,
                                        "price": exit_.price, "size": exit_.size,
                                        "pnl": exit_.pnl})
-            for event in step.events:
+            for event in step.events + step.quiet_events:
                 if isinstance(event, PositionUpdated) and event.by == "user":
                     await self._audit(ts, step.run_id, step.actor, "position_update",
                                       {"position": event.position_id,
@@ -256,7 +266,8 @@ class Store:
                 await self.db.execute(
                     "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
                     "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
-            await self._insert_events(step.events, delivered=step.events_delivered)
+            await self._insert_events(step.events)
+            await self._insert_events(step.quiet_events, delivered=True)
 
     async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
         """A periodic equity point between candles (at the last tick's price)."""
