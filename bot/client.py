@@ -16,6 +16,7 @@ from bot.cogs.backtest import BacktestCog
 from bot.cogs.forward import ForwardCog
 from bot.cogs.info import InfoCog
 from bot.cogs.portfolio import PortfolioCog
+from bot.cogs.safety import SafetyCog
 from bot.errors import reply_error
 from bot.levels import BreakEvenButton, PositionCog
 from engine.service import PaperService
@@ -54,7 +55,7 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, register the alert buttons, sync the commands, start alerts."""
-        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, InfoCog):
+        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, SafetyCog, InfoCog):
             await self.add_cog(cog(self.service))
         self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton)
         await self.sync_commands()

@@ -23,6 +23,7 @@ from engine.events import (
     FeedRestored,
     PositionReduced,
     PositionUpdated,
+    RunPaused,
     RunStarted,
     RunStopped,
     SignalRejected,
@@ -32,10 +33,12 @@ from engine.events import (
     TradeOpened,
 )
 from engine.exit_reasons import exit_breakdown
+from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo
+from engine.store.control import AuditRow
 from engine.store.store import RunRecord
 from engine.types import Trade
-from engine.views import PnlView, PositionView, RunView
+from engine.views import PnlSummary, PnlView, PositionView, RunView
 
 GREEN = discord.Colour.from_rgb(38, 166, 91)
 RED = discord.Colour.from_rgb(214, 69, 65)
@@ -202,6 +205,14 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         embed = daily_summary(event)
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
+    elif isinstance(event, RunPaused):
+        who = "" if event.by == "engine" else f" by <@{event.by.removeprefix('discord:')}>" \
+            if event.by.startswith("discord:") else f" ({event.by})"
+        embed = discord.Embed(
+            title=f"⏸️ Run {event.run_id} paused{who}",
+            description=(f"{event.reason[:1500]}\nOpen positions keep their stops, targets and "
+                         "trailing levels; no new entries until /forward resume."),
+            colour=RED if event.error else ORANGE)
     elif isinstance(event, PositionUpdated):
         embed = position_updated(event)
     elif isinstance(event, PositionReduced):
@@ -417,12 +428,12 @@ def pnl(view: PnlView) -> discord.Embed:
 
 
 def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
-    """``/forward list`` (and the reply to ``/forward stop``)."""
+    """``/forward list`` (and the reply to ``/forward stop|pause|resume``)."""
     embed = discord.Embed(title=title, colour=BLUE)
     if not views:
         embed.description = "No runs yet. Start one with /forward start."
     for v in views[:25]:
-        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑",
+        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑", "paused": "⏸️",
                 "waiting for data": "⏳"}.get(v.state, "•")
         detail = f" ({v.state_detail})" if v.state_detail else ""
         embed.add_field(
@@ -455,6 +466,82 @@ def strategies(infos: list[StrategyInfo]) -> discord.Embed:
         embed.add_field(name=f"{info.name} · {', '.join(info.timeframes)}",
                         value=f"{info.description or '—'}\n`{params or 'no params'}`",
                         inline=False)
+    return embed
+
+
+def pnl_summary(summary: PnlSummary) -> discord.Embed:
+    """``/pnl`` without a run: one line per run and the totals (quote currency)."""
+    embed = discord.Embed(title="PnL · every run",
+                          colour=GREEN if summary.return_pct >= 0 else RED)
+    if not summary.runs:
+        embed.description = "No runs yet. Start one with /forward start."
+        return embed
+    lines = [f"`{v.run_id}` {v.symbol} · {v.status} · equity {fmt.number(v.equity)} "
+             f"({fmt.pct(v.return_pct)}) · realised {fmt.number(v.realised_pnl)} · "
+             f"{v.open_positions} open" for v in summary.runs]
+    text = "\n".join(lines)
+    while len(text) > 3900:
+        lines.pop()
+        text = "\n".join(lines) + f"\n… and {len(summary.runs) - len(lines)} more"
+    embed.description = text
+    quote = quote_currency(summary.runs[0].symbol)
+    embed.add_field(name="Equity", value=fmt.money(summary.equity, quote))
+    embed.add_field(name="Return", value=fmt.pct(summary.return_pct))
+    embed.add_field(name="Open positions", value=str(summary.open_positions))
+    embed.add_field(name="Realised", value=fmt.money(summary.realised_pnl, quote))
+    embed.add_field(name="Unrealised", value=fmt.money(summary.unrealised_pnl, quote))
+    embed.set_footer(text=f"{len(summary.runs)} runs · /pnl run:<id> for one run")
+    return embed
+
+
+def closed_list(trades: list[Trade], title: str) -> discord.Embed:
+    """Trades just closed (``/close all``), one line each, with the total."""
+    total = sum(t.pnl for t in trades)
+    quote = quote_currency(trades[0].symbol) if trades else ""
+    embed = discord.Embed(title=title, colour=GREEN if total >= 0 else RED,
+                          description=_trade_lines(trades, 20) or "Nothing was open.")
+    embed.add_field(name="Realised", value=fmt.money(total, quote))
+    return embed
+
+
+def panic_report(report: PanicReport) -> discord.Embed:
+    """What the kill switch did."""
+    lines = [f"`{rid}` " + _trade_line(t) for rid, t in report.closed[:20]]
+    if len(report.closed) > 20:
+        lines.append(f"… and {len(report.closed) - 20} more")
+    embed = discord.Embed(
+        title=f"🛑 Kill switch · {len(report.paused)} runs paused · {len(report.closed)} "
+              "positions closed",
+        description="\n".join(lines) or "No position was open.",
+        colour=GREEN if report.realised_pnl >= 0 else RED)
+    quote = quote_currency(report.closed[0][1].symbol) if report.closed else ""
+    embed.add_field(name="Realised", value=fmt.money(report.realised_pnl, quote))
+    if report.failed:
+        embed.add_field(name="Could not close", value="\n".join(
+            f"`{rid}` {why[:150]}" for rid, why in list(report.failed.items())[:5]),
+            inline=False)
+    embed.set_footer(text="/forward resume <run> takes entries again")
+    return embed
+
+
+def audit(rows: list[AuditRow], run_id: str | None) -> discord.Embed:
+    """``/audit``: who did what, newest first."""
+    embed = discord.Embed(title=f"Audit · {f'run {run_id}' if run_id else 'every run'}",
+                          colour=GREY)
+    lines = []
+    for r in rows:
+        who = f"<@{r.actor.removeprefix('discord:')}>" if r.actor.startswith("discord:") \
+            else r.actor
+        detail = ", ".join(f"{k}={v}" for k, v in r.detail.items() if v not in (None, ""))
+        lines.append(f"{fmt.iso(r.ts)} · {who} · **{r.action}**"
+                     + (f" · `{r.run_id}`" if r.run_id and not run_id else "")
+                     + (f" · {detail[:120]}" if detail else ""))
+    text = "\n".join(lines) or "Nothing recorded."
+    while len(text) > 4000:
+        lines.pop()
+        text = "\n".join(lines)
+    embed.description = text
+    embed.set_footer(text="UTC · newest first")
     return embed
 
 

@@ -104,7 +104,7 @@ async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):
     assert "uPnL 0.00 USDT (+0.00 %)" in field["value"]
     assert {f["name"] for f in pnl.final.embeds[0]["fields"]} >= {
         "Equity", "Realised", "Unrealised", "Win rate", "Max drawdown"}
-    assert [c["value"] for c in choices] == [1]
+    assert [c["value"] for c in choices] == ["all", "1"]
     assert [c["value"] for c in run_choices] == [run_id]
     assert run_choices[0]["name"] == f"{run_id} · always_long BTC/USDT 1m · running"
     assert refused.ephemeral and "You may not use /close" in \
@@ -135,7 +135,7 @@ async def test_unauthorised_forward_start_is_refused_and_nothing_starts(tmp_path
      "mtf_trend trades below 4h"),
     ("forward stop", {"run": "abcdef"}, "unknown run 'abcdef'"),
     ("trades", {"run": "abcdef"}, "unknown run 'abcdef'"),
-    ("pnl", {}, "no runs yet"),
+    ("pnl", {"run": "abcdef"}, "unknown run 'abcdef'"),
     ("close", {"run": "abcdef", "position": 1}, "unknown run 'abcdef'"),
 ])
 async def test_bad_forward_input_gets_an_ephemeral_answer(tmp_path, command, options, message):
