@@ -178,8 +178,8 @@ async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int
                 resumed = resuming.result()
                 waiting = len(runtime.engine.waiting)
                 if waiting:
-                    print(f"{waiting} of {len(resumed)} runs are waiting for the exchange; "
-                          "they resume by themselves when it is back", file=sys.stderr)
+                    print(f"{waiting} of {len(resumed)} runs cannot resume yet (the reasons "
+                          "are above); they are retried by themselves", file=sys.stderr)
                 if spec is not None:
                     await runtime.service.start_run(spec)
                 elif not resumed:
