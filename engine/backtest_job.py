@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
 from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
+from engine.strategy_errors import describe, strategy_file, where
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,12 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                                                         f"{done:.0%}"))
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
+    except Exception as exc:
+        if where(exc, strategy).split(":")[0] != Path(strategy_file(strategy) or "").name:
+            raise  # not raised by the strategy's own code: a bug, with its traceback
+        error = ServiceError(describe(exc, strategy, request.strategy))
+        error.traceback_text = "".join(traceback.format_exception(exc))  # --traceback
+        raise error from None
 
     charts: dict[str, Path] = {}
     csv_path = json_path = None

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
     bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--traceback", action="store_true",
+                    help="when the strategy raises, print the full traceback too")
     _add_common(bt)
     bt.set_defaults(handler=backtest_cmd.run)
 
@@ -159,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {' '.join(scrub_secrets(problem).split())}", file=sys.stderr)
         return EXIT_USAGE
     except ServiceError as exc:
+        trace = getattr(exc, "traceback_text", None)
+        if trace and getattr(args, "traceback", False):  # backtest --traceback
+            print(scrub_secrets(trace), file=sys.stderr, end="")
         print(f"error: {' '.join(scrub_secrets(str(exc)).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

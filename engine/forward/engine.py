@@ -205,10 +205,16 @@ class ForwardEngine:
                 examples = ", ".join(sorted(s for s in markets if s.endswith("/USDT"))[:5])
                 raise ServiceError(f"unknown symbol {symbol} on {exchange} {market_type}; "
                                    f"e.g. {examples}")
+            if (markets.get(symbol) or {}).get("active") is False:
+                raise ServiceError(f"{symbol} is listed on {exchange} {market_type} but not "
+                                   "trading (delisted or suspended); pick another symbol")
             history, _ = await source.latest(symbol, timeframe,
                                              max(1, strategy.warmup_candles()))
         except FetchError as exc:
             raise ServiceError(f"cannot reach {exchange}: {exc}") from None
+        if not len(history):  # a listed market without candles would start and stay silent
+            raise ServiceError(f"{exchange} has no {timeframe} candles of {symbol} for the "
+                               f"warm-up: the market is not trading; pick another symbol")
         created = now_ms()
         fee = self.settings.fee_bps if spec.fee_bps is None else spec.fee_bps
         record = RunRecord(
