@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from engine.drilldown import DrillDown
 from engine.events import (
@@ -40,6 +41,9 @@ from engine.signals import check_levels, check_open
 from engine.strategy import Strategy
 from engine.types import ExitCounts, Position, Rejection, Signal, Trade
 
+if TYPE_CHECKING:
+    from engine.risk.guards import Guards
+
 _TAKE_REASON = {TAKE: "take_profit", TAKE_GAP: "take_profit"}
 
 
@@ -54,11 +58,15 @@ class Core:
         drill: resolver for candles that hold both a stop and a target.
         run_id: id put on emitted events ("" in backtests).
         emit: called with each event; None for no events.
+        guards: the run's risk guards (``engine.risk``); None for none. An entry they refuse
+            is a rejection naming the guard (no ``SignalRejected`` event: the guards emit
+            ``GuardTripped``/``GuardLifted`` once per trip instead).
     """
 
     def __init__(self, strategy: Strategy, market: MarketData, portfolio: Portfolio,
                  fills: FillModel, drill: DrillDown, run_id: str = "",
-                 emit: Callable[[object], None] | None = None) -> None:
+                 emit: Callable[[object], None] | None = None, *,
+                 guards: Guards | None = None) -> None:
         self.strategy = strategy
         self.market = market
         self.portfolio = portfolio
@@ -66,6 +74,8 @@ class Core:
         self.drill = drill
         self.run_id = run_id
         self.emit = emit
+        self.guards = guards
+        self._candle_close = 0  # close time (ms UTC) of the base candle exits belong to
         self.rejections: list[Rejection] = []
         self.exit_counts = ExitCounts()
         self.exposed_candles = 0
@@ -91,6 +101,7 @@ class Core:
         ts = self._times[i]
         close = self._closes[i]
         if positions:
+            self._candle_close = ts + self._base_ms
             self.exposed_candles += 1
             o, h, low = self._opens[i], self._highs[i], self._lows[i]
             for pos in positions[:]:
@@ -103,6 +114,10 @@ class Core:
                     if code:
                         self._exit_at_level(pos, code, ts, o, self.drill)
         pf.mark_price = close
+        if self.guards is not None:  # this close's equity, after its exits, before entries
+            if self.guards.on_close(ts + self._base_ms, pf.equity, len(positions)):
+                self.close_all(close, ts + self._base_ms, "max_drawdown")  # flatten
+            self._guard_events(ts + self._base_ms)
         signals = self._on_candle(self.market, pf)
         if signals:
             self._apply(signals, ts + self._base_ms, close)
@@ -213,6 +228,7 @@ class Core:
         trade can be reproduced from candle data.
         """
         self.portfolio.mark_price = last
+        self._candle_close = self.market.now + self._base_ms
         fill_ts = ts - ts % 60_000
         for pos in self.portfolio.positions[:]:
             if ts < pos.entry_time:
@@ -276,6 +292,8 @@ class Core:
         """Book a fill of ``size`` leaving ``pos``; emit it; returns the trade once closed."""
         exit_, trade = self.portfolio.reduce(pos, size, price, fee, ts, reason,
                                              self.settling_recovery)
+        if self.guards is not None:
+            self.guards.on_exit(self._candle_close, reason)
         if self.emit is not None:
             if trade is not None:
                 self.emit(TradeClosed(self.run_id, ts, trade, self.strategy.name,
@@ -335,6 +353,11 @@ class Core:
 
     def _open(self, sig: Signal, direction: int, ts: int, close: float) -> None:
         pf = self.portfolio
+        lock = None if self.guards is None else self.guards.check_entry(ts, len(pf.positions))
+        if lock is not None:  # one GuardTripped alert per trip, not one per refused signal
+            self.rejections.append(Rejection(ts, sig.action, lock.reason))
+            self._guard_events(ts)
+            return
         price = close * (1.0 + self._slip) if direction > 0 else close * (1.0 - self._slip)
         if not math.isnan(sig.size):
             size = sig.size
@@ -367,6 +390,12 @@ class Core:
             self.emit(TradeOpened(self.run_id, ts, replace(pos, take_profits=[
                 list(lv) for lv in pos.take_profits]), self.strategy.name,
                 self.market.timeframe))
+
+    def _guard_events(self, ts: int) -> None:
+        """Emit the guards' trips and lifts since the last call (forward runs)."""
+        if self.emit is not None and self.guards is not None:
+            for event in self.guards.events(self.run_id, ts):
+                self.emit(event)
 
     def _reject(self, ts: int, action: str, reason: str) -> None:
         self.rejections.append(Rejection(ts, action, reason))

@@ -87,6 +87,29 @@ class SignalRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardTripped:
+    """A risk guard started refusing entries (``engine.risk``): ``guard`` is the protection's
+    name, ``reason`` the one line naming it and when it lifts, ``until`` the close time (ms UTC)
+    from which entries are allowed again (None: when a condition is met). Emitted once per
+    trip, not per refused signal."""
+
+    run_id: str
+    ts: int
+    guard: str
+    reason: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardLifted:
+    """A risk guard that had tripped allows entries again (at the close ``ts``, ms UTC)."""
+
+    run_id: str
+    ts: int
+    guard: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     """A forward run started or resumed (``resumed`` True after a restart)."""
 
@@ -198,7 +221,7 @@ class DailySummary:
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
          | FeedRestored | EngineError | DailySummary | CaughtUp | StorageUnavailable
-         | StorageRestored | PositionUpdated | PositionReduced)
+         | StorageRestored | PositionUpdated | PositionReduced | GuardTripped | GuardLifted)
 
 #: Events that are published but never stored (they report on the storage itself).
 VOLATILE: tuple[type, ...] = (StorageUnavailable, StorageRestored)
@@ -211,6 +234,7 @@ EVENT_TYPES: dict[str, type] = {
     "daily_summary": DailySummary, "caught_up": CaughtUp,
     "position_updated": PositionUpdated, "position_reduced": PositionReduced,
     "storage_unavailable": StorageUnavailable, "storage_restored": StorageRestored,
+    "guard_tripped": GuardTripped, "guard_lifted": GuardLifted,
 }
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 

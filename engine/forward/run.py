@@ -45,6 +45,7 @@ from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard
 from engine.market import MarketData
 from engine.portfolio import Portfolio
+from engine.risk import Guards, Protections
 from engine.store.rows import position_row
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
 from engine.strategy import Strategy
@@ -117,13 +118,16 @@ class ForwardRun:
         fills = FillModel(rec.fee_bps, rec.maker_fee_bps, rec.slippage_bps)
         lower = lower_timeframes(rec.timeframe)
         drill = DrillDown(self._lower_source if lower else None, rec.timeframe)
+        guards = Guards.build(Protections.from_dict(rec.protections), self.step_ms)
         self.core = Core(self.strategy, self.market, self.portfolio, fills, drill, rec.id,
-                         self._pending.append)
+                         self._pending.append, guards=guards)
         if len(history):
             self.portfolio.mark_price = float(history.close[-1])
             self.last_candle_ts = int(history.timestamp[-1])
         if resumed:
             self.strategy.set_state(rec.strategy_state)
+            if guards is not None:
+                guards.from_state(rec.guard_state)
 
     def restore_portfolio(self, balance: float, positions: list, next_id: int) -> None:
         """Put stored cash and positions back (resume)."""
@@ -366,7 +370,9 @@ class ForwardRun:
             open_rows=tuple(position_row(self.id, p) for p in pf.positions),
             exits=exits,
             equity=equity, events=events, actor=actor, events_delivered=summarised,
-            history_start=history_start)
+            history_start=history_start,
+            guard_state=None if self.core is None or self.core.guards is None
+            else self.core.guards.to_state())
         await self.guard.write(lambda: self.store.commit_step(write),
                                f"run {self.id} candle {last_candle_ts}")
         for event in events:

@@ -137,7 +137,14 @@ CREATE TABLE exits (
 CREATE INDEX exits_by_position ON exits (run_id, position_id);
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3]
+# risk guards (DESIGN §4c): the protections a run resolved at start, and its guards' state
+# (locks, stop-loss windows, the day's reference and the peak equity) written with each candle
+V_GUARDS = """
+ALTER TABLE runs ADD COLUMN protections TEXT NOT NULL DEFAULT '{}';  -- JSON {name: value}
+ALTER TABLE runs ADD COLUMN guard_state TEXT NOT NULL DEFAULT '{}';  -- JSON, engine.risk.Guards
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V_GUARDS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
