@@ -11,8 +11,10 @@ import textwrap
 import pytest
 
 import engine.cli.forward_cmd as forward_cmd
+from bot import embeds
 from engine.cli.main import main
-from engine.risk import ProtectionError, Protections, for_run, parse_pairs
+from engine.events import GuardLifted, GuardTripped, from_record, to_record
+from engine.risk import Guards, ProtectionError, Protections, for_run, parse_pairs
 from engine.settings import load_settings
 from engine.strategy import Strategy
 from tests.bot_helpers import TRADER, bot_env
@@ -204,3 +206,32 @@ async def test_discord_bad_protection_is_ephemeral_and_good_ones_are_counted(tmp
     counts = dict(item.rsplit(" ", 1) for item in fields["Guard blocks"].split(" · "))
     assert set(counts) == {"stoploss_guard", "cooldown"}
     assert int(counts["cooldown"]) > 0 and int(counts["stoploss_guard"]) > 0
+
+
+def test_guard_alerts_round_trip_through_the_outbox_and_read_well():
+    reason = ("cooldown: no entries until 2025-05-20 17:00 UTC (5 candles after the stop-loss "
+              "candle closed at 12:00)")
+    tripped = GuardTripped("3fa9c1", 1_747_742_400_000, "cooldown", reason, 1_747_760_400_000)
+    lifted = GuardLifted("3fa9c1", 1_747_760_400_000, "cooldown")
+    halted = GuardTripped("3fa9c1", 1_747_742_400_000, "max_drawdown_pct", "max_drawdown_pct: "
+                          "no entries until equity is back within 10 % of its peak", None)
+    for event in (tripped, lifted, halted):
+        assert from_record(json.loads(json.dumps(to_record(event)))) == event
+    embed = embeds.lifecycle(tripped, None)
+    assert embed.title == "⛔ cooldown: no entries until 2025-05-20 17:00 UTC"
+    assert embed.description.startswith(reason)
+    assert embeds.lifecycle(lifted, None).title == "✅ cooldown lifted: entries allowed again"
+    assert embeds.lifecycle(halted, None).title == "⛔ max_drawdown_pct: no entries for now"
+    assert forward_cmd.event_line(tripped).endswith(f"guard tripped: {reason}")
+    assert forward_cmd.event_line(lifted).endswith("guard lifted: cooldown, entries allowed "
+                                                   "again")
+
+
+def test_locks_can_be_read_from_a_stored_state():
+    guards = Guards(Protections(cooldown=2, max_drawdown_pct=5), 3_600_000)
+    guards.on_close(3_600_000, 10_000.0, 1)
+    guards.on_exit(7_200_000, "stop_loss")
+    guards.on_close(7_200_000, 9_000.0, 0)
+    stored = json.loads(json.dumps(guards.to_state()))
+    assert Guards.stored_locks(stored) == guards.active()
+    assert [lock.guard for lock in guards.active()] == ["max_drawdown_pct", "cooldown"]

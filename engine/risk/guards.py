@@ -87,6 +87,12 @@ class Guards:
         """The locks in force now (as of the last close processed)."""
         return [g.lock for g in self.guards if g.lock is not None]
 
+    @staticmethod
+    def stored_locks(state: dict[str, Any]) -> list[Lock]:
+        """The locks in force in a stored ``to_state`` (a run that is not live)."""
+        return [lock for saved in state.get("guards", {}).values()
+                if (lock := Lock.from_state(saved.get("lock"))) is not None]
+
     def transitions(self) -> list[tuple[str, Lock | None]]:
         """``(guard, lock)`` for each guard that tripped (a lock) or lifted (None) since the
         last call; a lock extended while in force is no new trip."""
