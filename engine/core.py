@@ -7,9 +7,11 @@ For each closed base candle, after the runner has made it visible (aggregate):
    scale-out levels and the take-profit, with a drill-down when a stop and a target share the
    candle; then the time exit at the close; then the trailing level is moved with the
    candle's high (long) / low (short) — it is in force from the next candle;
-2. ask the strategy for signals;
-3. act on them at the candle's close: entries (slippage, fees, margin check), level updates,
-   full or partial market exits — every invalid request is a rejection with a reason;
+2. tell the risk guards (``engine.risk``, when the run has any) this close's equity — a
+   drawdown guard with flatten closes every position here — then ask the strategy for signals;
+3. act on them at the candle's close: entries (refused while a guard is locked; slippage,
+   fees, margin check), level updates, full or partial market exits — every invalid request
+   is a rejection with a reason;
 4. record equity at the close.
 
 Forward runs call ``check_tick`` between closes to settle the levels in force on live ticks,

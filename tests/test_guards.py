@@ -233,3 +233,20 @@ def test_guard_state_survives_a_restart_through_json():
         assert one.check_entry(close(i), 1) == two_again.check_entry(close(i), 1)
     assert one.to_state() == two_again.to_state()
     assert one.blocks["daily_loss_limit_pct"] == 8  # 4 % down: consulted before the others
+
+
+def test_locks_in_force_are_reported_again_after_a_summarised_catch_up():
+    guards = Guards(Protections(cooldown=5, max_open_positions=1), HOUR)
+    guards.on_exit(close(0), "stop_loss")
+    guards.on_close(close(0), 10_000.0, 1)
+    assert guards.check_entry(close(0), 1).guard == "cooldown"
+    assert [(name, lock.guard) for name, lock in guards.transitions()] == [
+        ("cooldown", "cooldown")]
+    assert guards.transitions() == []  # once per trip
+    guards.on_close(close(1), 10_000.0, 0)
+    guards.reannounce()
+    again = guards.events("run1", close(1))
+    assert [(type(e), e.guard, e.until) for e in again] == [(GuardTripped, "cooldown",
+                                                             close(5))]
+    guards.on_close(close(5), 10_000.0, 0)
+    assert [type(e) for e in guards.events("run1", close(5))] == [GuardLifted]

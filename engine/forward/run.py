@@ -381,6 +381,8 @@ class ForwardRun:
     def caught_up_event(self, away_ms: int, candles: int) -> CaughtUp | None:
         """The one alert for what a catch-up settled (None when it settled nothing)."""
         events, self.caught_up = self.caught_up, []
+        if self.catching_up and self.core is not None and self.core.guards is not None:
+            self.core.guards.reannounce()  # guard alerts were folded: locks left are re-posted
         self.catching_up = False
         closed = tuple(e.trade for e in events if isinstance(e, TradeClosed))
         opened = tuple(e.position for e in events if isinstance(e, TradeOpened))

@@ -109,6 +109,12 @@ class Guards:
         return [GuardTripped(run_id, ts, name, lock.reason, lock.until) if lock is not None
                 else GuardLifted(run_id, ts, name) for name, lock in self.transitions()]
 
+    def reannounce(self) -> None:
+        """Forget what was reported: the next ``transitions`` reports every lock in force as
+        a trip (after a catch-up whose alerts were summarised, not posted one by one)."""
+        for name in self._reported:
+            self._reported[name] = False
+
     # ---- persistence -----------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state of every guard, the block counts and what was reported."""
