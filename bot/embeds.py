@@ -21,6 +21,8 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    GuardLifted,
+    GuardTripped,
     PositionReduced,
     PositionUpdated,
     RunPaused,
@@ -48,7 +50,8 @@ ORANGE = discord.Colour.orange()
 
 REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "signal",
            "end_of_data": "end of data", "manual": "manual close",
-           "trailing_stop": "trailing stop", "time_exit": "time exit"}
+           "trailing_stop": "trailing stop", "time_exit": "time exit",
+           "max_drawdown": "max drawdown"}
 
 
 def _breakdown_text(breakdown: dict[str, dict[str, float]], quote: str) -> str:
@@ -108,6 +111,9 @@ def backtest(report: BacktestReport) -> list[discord.Embed]:
     breakdown = exit_breakdown(r.trades, r.exits)
     if breakdown:
         embed.add_field(name="Exits", value=_breakdown_text(breakdown, quote), inline=False)
+    if r.guard_blocks:
+        embed.add_field(name="Guard blocks", value=" · ".join(
+            f"{name} {count:,}" for name, count in r.guard_blocks.items())[:1024], inline=False)
     if report.warnings:
         embed.add_field(name="Note", value="\n".join(report.warnings)[:1000], inline=False)
     embed.set_footer(text=f"fees {cfg.fills.taker_fee_bps:g}/{cfg.fills.maker_fee_bps:g} bp · "
@@ -217,6 +223,10 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         embed = position_updated(event)
     elif isinstance(event, PositionReduced):
         embed = position_reduced(event)
+    elif isinstance(event, GuardTripped):
+        embed = guard_tripped(event)
+    elif isinstance(event, GuardLifted):
+        embed = guard_lifted(event)
     elif isinstance(event, StorageUnavailable):
         embed = discord.Embed(
             title="💾 Storage unavailable",
@@ -237,6 +247,21 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
     if not embed.footer.text:
         embed.set_footer(text=_run_line(event.run_id, run, "alert"))
     return embed
+
+
+def guard_tripped(event: GuardTripped) -> discord.Embed:
+    """"⛔ cooldown: no entries until 2025-05-20 17:00 UTC" with the guard's reason."""
+    until = f"no entries until {fmt.iso(event.until)} UTC" if event.until is not None \
+        else "no entries for now"
+    return discord.Embed(title=f"⛔ {event.guard}: {until}"[:256],
+                         description=f"{event.reason[:1500]}\nOpen positions are still "
+                                     "managed; one alert when entries are allowed again.",
+                         colour=ORANGE)
+
+
+def guard_lifted(event: GuardLifted) -> discord.Embed:
+    """"✅ cooldown lifted: entries allowed again"."""
+    return discord.Embed(title=f"✅ {event.guard} lifted: entries allowed again", colour=BLUE)
 
 
 def position_updated(event: PositionUpdated) -> discord.Embed:

@@ -21,6 +21,7 @@ from engine.fills import FillModel
 from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
 from engine.portfolio import Portfolio
+from engine.risk import Guards, Protections
 from engine.strategy import Strategy
 from engine.types import Exit, ExitCounts, Rejection, Trade
 
@@ -43,6 +44,7 @@ class BacktestConfig:
             before it are warm-up history. None: the first ``strategy.warmup_candles()``
             candles are warm-up.
         exchange: exchange id (for labels only).
+        protections: the risk guards (``engine.risk``); None or all off: none.
     """
 
     symbol: str
@@ -52,6 +54,7 @@ class BacktestConfig:
     leverage: float = 1.0
     trade_start: int | None = None
     exchange: str = ""
+    protections: Protections | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +70,7 @@ class BacktestResult:
         exit_counts: ambiguous candles resolved by drill-down vs by the conservative fallback.
         warmup: number of warm-up candles before ``candles``.
         exits: every fill that reduced a position (partial and final), in fill order.
+        guard_blocks: entries refused per risk guard the run had (0 when none refused).
     """
 
     strategy: str
@@ -81,6 +85,7 @@ class BacktestResult:
     final_equity: float
     warmup: int
     exits: list[Exit] = field(default_factory=list)
+    guard_blocks: dict[str, int] = field(default_factory=dict)
 
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
@@ -115,7 +120,9 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         market.advance(first - 1)
     strategy.bind(market)
     portfolio = Portfolio(config.balance, config.symbol, config.leverage)
-    core = Core(strategy, market, portfolio, config.fills, DrillDown(lower, config.timeframe))
+    guards = Guards.build(config.protections, timeframe_ms(config.timeframe))
+    core = Core(strategy, market, portfolio, config.fills, DrillDown(lower, config.timeframe),
+                guards=guards)
 
     advance, step = market.advance, core.step
     chunk = max(10_000, (n - first) // 20)
@@ -146,4 +153,5 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         final_equity=portfolio.balance,
         warmup=first,
         exits=portfolio.exits,
+        guard_blocks=dict(guards.blocks) if guards is not None else {},
     )

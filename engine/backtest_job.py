@@ -23,7 +23,13 @@ from data.loader import CandleLoader, MissingDataError
 from data.symbols import quote_currency
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
-from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
+from engine.backtest_request import (
+    BacktestReport,
+    BacktestRequest,
+    check_request,
+    date_range,
+    request_protections,
+)
 from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
@@ -112,7 +118,8 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     config = BacktestConfig(symbol=symbol, timeframe=timeframe,
                             balance=(settings.balance if request.balance is None
                                      else request.balance), fills=fills,
-                            trade_start=start, exchange=exchange)
+                            trade_start=start, exchange=exchange,
+                            protections=request_protections(request, strategy, settings))
     lower = loader.lower_source(exchange, symbol, first, last + step)
     try:
         result = run_backtest(strategy, candles, config, lower,

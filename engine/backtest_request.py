@@ -17,6 +17,7 @@ from engine.errors import ServiceError
 from engine.limits import check_balance, check_bps
 from engine.registry import build_strategy
 from engine.reporting import result_json
+from engine.risk import ProtectionError, Protections, for_run
 from engine.settings import Settings
 from engine.strategy import Strategy
 
@@ -28,7 +29,8 @@ class BacktestRequest:
     ``start``/``end`` are ``YYYY-MM-DD`` (UTC); ``end`` includes that whole day. ``params`` are
     ``key=value`` overrides checked against the strategy's declared parameters. ``balance`` is
     in quote currency (finite, > 0, at most ``engine.limits.MAX_BALANCE``); fees and slippage
-    in basis points (0 to ``engine.limits.MAX_BPS``).
+    in basis points (0 to ``engine.limits.MAX_BPS``). ``protect`` holds the run's risk
+    guards as typed (``{"cooldown": "5"}``), over the strategy's and the settings' own.
     """
 
     strategy: str
@@ -44,6 +46,7 @@ class BacktestRequest:
     params: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None
     charts: bool = True
+    protect: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def date_range(start: str | None, end: str | None) -> tuple[int | None, int | No
 def check_request(request: BacktestRequest,
                   settings: Settings) -> tuple[Strategy, str, str, str]:
     """Validate what needs no candles: strategy, params, timeframe, symbol, exchange, dates,
-    balance, fees and slippage.
+    balance, fees, slippage and protections.
 
     Returns:
         (strategy instance, timeframe, unified symbol, exchange id).
@@ -117,7 +120,22 @@ def check_request(request: BacktestRequest,
         exchange = check_exchange_name((request.exchange or settings.exchange).lower())
     except (SymbolError, ExchangeNameError) as exc:
         raise ServiceError(str(exc)) from None
+    request_protections(request, strategy, settings)
     return strategy, strategy.timeframes[0], symbol, exchange
+
+
+def request_protections(request: BacktestRequest, strategy: Strategy,
+                        settings: Settings) -> Protections:
+    """The backtest's risk guards: ``request.protect`` over the strategy's ``protections``
+    over the settings' ``PAPERBOT_PROTECT_*`` (``engine.risk.for_run``).
+
+    Raises:
+        ServiceError: an unknown protection or a bad value, in one line.
+    """
+    try:
+        return for_run(request.protect, strategy, settings)
+    except ProtectionError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 def check_amounts(request: BacktestRequest) -> None:

@@ -7,9 +7,11 @@ For each closed base candle, after the runner has made it visible (aggregate):
    scale-out levels and the take-profit, with a drill-down when a stop and a target share the
    candle; then the time exit at the close; then the trailing level is moved with the
    candle's high (long) / low (short) — it is in force from the next candle;
-2. ask the strategy for signals;
-3. act on them at the candle's close: entries (slippage, fees, margin check), level updates,
-   full or partial market exits — every invalid request is a rejection with a reason;
+2. tell the risk guards (``engine.risk``, when the run has any) this close's equity — a
+   drawdown guard with flatten closes every position here — then ask the strategy for signals;
+3. act on them at the candle's close: entries (refused while a guard is locked; slippage,
+   fees, margin check), level updates, full or partial market exits — every invalid request
+   is a rejection with a reason;
 4. record equity at the close.
 
 Forward runs call ``check_tick`` between closes to settle the levels in force on live ticks,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from engine.drilldown import DrillDown
 from engine.events import (
@@ -40,6 +43,9 @@ from engine.signals import check_levels, check_open
 from engine.strategy import Strategy
 from engine.types import ExitCounts, Position, Rejection, Signal, Trade
 
+if TYPE_CHECKING:
+    from engine.risk.guards import Guards
+
 _TAKE_REASON = {TAKE: "take_profit", TAKE_GAP: "take_profit"}
 
 
@@ -54,11 +60,15 @@ class Core:
         drill: resolver for candles that hold both a stop and a target.
         run_id: id put on emitted events ("" in backtests).
         emit: called with each event; None for no events.
+        guards: the run's risk guards (``engine.risk``); None for none. An entry they refuse
+            is a rejection naming the guard (no ``SignalRejected`` event: the guards emit
+            ``GuardTripped``/``GuardLifted`` once per trip instead).
     """
 
     def __init__(self, strategy: Strategy, market: MarketData, portfolio: Portfolio,
                  fills: FillModel, drill: DrillDown, run_id: str = "",
-                 emit: Callable[[object], None] | None = None) -> None:
+                 emit: Callable[[object], None] | None = None, *,
+                 guards: Guards | None = None) -> None:
         self.strategy = strategy
         self.market = market
         self.portfolio = portfolio
@@ -66,6 +76,8 @@ class Core:
         self.drill = drill
         self.run_id = run_id
         self.emit = emit
+        self.guards = guards
+        self._candle_close = 0  # close time (ms UTC) of the base candle exits belong to
         self.rejections: list[Rejection] = []
         self.exit_counts = ExitCounts()
         self.exposed_candles = 0
@@ -99,6 +111,7 @@ class Core:
         ts = self._times[i]
         close = self._closes[i]
         if positions:
+            self._candle_close = ts + self._base_ms
             self.exposed_candles += 1
             o, h, low = self._opens[i], self._highs[i], self._lows[i]
             for pos in positions[:]:
@@ -111,6 +124,10 @@ class Core:
                     if code:
                         self._exit_at_level(pos, code, ts, o, self.drill)
         pf.mark_price = close
+        if self.guards is not None:  # this close's equity, after its exits, before entries
+            if self.guards.on_close(ts + self._base_ms, pf.equity, len(positions)):
+                self.close_all(close, ts + self._base_ms, "max_drawdown")  # flatten
+            self._guard_events(ts + self._base_ms)
         if self.skip_strategy:
             signals = None
         else:
@@ -230,6 +247,7 @@ class Core:
         trade can be reproduced from candle data.
         """
         self.portfolio.mark_price = last
+        self._candle_close = self.market.now + self._base_ms
         fill_ts = ts - ts % 60_000
         for pos in self.portfolio.positions[:]:
             if ts < pos.entry_time:
@@ -293,6 +311,8 @@ class Core:
         """Book a fill of ``size`` leaving ``pos``; emit it; returns the trade once closed."""
         exit_, trade = self.portfolio.reduce(pos, size, price, fee, ts, reason,
                                              self.settling_recovery)
+        if self.guards is not None:
+            self.guards.on_exit(self._candle_close, reason)
         if self.emit is not None:
             if trade is not None:
                 self.emit(TradeClosed(self.run_id, ts, trade, self.strategy.name,
@@ -355,6 +375,11 @@ class Core:
 
     def _open(self, sig: Signal, direction: int, ts: int, close: float) -> None:
         pf = self.portfolio
+        lock = None if self.guards is None else self.guards.check_entry(ts, len(pf.positions))
+        if lock is not None:  # one GuardTripped alert per trip, not one per refused signal
+            self.rejections.append(Rejection(ts, sig.action, lock.reason))
+            self._guard_events(ts)
+            return
         price = close * (1.0 + self._slip) if direction > 0 else close * (1.0 - self._slip)
         if not math.isnan(sig.size):
             size = sig.size
@@ -387,6 +412,12 @@ class Core:
             self.emit(TradeOpened(self.run_id, ts, replace(pos, take_profits=[
                 list(lv) for lv in pos.take_profits]), self.strategy.name,
                 self.market.timeframe))
+
+    def _guard_events(self, ts: int) -> None:
+        """Emit the guards' trips and lifts since the last call (forward runs)."""
+        if self.emit is not None and self.guards is not None:
+            for event in self.guards.events(self.run_id, ts):
+                self.emit(event)
 
     def _reject(self, ts: int, action: str, reason: str) -> None:
         self.rejections.append(Rejection(ts, action, reason))

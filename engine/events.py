@@ -87,6 +87,29 @@ class SignalRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardTripped:
+    """A risk guard started refusing entries (``engine.risk``): ``guard`` is the protection's
+    name, ``reason`` the one line naming it and when it lifts, ``until`` the close time (ms UTC)
+    from which entries are allowed again (None: when a condition is met). Emitted once per
+    trip, not per refused signal."""
+
+    run_id: str
+    ts: int
+    guard: str
+    reason: str
+    until: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardLifted:
+    """A risk guard that had tripped allows entries again (at the close ``ts``, ms UTC)."""
+
+    run_id: str
+    ts: int
+    guard: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunStarted:
     """A forward run started or resumed (``resumed`` True after a restart)."""
 
@@ -214,7 +237,8 @@ class DailySummary:
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
          | FeedRestored | EngineError | DailySummary | CaughtUp | StorageUnavailable
-         | StorageRestored | PositionUpdated | PositionReduced | RunPaused)
+         | StorageRestored | PositionUpdated | PositionReduced | RunPaused | GuardTripped
+         | GuardLifted)
 
 #: Events that are published but never stored (they report on the storage itself).
 VOLATILE: tuple[type, ...] = (StorageUnavailable, StorageRestored)
@@ -228,6 +252,7 @@ EVENT_TYPES: dict[str, type] = {
     "position_updated": PositionUpdated, "position_reduced": PositionReduced,
     "run_paused": RunPaused,
     "storage_unavailable": StorageUnavailable, "storage_restored": StorageRestored,
+    "guard_tripped": GuardTripped, "guard_lifted": GuardLifted,
 }
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -64,7 +64,9 @@ def result_json(result: BacktestResult, charts: dict[str, str],
     (every fill that reduced a position: ``position_id, time, price, size, reason, pnl,
     fee``), ``exit_reasons`` (``engine.exit_reasons.exit_breakdown``), ``charts`` (paths),
     ``final_equity``, ``drill_down`` ({"resolved": n, "conservative": n}),
-    ``rejected_signals`` (a count) and ``rejections`` (``time, action, reason``).
+    ``rejected_signals`` (a count) and ``rejections`` (``time, action, reason``; entries
+    refused by a risk guard included), ``protections`` (the guards the backtest ran with,
+    ``engine.risk.Protections.to_dict``) and ``guard_blocks`` (entries refused per guard).
     """
     candles = result.candles
     step = timeframe_ms(result.config.timeframe)
@@ -88,6 +90,9 @@ def result_json(result: BacktestResult, charts: dict[str, str],
         "rejected_signals": len(result.rejections),
         "rejections": [{"time": r.ts, "action": r.action, "reason": r.reason}
                        for r in result.rejections],
+        "protections": (result.config.protections.to_dict()
+                        if result.config.protections is not None else {}),
+        "guard_blocks": dict(result.guard_blocks),
     }
     out.update(extra or {})
     return out

@@ -89,6 +89,26 @@ class Settings(BaseSettings):
                                               "doubles up to 5 min")
     log_level: str = Field("INFO")
 
+    # default risk guards of every run (engine.risk; a strategy's and a run's own win)
+    protect_max_open_positions: str | None = Field(None, description="positions, or off")
+    protect_cooldown: str | None = Field(None, description="candles after a stop-loss")
+    protect_stoploss_guard: str | None = Field(None, description="K/N/M, e.g. 3/24/12")
+    protect_daily_loss_limit_pct: str | None = Field(None, description="% loss in a UTC day")
+    protect_max_drawdown_pct: str | None = Field(None, description="% below peak equity")
+    protect_max_drawdown_flatten: str | None = Field(None, description="true: close all too")
+
+    @field_validator("protect_max_open_positions", "protect_cooldown", "protect_stoploss_guard",
+                     "protect_daily_loss_limit_pct", "protect_max_drawdown_pct",
+                     "protect_max_drawdown_flatten", mode="before")
+    @classmethod
+    def _protection(cls, value: Any, info: Any) -> Any:
+        from engine.risk.config import parse_value
+
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        parse_value(info.field_name.removeprefix("protect_"), value, "")  # ValueError if bad
+        return str(value).strip()
+
     @model_validator(mode="before")
     @classmethod
     def _guilds(cls, data: Any) -> Any:

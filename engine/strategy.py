@@ -143,6 +143,9 @@ class Strategy:
             informative timeframes must be whole multiples of the base.
         params: declared parameters with their defaults; the default's type is the type.
         description: one line shown by ``paperbot strategies`` and ``/strategies``.
+        protections: risk guards this strategy runs with unless the run says otherwise,
+            e.g. ``{"cooldown": 5, "stoploss_guard": "3/24/12"}`` (``engine.risk``; the
+            settings' ``PAPERBOT_PROTECT_*`` apply below them, ``--protect`` above).
 
     Instance attributes: ``self.p`` (resolved params, attribute access), ``self.params``
     (the same as a dict), ``self.timeframes`` (with the chosen base first).
@@ -152,6 +155,7 @@ class Strategy:
     description: ClassVar[str] = ""
     timeframes: ClassVar[list[str]] = ["1h"]
     params: ClassVar[dict[str, Any]] = {}
+    protections: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  timeframe: str | None = None) -> None:

@@ -21,7 +21,7 @@ __all__ = ["Candle", "Exit", "ExitCounts", "Position", "Rejection", "Signal", "T
 
 #: Every exit reason a trade or an exit can carry.
 EXIT_REASONS = ("stop_loss", "trailing_stop", "take_profit", "time_exit", "signal", "manual",
-                "end_of_data")
+                "max_drawdown", "end_of_data")
 
 
 def direction_of(side: str) -> int:
@@ -261,7 +261,8 @@ class Exit:
         price: fill price after slippage (quote).
         size: base units that left.
         reason: ``stop_loss | trailing_stop | take_profit | time_exit | signal | manual |
-            end_of_data``.
+            max_drawdown | end_of_data`` (``max_drawdown``: closed by the drawdown guard's
+            flatten, ``engine.risk``).
         pnl: this part's net PnL (quote): gross − its pro-rata share of the entry fee − fee.
         fee: this part's exit fee (quote).
     """

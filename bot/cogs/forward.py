@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot import choices, embeds
 from bot.access import actor, require_owner, trader_only
-from bot.cogs.backtest import parse_params
+from bot.cogs.backtest import parse_params, parse_protect
 from bot.confirm import stop_choices
 from engine.forward.engine import RunSpec
 from engine.service import PaperService
@@ -31,17 +31,18 @@ class ForwardCog(commands.GroupCog, group_name="forward",
     @app_commands.describe(strategy="strategy name", symbol="e.g. BTC/USDT (BTC/USDT:USDT = perp)",
                            timeframe="base timeframe (default: the strategy's)",
                            balance="starting balance in quote currency (default 10,000)",
-                           params="strategy parameters, e.g. fast=10 slow=50")
+                           params="strategy parameters, e.g. fast=10 slow=50",
+                           protect="risk guards, e.g. daily_loss_limit_pct=3 cooldown=5")
     @app_commands.autocomplete(strategy=choices.strategies, symbol=choices.symbols)
     @app_commands.choices(timeframe=choices.TIMEFRAMES)
     @trader_only("/forward start")
     async def start(self, interaction: discord.Interaction, strategy: str, symbol: str,
                     timeframe: str | None = None,
                     balance: app_commands.Range[float, 1.0, 1e12] | None = None,
-                    params: str | None = None) -> None:
+                    params: str | None = None, protect: str | None = None) -> None:
         spec = RunSpec(strategy=strategy, symbol=symbol, timeframe=timeframe, balance=balance,
                        params=parse_params(params), channel_id=interaction.channel_id,
-                       started_by=actor(interaction.user))
+                       started_by=actor(interaction.user), protect=parse_protect(protect))
         self.service.check_run(spec)
         await interaction.response.defer(ephemeral=True, thinking=True)  # warm-up takes a while
         view = await self.service.start_run(spec)

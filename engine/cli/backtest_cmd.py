@@ -11,9 +11,35 @@ from engine import formatting as fmt
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
 from engine.exit_reasons import breakdown_line, exit_breakdown
+from engine.risk import ProtectionError, parse_pairs
+from engine.risk.config import parse_protections
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.strategy import ParamError, parse_param_pairs
+
+
+def add_protect_option(parser: argparse.ArgumentParser) -> None:
+    """``--protect NAME=VALUE`` (repeatable) on ``backtest`` and ``forward``."""
+    parser.add_argument("--protect", action="append", default=[], metavar="NAME=VALUE",
+                        help="risk guard (repeatable): max_open_positions=N, cooldown=N, "
+                             "stoploss_guard=K/N/M, daily_loss_limit_pct=X, "
+                             "max_drawdown_pct=X, max_drawdown_flatten=true; off disables")
+
+
+def protect_pairs(items: list[str]) -> dict[str, str]:
+    """``--protect`` values → ``{name: text}``, each checked on its own (how they combine with
+    the strategy's and the settings' protections is checked with the run).
+
+    Raises:
+        ServiceError: an item that is not ``name=value``, an unknown name or a bad value,
+            naming ``--protect``.
+    """
+    try:
+        pairs = parse_pairs(items, "--protect")
+        parse_protections(pairs, "--protect")
+    except ProtectionError as exc:
+        raise ServiceError(str(exc)) from None
+    return pairs
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -22,12 +48,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         params = parse_param_pairs(args.param)
     except ParamError as exc:
         raise ServiceError(str(exc)) from None
+    protect = protect_pairs(args.protect)
     request = BacktestRequest(
         strategy=args.strategy, symbol=args.symbol, timeframe=args.timeframe,
         exchange=args.exchange, start=args.start, end=args.end, balance=args.balance,
         fee_bps=args.fee_bps, maker_fee_bps=args.maker_fee_bps,
         slippage_bps=args.slippage_bps, params=params, out_dir=args.out,
-        charts=not args.no_charts,
+        charts=not args.no_charts, protect=protect,
     )
     report = asyncio.run(PaperService(settings).backtest(request))
     if args.json:
@@ -82,6 +109,10 @@ def summary(report: BacktestReport) -> str:
         lines.append(f"exits: {breakdown_line(breakdown)}")
     lines.append(f"SL/TP in one candle: {r.exit_counts.drill_down} resolved by drill-down, "
                  f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
+    protections = cfg.protections.text() if cfg.protections is not None else "none"
+    if r.guard_blocks:
+        blocks = ", ".join(f"{name} {count:,}" for name, count in r.guard_blocks.items())
+        lines.append(f"protections: {protections} · entries blocked: {blocks}")
     if r.rejections:
         lines.append(f"rejected signals: {len(r.rejections)} (first: {r.rejections[0].reason})")
     for warning in report.warnings:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import formatting as fmt
+from engine.cli.backtest_cmd import add_protect_option, protect_pairs
 from engine.errors import ServiceError
 from engine.events import (
     DailySummary,
@@ -19,6 +20,8 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    GuardLifted,
+    GuardTripped,
     RunStarted,
     RunStopped,
     SignalRejected,
@@ -47,6 +50,7 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     fw.add_argument("--exchange", help="bybit (default) or binance")
     fw.add_argument("--balance", type=float, help="starting balance in quote currency")
     fw.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    add_protect_option(fw)
     fw.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
     fw.add_argument("--json-events", action="store_true", help="one JSON object per event")
     add_common(fw)
@@ -114,6 +118,10 @@ def event_line(event: Event) -> str:
         return f"{head} feed restored ({event.exchange}), {event.backfilled} candles backfilled"
     if isinstance(event, EngineError):
         return f"{head} {'FATAL ' if event.fatal else ''}error: {event.message}"
+    if isinstance(event, GuardTripped):
+        return f"{head} guard tripped: {event.reason}"
+    if isinstance(event, GuardLifted):
+        return f"{head} guard lifted: {event.guard}, entries allowed again"
     if isinstance(event, DailySummary):
         return (f"{head} daily: equity {fmt.number(event.equity)}, realised "
                 f"{fmt.number(event.realised_pnl)}, {event.open_positions} open, "
@@ -134,8 +142,8 @@ def forward(args: argparse.Namespace, settings: Settings) -> int:
 
     Raises:
         ServiceError: an empty ``--strategy`` or ``--symbol``, options of a new run without
-            ``--strategy``, a bad ``--param`` or ``--balance`` (checked before the runtime
-            starts), or whatever ``ForwardEngine.start_run`` refuses.
+            ``--strategy``, a bad ``--param``, ``--protect`` or ``--balance`` (checked before
+            the runtime starts), or whatever ``ForwardEngine.start_run`` refuses.
     """
     spec = None
     if args.strategy is not None:
@@ -153,13 +161,14 @@ def forward(args: argparse.Namespace, settings: Settings) -> int:
             raise ServiceError(str(exc)) from None
         spec = RunSpec(strategy=args.strategy.strip(), symbol=args.symbol,
                        timeframe=args.timeframe, exchange=args.exchange, balance=args.balance,
-                       params=params, started_by="cli")
+                       params=params, started_by="cli", protect=protect_pairs(args.protect))
     else:
         given = [flag for flag, value in (("--symbol", args.symbol),
                                           ("--timeframe", args.timeframe),
                                           ("--exchange", args.exchange),
                                           ("--balance", args.balance)) if value is not None]
         given += ["--param"] if args.param else []
+        given += ["--protect"] if args.protect else []
         if given:
             raise ServiceError(f"{', '.join(given)} only apply to a new run: add --strategy "
                                "NAME (without it paperbot forward only resumes stored runs)")

@@ -33,6 +33,7 @@ from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard, storage_unavailable
 from engine.registry import build_strategy
+from engine.risk import ProtectionError, Protections, for_run
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
 from engine.strategy import Strategy
@@ -75,6 +76,8 @@ class RunSpec:
     slippage_bps: float | None = None
     channel_id: int | None = None
     started_by: str = "cli"
+    #: risk guards as typed (``{"cooldown": "5"}``), over the strategy's and the settings'
+    protect: dict[str, str] = field(default_factory=dict)
 
 
 def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandleSource]:
@@ -179,6 +182,7 @@ class ForwardEngine:
             raise ServiceError(str(exc)) from None
         strategy = build_strategy(spec.strategy.strip(), spec.params, spec.timeframe,
                                   self.settings.strategy_dir)
+        self.protections(spec, strategy)
         exchange = (spec.exchange or self.settings.live_exchange).strip().lower()
         try:
             protocol = protocol_for(exchange)
@@ -187,6 +191,17 @@ class ForwardEngine:
         except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
             raise ServiceError(str(exc)) from None
         return strategy, symbol, exchange, balance
+
+    def protections(self, spec: RunSpec, strategy: Strategy) -> Protections:
+        """The run's risk guards: ``spec.protect`` over the strategy's over the settings'.
+
+        Raises:
+            ServiceError: an unknown protection or a bad value, in one line.
+        """
+        try:
+            return for_run(spec.protect, strategy, self.settings)
+        except ProtectionError as exc:
+            raise ServiceError(str(exc)) from None
 
     async def start_run(self, spec: RunSpec) -> RunRecord:
         """Validate, warm up, store and subscribe a new run; returns its record.
@@ -233,7 +248,7 @@ class ForwardEngine:
             history_start=int(history.timestamp[0]) if len(history) else None,
             last_candle_ts=int(history.timestamp[-1]) if len(history) else None,
             balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
-            mark_ts=None)
+            mark_ts=None, protections=self.protections(spec, strategy).to_dict())
         await self.store.create_run(record, spec.started_by)
         run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
         run.prepare(history, resumed=False)

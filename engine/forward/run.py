@@ -46,6 +46,7 @@ from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard
 from engine.market import MarketData
 from engine.portfolio import Portfolio
+from engine.risk import Guards, Protections
 from engine.store.rows import position_row
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
 from engine.strategy import Strategy
@@ -121,14 +122,17 @@ class ForwardRun:
         fills = FillModel(rec.fee_bps, rec.maker_fee_bps, rec.slippage_bps)
         lower = lower_timeframes(rec.timeframe)
         drill = DrillDown(self._lower_source if lower else None, rec.timeframe)
+        guards = Guards.build(Protections.from_dict(rec.protections), self.step_ms)
         self.core = Core(self.strategy, self.market, self.portfolio, fills, drill, rec.id,
-                         self._pending.append)
+                         self._pending.append, guards=guards)
         self.core.on_strategy_error = self._strategy_error
         if len(history):
             self.portfolio.mark_price = float(history.close[-1])
             self.last_candle_ts = int(history.timestamp[-1])
         if resumed:
             self.strategy.set_state(rec.strategy_state)
+            if guards is not None:
+                guards.from_state(rec.guard_state)
 
     def restore_portfolio(self, balance: float, positions: list, next_id: int) -> None:
         """Put stored cash and positions back (resume)."""
@@ -428,7 +432,9 @@ class ForwardRun:
             quiet_events=quiet, actor=actor,
             history_start=history_start,
             status=self._status[0] if self._status else None,
-            status_reason=self._status[1] if self._status else None)
+            status_reason=self._status[1] if self._status else None,
+            guard_state=None if self.core is None or self.core.guards is None
+            else self.core.guards.to_state())
         self._status = None
         await self.guard.write(lambda: self.store.commit_step(write),
                                f"run {self.id} candle {last_candle_ts}")
@@ -438,6 +444,8 @@ class ForwardRun:
     def caught_up_event(self, away_ms: int, candles: int) -> CaughtUp | None:
         """The one alert for what a catch-up settled (None when it settled nothing)."""
         events, self.caught_up = self.caught_up, []
+        if self.catching_up and self.core is not None and self.core.guards is not None:
+            self.core.guards.reannounce()  # guard alerts were folded: locks left are re-posted
         self.catching_up = False
         closed = tuple(e.trade for e in events if isinstance(e, TradeClosed))
         opened = tuple(e.position for e in events if isinstance(e, TradeOpened))

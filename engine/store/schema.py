@@ -187,7 +187,15 @@ CREATE TABLE commands (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4]
+# risk guards (DESIGN §4c): the protections a run resolved at start, and its guards' state
+# (locks, stop-loss windows, the day's reference and the peak equity) written with each candle
+# v5: risk guards
+V5 = """
+ALTER TABLE runs ADD COLUMN protections TEXT NOT NULL DEFAULT '{}';  -- JSON {name: value}
+ALTER TABLE runs ADD COLUMN guard_state TEXT NOT NULL DEFAULT '{}';  -- JSON, engine.risk.Guards
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

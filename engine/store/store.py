@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,10 @@ class RunRecord:
     strategy_state: dict[str, Any]
     mark_price: float | None
     mark_ts: int | None
+    #: the risk guards the run resolved at start (``engine.risk.Protections.to_dict``)
+    protections: dict[str, Any] = field(default_factory=dict)
+    #: the guards' state after the last candle (``engine.risk.Guards.to_state``)
+    guard_state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,8 @@ class StepWrite:
     #: a status change written with this step (e.g. ``paused`` by a strategy error), and why
     status: str | None = None
     status_reason: str | None = None
+    #: the risk guards' state (``engine.risk.Guards.to_state``); None: the run has none
+    guard_state: dict[str, Any] | None = None
 
 
 
@@ -170,6 +176,8 @@ class Store:
             **{k: getattr(run, k) for k in RunRecord.__slots__},
             "params": json.dumps(run.params), "timeframes": json.dumps(run.timeframes),
             "strategy_state": json.dumps(run.strategy_state),
+            "protections": json.dumps(run.protections),
+            "guard_state": json.dumps(run.guard_state),
         }
         columns = ", ".join(values)
         marks = ", ".join(f":{k}" for k in values)
@@ -230,6 +238,9 @@ class Store:
                 args.update(status=step.status, status_reason=step.status_reason)
                 await self._audit(ts, step.run_id, step.actor, f"run_{step.status}",
                                   {"reason": step.status_reason})
+            if step.guard_state is not None:
+                sets.append("guard_state=:guard_state")
+                args["guard_state"] = json.dumps(step.guard_state)
             await self.db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=:id", args)
             for pos in step.opened:
                 await self._audit(ts, step.run_id, step.actor, "fill_open",
@@ -403,4 +414,6 @@ def _run(row: aiosqlite.Row) -> RunRecord:
     values["params"] = json.loads(values["params"])
     values["timeframes"] = json.loads(values["timeframes"])
     values["strategy_state"] = json.loads(values["strategy_state"])
+    for key in ("protections", "guard_state"):
+        values[key] = json.loads(values[key]) if values.get(key) else {}
     return RunRecord(**values)
