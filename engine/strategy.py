@@ -213,9 +213,18 @@ class Strategy:
         return self._market.add_indicator(fn, args, kwargs, label)
 
     def bind(self, market: MarketData) -> None:
-        """Attach the market data and run ``on_init`` (engine use)."""
+        """Attach the market data and run ``on_init`` (engine use).
+
+        The strategy sees ``market.view`` (a ``MarketView``: closed candles only), never the
+        engine's ``MarketData``: ``on_init`` gets the view, and ``on_candle`` is wrapped so that
+        it gets the view whatever the runner passes.
+        """
         self._market = market
-        self.on_init(market)
+        view = market.view
+        user = self.__dict__.get("_user_on_candle") or self.on_candle
+        self._user_on_candle = user
+        self.on_candle = lambda _market, portfolio: user(view, portfolio)  # type: ignore[method-assign]
+        self.on_init(view)
 
 
 def crossed_above(a: SeriesView, b: SeriesView) -> bool:
