@@ -18,6 +18,7 @@ from data.timeframes import timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown, LowerSource
 from engine.fills import FillModel
+from engine.indicator_cache import IndicatorCache
 from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
 from engine.portfolio import Portfolio
@@ -66,6 +67,8 @@ class BacktestResult:
         final_equity: balance after the end-of-data closes, quote.
         exit_counts: ambiguous candles resolved by drill-down vs by the conservative fallback.
         warmup: number of warm-up candles before ``candles``.
+        lookahead: indicators that changed when later candles were removed
+            (``engine.research.lookahead``); empty when clean or not checked.
     """
 
     strategy: str
@@ -79,11 +82,14 @@ class BacktestResult:
     metrics: Metrics
     final_equity: float
     warmup: int
+    lookahead: list[Any] = field(default_factory=list)
 
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
                  lower: LowerSource | None = None,
-                 progress: Callable[[float], None] | None = None) -> BacktestResult:
+                 progress: Callable[[float], None] | None = None, *,
+                 lookahead: bool = False, cache: IndicatorCache | None = None,
+                 cache_key: Any = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -92,6 +98,10 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         config: balance, fees, slippage, where trading starts.
         lower: lower-timeframe candles for drill-down; None = conservative fallback only.
         progress: called with the fraction done (0–1) about twenty times during the run.
+        lookahead: also run the automatic look-ahead check of the indicators
+            (``engine.research.lookahead.check_indicators``) into ``result.lookahead``.
+        cache: indicator values shared between runs over the same candles (optimisation
+            trials); ``cache_key`` names those candles (e.g. a data set id and index range).
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -107,7 +117,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             f"{n} {config.timeframe} candles leave nothing to trade after a warm-up of "
             f"{first} candles; load more history"
         )
-    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:])
+    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:],
+                        cache=cache, cache_key=cache_key)
     market.prepare_steps()
     if first > 0:
         market.advance(first - 1)
@@ -129,6 +140,11 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
     equity = np.asarray(core.equity, dtype=np.float64)
     equity[-1] = portfolio.balance  # the last sample includes the end-of-data exit costs
     traded = candles.take(slice(first, n))
+    leaks: list[Any] = []
+    if lookahead:
+        from engine.research.lookahead import check_indicators
+
+        leaks = check_indicators(market, first)
     metrics = compute_metrics(portfolio.trades, equity, traded.timestamp, config.timeframe,
                               config.balance, traded.close, core.exposed_candles)
     return BacktestResult(
@@ -143,4 +159,5 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         metrics=metrics,
         final_equity=portfolio.balance,
         warmup=first,
+        lookahead=leaks,
     )

@@ -80,6 +80,8 @@ def summary(report: BacktestReport) -> str:
                  f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
     if r.rejections:
         lines.append(f"rejected signals: {len(r.rejections)} (first: {r.rejections[0].reason})")
+    if not r.lookahead:
+        lines.append("look-ahead check: clean (indicators unchanged on truncated candles)")
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     if report.charts:
