@@ -89,6 +89,12 @@ class Settings(BaseSettings):
                                               "doubles up to 5 min")
     log_level: str = Field("INFO")
 
+    dask_scheduler: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786) for research trials; "
+                          "empty: a local process pool")
+    study_db: Path | None = Field(
+        None, description="SQLite file of Optuna studies (default: studies.db beside db_path)")
+
     @model_validator(mode="before")
     @classmethod
     def _guilds(cls, data: Any) -> Any:
@@ -168,6 +174,19 @@ class Settings(BaseSettings):
         above = next((p for p in value.parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise ValueError(f"{above} is a file, not a folder, so {value} cannot be created")
+        return value
+
+    @field_validator("dask_scheduler", mode="before")
+    @classmethod
+    def _scheduler(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if "://" not in text:
+                raise ValueError(f"must be a scheduler address such as tcp://10.0.0.5:8786, "
+                                 f"got {shown(scrub_secrets(text), 60)}")
+            return text
         return value
 
     @field_validator("exchange_rest_url", "exchange_ws_url", mode="before")

@@ -148,6 +148,9 @@ class Strategy:
     description: ClassVar[str] = ""
     timeframes: ClassVar[list[str]] = ["1h"]
     params: ClassVar[dict[str, Any]] = {}
+    #: default search ranges for ``paperbot optimize`` (``engine.research.space``), e.g.
+    #: ``{"fast": "5:50", "slow": "20:200:10"}``
+    param_space: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  timeframe: str | None = None) -> None:

@@ -27,6 +27,7 @@ class SmaCross(Strategy):
         "stop_loss_pct": 0.0,
         "take_profit_pct": 0.0,
     }
+    param_space = {"fast": "5:50", "slow": "20:200:10"}
 
     def validate(self) -> None:
         p = self.p

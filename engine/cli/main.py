@@ -41,7 +41,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd
+    from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd, research_cmd
 
     parser = _Parser(
         prog="paperbot",
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=info_cmd.strategies)
 
     forward_cmd.add_parsers(sub, _add_common)
+    research_cmd.add_parsers(sub, _add_common)
 
     run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
     run.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
