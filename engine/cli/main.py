@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
     bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--monte-carlo", action="store_true",
+                    help="also resample the trades (shuffle and bootstrap) and report "
+                         "percentiles of return and drawdown, with a fan chart")
+    bt.add_argument("--mc-runs", type=int, default=1000, help="Monte Carlo runs (default 1000)")
+    bt.add_argument("--mc-seed", type=int, default=7, help="Monte Carlo seed (default 7)")
     _add_common(bt)
     bt.set_defaults(handler=backtest_cmd.run)
 
