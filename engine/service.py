@@ -26,6 +26,7 @@ from engine.backtest_request import BacktestReport, BacktestRequest, check_reque
 from engine.errors import ServiceError
 from engine.forward.engine import ForwardEngine, RunSpec
 from engine.registry import StrategyInfo, discover
+from engine.research.service import ResearchService
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store
 from engine.types import Position, Trade
@@ -70,6 +71,9 @@ class PaperService:
         self.jobs = jobs or JobPool(processes=0)
         self.store = store
         self.engine = engine
+        # studies get their own workers: a long study never holds up /backtest
+        self.research = ResearchService(settings,
+                                        JobPool(processes=2) if self.jobs.processes else None)
 
     # ---- strategies -----------------------------------------------------------------------
     def strategies(self) -> list[StrategyInfo]:

@@ -21,7 +21,6 @@ from typing import Any
 from engine.backtest_request import BacktestRequest, date_range
 from engine.errors import ServiceError
 from engine.registry import get_strategy
-from engine.research.data import load_study_data
 from engine.research.search import (
     OBJECTIVES,
     SAMPLERS,
@@ -202,6 +201,7 @@ def run_optimize(request: OptimizeRequest, settings: Settings,
         ServiceError: bad input, no candles, a study name taken by another search, an
             unreachable Dask scheduler.
     """
+    from engine.research.data import load_study_data
     from engine.research.executor import make_executor
 
     started = time.perf_counter()
