@@ -114,9 +114,9 @@ class SeriesView:
     """Read-only view of the closed part of a series; newest value last.
 
     ``view[-1]`` newest value, ``view[-2]`` the one before; ``view[a:b]`` and ``view.values``
-    numpy slices of the visible part; ``len(view)`` the number of visible values. Reading
-    beyond the visible part raises ``IndexError``: the future is not there, and no public
-    attribute leads to it.
+    numpy copies of (part of) the visible values; ``len(view)`` the number of visible values.
+    Reading beyond the visible part raises ``IndexError``: the future is not there, and no
+    public attribute leads to it (a numpy view would, through its ``.base``).
     """
 
     __slots__ = ("_clock", "_col", "name", "timeframe")
@@ -138,7 +138,7 @@ class SeriesView:
                 raise IndexError(f"{self.name}: only {n} {self.timeframe} values visible")
             return self._col.list[key]
         if isinstance(key, slice):
-            return _visible(self)[key]
+            return self._col.array[: self._clock.n][key].copy()
         raise TypeError(f"{self.name} indices must be int or slice, not {type(key).__name__}")
 
     def __len__(self) -> int:
@@ -153,7 +153,12 @@ class SeriesView:
 
     @property
     def values(self) -> np.ndarray:
-        """Visible values as a read-only numpy array view, shape ``(len(self),)``."""
+        """A copy of the visible values, shape ``(len(self),)``.
+
+        A copy, because a numpy view would lead (``.base``) to the stored values, future
+        included; it costs O(len). In ``on_candle`` read what you need: ``view[-1]``,
+        ``view[-20:]`` (which copies those 20 only).
+        """
         return _visible(self)
 
     def __repr__(self) -> str:
@@ -163,10 +168,8 @@ class SeriesView:
 
 
 def _visible(view: SeriesView) -> np.ndarray:
-    """The visible values of ``view`` as a read-only array (a strategy cannot write through it)."""
-    out = view._col.array[: view._clock.n].view()
-    out.flags.writeable = False
-    return out
+    """A copy of the visible values of ``view`` (no route back to the stored array)."""
+    return view._col.array[: view._clock.n].copy()
 
 
 def stored(view: SeriesView) -> np.ndarray:

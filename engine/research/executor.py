@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -196,6 +197,7 @@ class DaskExecutor(Executor):
                                f"(PAPERBOT_DASK_SCHEDULER): {exc}") from None
         self._data: Any = None
         self._futures: dict[Any, TrialSpec] = {}
+        self._finished: queue.Queue[Any] = queue.Queue()
         self.description = f"dask {self.client.scheduler.address}, {self.workers} threads"
 
     @property
@@ -209,23 +211,28 @@ class DaskExecutor(Executor):
         future = self.client.submit(run_trial, self._data, spec, pure=False,
                                     key=f"paperbot-trial-{uuid.uuid4().hex}")
         self._futures[future] = spec
+        future.add_done_callback(self._finished.put)
 
     def pending(self) -> int:
         return len(self._futures)
 
     def collect(self, timeout: float | None = None) -> list[TrialOutcome]:
-        from distributed import wait as dask_wait
-
         if not self._futures:
             return []
         try:
-            done, _ = dask_wait(list(self._futures), timeout=timeout,
-                                return_when="FIRST_COMPLETED")
-        except TimeoutError:
+            done = [self._finished.get(timeout=timeout)]
+        except queue.Empty:
             return []
+        while True:
+            try:
+                done.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
         out = []
         for future in done:
-            spec = self._futures.pop(future)
+            spec = self._futures.pop(future, None)
+            if spec is None:  # already collected (a callback after a cancel)
+                continue
             if future.status == "finished":
                 try:
                     out.append(future.result())

@@ -10,7 +10,7 @@ Two checks, both in the spirit of Freqtrade's lookahead-analysis:
   The finding names the indicator, the first value that changed and how many candles before
   the cut it sits: the indicator looked at least that far ahead.
 * ``truncation_check`` (``paperbot lookahead``): whole backtests on truncated candles, whose
-  trades must equal the full run's up to each cut.
+  trades and signals must equal the full run's up to each cut.
 
 Indicators are the only route from a strategy to unseen candles: ``on_candle`` gets a
 ``MarketView`` whose series end at the current candle (``engine.market``).
@@ -222,6 +222,36 @@ def compare_trades(full: list[Trade], short: list[Trade], last_open: int) -> tup
     return len(must), None
 
 
+def _record_signals(strategy: Any) -> dict[int, list[str]]:
+    """Log ``strategy``'s signals by candle open time (ms UTC); returns the live log."""
+    log: dict[int, list[str]] = {}
+    inner = strategy.on_candle
+
+    def on_candle(data: Any, portfolio: Any) -> Any:
+        out = inner(data, portfolio)
+        if out:
+            log[data.base.timestamp[-1]] = [
+                f"{s.action} {s.size_percent:.6g}% sl {s.stop_loss:.8g} tp {s.take_profit:.8g}"
+                for s in out]
+        return out
+
+    strategy.on_candle = on_candle
+    return log
+
+
+def compare_signals(full: dict[int, list[str]], short: dict[int, list[str]],
+                    cut_time: int) -> str | None:
+    """The first candle before ``cut_time`` whose signals differ between the runs, in words."""
+    from engine.reporting import iso
+
+    before = {t: v for t, v in full.items() if t < cut_time}
+    for t in sorted(set(before) | set(short)):
+        if before.get(t) != short.get(t):
+            return (f"signals at {iso(t)} UTC differ: {before.get(t) or 'none'} with the "
+                    f"future, {short.get(t) or 'none'} without")
+    return None
+
+
 def truncation_check(make_strategy: Callable[[], Any], candles: OHLCV, config: Any,
                      lower: LowerSource | None = None, cuts: int = 10,
                      seed: int = CUT_SEED,
@@ -237,16 +267,21 @@ def truncation_check(make_strategy: Callable[[], Any], candles: OHLCV, config: A
     from engine.backtest import run_backtest
 
     say = progress or (lambda _text: None)
-    full = run_backtest(make_strategy(), candles, config, lower, lookahead=True)
+    strategy = make_strategy()
+    full_signals = _record_signals(strategy)
+    full = run_backtest(strategy, candles, config, lower, lookahead=True)
     n = len(candles)
     first = full.warmup
     points = cut_points(first, n, cuts, seed, span=1.0)
     results = []
     for k, c in enumerate(points, 1):
         say(f"truncated backtest {k}/{len(points)}")
-        short = run_backtest(make_strategy(), candles.take(slice(0, c)), config, lower)
+        strategy = make_strategy()
+        signals = _record_signals(strategy)
+        short = run_backtest(strategy, candles.take(slice(0, c)), config, lower)
         last_open = int(candles.timestamp[c - 1])
         compared, problem = compare_trades(full.trades, short.trades, last_open)
+        problem = problem or compare_signals(full_signals, signals, int(candles.timestamp[c]))
         results.append(CutResult(int(candles.timestamp[c]), compared, problem))
     return LookaheadReport(full.strategy, full.params, config.symbol, config.timeframe,
                            len(full.candles), len(full.trades), results, full.lookahead)

@@ -64,10 +64,23 @@ def make_sampler(name: str, space: Mapping[str, ParamRange], seed: int) -> Any:
     import optuna
 
     if name == "grid":
-        return optuna.samplers.GridSampler({k: r.grid() for k, r in space.items()}, seed=seed)
+        return grid_sampler_class()({k: r.grid() for k, r in space.items()}, seed=seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def grid_sampler_class() -> type:
+    from optuna.samplers import GridSampler
+
+    class Grid(GridSampler):
+        """Optuna's grid sampler without its ``study.stop()`` at the end of the grid, which
+        only works inside ``study.optimize``; ``trial_budget`` stops at the grid's size."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return Grid
 
 
 def trial_budget(sampler: str, space: Mapping[str, ParamRange], trials: int) -> int:
