@@ -219,3 +219,39 @@ def test_monte_carlo_with_a_seed_is_reproducible():
     assert shuffle.max_drawdown_pct[0] <= shuffle.max_drawdown_pct[2] <= 0
     with pytest.raises(ServiceError, match="at least 2 trades"):
         monte_carlo([1.0], 10_000)
+
+
+def test_research_settings_and_cli_errors(tmp_path, capsys):
+    from engine.cli.main import main
+    from engine.research.optimize import study_db
+    from engine.settings import SettingsError, load_settings
+
+    settings = load_settings(db_path=tmp_path / "data" / "runs.db", dask_scheduler=" ")
+    assert settings.dask_scheduler is None
+    assert study_db(settings) == tmp_path / "data" / "studies.db"
+    assert load_settings(dask_scheduler="tcp://10.0.0.5:8786").dask_scheduler == \
+        "tcp://10.0.0.5:8786"
+    with pytest.raises(SettingsError, match=r"PAPERBOT_DASK_SCHEDULER: .*tcp://"):
+        load_settings(dask_scheduler="10.0.0.5")
+    settings = ramp_settings(tmp_path)
+    base = ["--strategy", "ramp", "--symbol", "RAMP/USDT", "--data-dir",
+            str(settings.data_dir), "--strategy-dir", str(settings.strategy_dir), "--offline",
+            "--study-db", str(tmp_path / "s.db")]
+    for extra, message in [(["--space", "speed=1:3"], "ramp has no parameter 'speed'"),
+                           (["--space", "hold=9:3"], "low 9 is above high 3"),
+                           (["--trials", "0"], "trials must be 1 to 100,000"),
+                           (["--study", "bad name!"], "bad study name")]:
+        assert main(["optimize", *base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert main(["walkforward", *base[:-2], "--train", "ninety"]) == 2
+    assert "bad train window 'ninety'" in capsys.readouterr().err
+
+
+def test_the_bot_process_imports_no_optuna_or_dask():
+    code = ("import sys, bot.app, bot.client, engine.service, engine.runtime; "
+            "print(sorted(m for m in ('optuna', 'distributed', 'dask', 'pandas', 'matplotlib')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
