@@ -158,9 +158,15 @@ def optimize_summary(report: Any) -> str:
                          + "  ".join(f"{t.params[n]}" for n in names))
         best = report.best
         lines += ["", "best: " + " ".join(f"{k}={v}" for k, v in best.params.items())]
-        lines.append("  " + " · ".join(
-            f"{k} {_metric(v)}" for k, v in (best.metrics or {}).items()
-            if k not in ("starting_balance", "returns_period")))
+        m = best.metrics or {}
+        lines.append(
+            f"  return {fmt.pct(m.get('total_return_pct'))} · CAGR {fmt.pct(m.get('cagr_pct'))}"
+            f" · max drawdown {fmt.pct(m.get('max_drawdown_pct'))} · Sharpe "
+            f"{_metric(m.get('sharpe'))} · Sortino {_metric(m.get('sortino'))} · Calmar "
+            f"{_metric(m.get('calmar'))} · profit factor {_metric(m.get('profit_factor'))} · "
+            f"win rate {fmt.pct(m.get('win_rate_pct'), signed=False)} · trades "
+            f"{m.get('num_trades')} · fees {fmt.number(m.get('fees_paid'))} · final equity "
+            f"{fmt.number(m.get('final_equity'))}")
     if report.importance:
         lines.append("importance: " + ", ".join(f"{k} {v:.0%}"
                                                 for k, v in report.importance.items()))
@@ -171,6 +177,8 @@ def optimize_summary(report: Any) -> str:
 
 
 def _metric(value: Any) -> str:
+    if value is None:
+        return "—"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
