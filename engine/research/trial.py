@@ -78,6 +78,26 @@ class TrialOutcome:
 
 
 _CACHE = IndicatorCache()
+#: strategy classes by (name, folder): a user strategy file is loaded once per worker, so its
+#: indicator functions stay the same objects and their values can be shared
+_CLASSES: dict[tuple[str, Path | None], Any] = {}
+
+
+def build(dataset: Dataset, params: dict[str, Any]) -> Any:
+    """A fresh strategy of the data set's kind with ``params``.
+
+    Raises:
+        ServiceError / ParamError: unknown strategy, refused parameters.
+    """
+    from engine.registry import check_warmup, get_strategy
+
+    key = (dataset.strategy, dataset.strategy_dir)
+    cls = _CLASSES.get(key)
+    if cls is None:
+        cls = _CLASSES[key] = get_strategy(dataset.strategy, dataset.strategy_dir).cls
+    strategy = cls(params, timeframe=dataset.timeframe)
+    check_warmup(strategy, dataset.strategy, params)
+    return strategy
 
 
 def lower_source(dataset: Dataset):
@@ -93,12 +113,10 @@ def lower_source(dataset: Dataset):
 def run_trial(dataset: Dataset, spec: TrialSpec) -> TrialOutcome:
     """Backtest ``spec.params`` on the data set; never raises (errors become the outcome)."""
     from engine.backtest import BacktestConfig, run_backtest
-    from engine.registry import build_strategy
 
     started = time.perf_counter()
     try:
-        strategy = build_strategy(dataset.strategy, spec.params, dataset.timeframe,
-                                  dataset.strategy_dir)
+        strategy = build(dataset, spec.params)
         config = BacktestConfig(dataset.symbol, dataset.timeframe, dataset.balance,
                                 dataset.fills, trade_start=spec.trade_start,
                                 exchange=dataset.exchange)
