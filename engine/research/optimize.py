@@ -155,8 +155,8 @@ def default_name(request: OptimizeRequest, symbol: str, timeframe: str) -> str:
 
 
 def open_study(settings: Settings, name: str, meta: dict[str, Any], sampler: Any
-               ) -> tuple[Any, bool]:
-    """Create study ``name`` or load it (same search only); returns (study, resumed).
+               ) -> tuple[Any, bool, int]:
+    """Create study ``name`` or load it (same search only); returns (study, resumed, id).
 
     Trials a killed process left running are marked failed.
 
@@ -175,6 +175,7 @@ def open_study(settings: Settings, name: str, meta: dict[str, Any], sampler: Any
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
                                 direction="maximize", load_if_exists=True)
     resumed = name in existing
+    study_id = storage.get_study_id_from_name(name)
     if resumed:
         old = study.user_attrs.get("paperbot", {})
         changed = [k for k in IDENTITY if old.get(k) != meta.get(k)]
@@ -183,11 +184,11 @@ def open_study(settings: Settings, name: str, meta: dict[str, Any], sampler: Any
                                f"{', '.join(changed)} differ); choose another study name")
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             storage.set_trial_state_values(
-                storage.get_trial_id_from_study_id_trial_number(study._study_id, trial.number),
+                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number),
                 TrialState.FAIL)
     else:
         study.set_user_attr("paperbot", meta)
-    return study, resumed
+    return study, resumed, study_id
 
 
 def run_optimize(request: OptimizeRequest, settings: Settings,
@@ -218,8 +219,8 @@ def run_optimize(request: OptimizeRequest, settings: Settings,
     traded_end = int(ds.candles.timestamp[-1])
     name = request.study or default_name(request, ds.symbol, ds.timeframe)
     meta = study_meta(request, ds, space, start, end)
-    study, resumed = open_study(settings, name, meta, make_sampler(request.sampler, space,
-                                                                   request.seed))
+    sampler = make_sampler(request.sampler, space, request.seed)
+    study, resumed, study_id = open_study(settings, name, meta, sampler)
     budget = trial_budget(request.sampler, space, request.trials)
     own = executor is None
     executor = executor or make_executor(settings.dask_scheduler, request.workers)
@@ -234,8 +235,8 @@ def run_optimize(request: OptimizeRequest, settings: Settings,
             executor.close()
     from engine.research.results import summarise
 
-    return summarise(study, settings, name, resumed, meta, traded_start, traded_end, ran,
-                     executor.description, time.perf_counter() - started,
+    return summarise(study, study_id, settings, name, resumed, meta, traded_start, traded_end,
+                     ran, executor.description, time.perf_counter() - started,
                      list(data.warnings), request.charts)
 
 

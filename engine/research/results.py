@@ -50,7 +50,8 @@ def importance(study: Any, complete: list[Any]) -> dict[str, float]:
     return {k: float(v) for k, v in found.items() if math.isfinite(v)}
 
 
-def summarise(study: Any, settings: Settings, name: str, resumed: bool, meta: dict[str, Any],
+def summarise(study: Any, study_id: int, settings: Settings, name: str, resumed: bool,
+              meta: dict[str, Any],
               start: int, end: int, ran: int, executor: str, elapsed: float,
               warnings: list[str], charts: bool) -> Any:
     """The ``OptimizeReport`` of ``study`` (and its heatmap PNG when ``charts``)."""
@@ -73,7 +74,7 @@ def summarise(study: Any, settings: Settings, name: str, resumed: bool, meta: di
             heatmap = render_heatmap(points, pair[0], pair[1], meta["objective"],
                                      folder / "heatmap.png", title=name)
     return OptimizeReport(
-        study=name, study_id=study._study_id, resumed=resumed, strategy=meta["strategy"],
+        study=name, study_id=study_id, resumed=resumed, strategy=meta["strategy"],
         symbol=meta["symbol"], timeframe=meta["timeframe"], exchange=meta["exchange"],
         start=start, end=end, objective=meta["objective"], space=meta["space"],
         sampler=meta["sampler"], complete=len(complete), pruned=len(pruned),
@@ -115,10 +116,12 @@ def list_studies(settings: Settings) -> list[StudyView]:
     from engine.research.studies import open_storage
 
     out = []
-    for s in optuna.get_all_study_summaries(open_storage(path), include_best_trial=True):
+    storage = open_storage(path)
+    for s in optuna.get_all_study_summaries(storage, include_best_trial=True):
         meta = s.user_attrs.get("paperbot", {})
         best = s.best_trial
-        out.append(StudyView(s._study_id, s.study_name, meta.get("strategy", "?"),
+        study_id = storage.get_study_id_from_name(s.study_name)
+        out.append(StudyView(study_id, s.study_name, meta.get("strategy", "?"),
                              meta.get("symbol", "?"), meta.get("timeframe", "?"),
                              meta.get("objective", "?"), meta.get("space", ""), s.n_trials,
                              best.value if best else None, dict(best.params) if best else {},
