@@ -13,7 +13,10 @@ take_profit_pct=0:6:1``, objective Sharpe, no minimum of trades) run through
 ``engine.research.search`` on a ``LocalExecutor`` with 1 and with 2 worker processes, the
 study stored in a SQLite study database (as ``paperbot optimize`` does). Timed from the first
 trial submitted to the last result told (pool start and data shipping excluded, printed
-apart). Prints trials/second, the speed-up and the peak RSS of each worker process.
+apart). Prints trials/second, the speed-up, the peak RSS of each worker process, the time a
+trial takes inside its worker and how much of the time the workers were running one (near
+100 %: the coordinator keeps them fed, and a slower trial with 2 workers than with 1 means
+the CPUs, not the executor, are the limit).
 
 The default sampler is random, which costs the coordinator about 2 ms a trial: the figures
 then show how the executor scales. TPE costs the coordinator 5–20 ms a trial (Optuna's
@@ -93,9 +96,13 @@ def run(dataset: Dataset, workers: int, trials: int, sampler: str, db: Path) -> 
     peaks = worker_peak_mb(executor)
     executor.close()
     rate = trials / seconds
+    inside = [t.user_attrs["seconds"] for t in study.trials if "seconds" in t.user_attrs]
+    busy = sum(inside[2 * workers:]) / seconds / workers
     print(f"  {workers} worker{'s' if workers > 1 else ' '}: {trials} trials in {seconds:6.2f} s "
           f"= {rate:7.1f} trials/s  (pool start + data {ready:.1f} s; worker peak RSS "
           f"{', '.join(f'{p:.0f}' for p in peaks)} MiB)")
+    print(f"             a trial takes {sum(inside) / len(inside) * 1000:.1f} ms inside its "
+          f"worker; workers were running a trial {busy:.0%} of the time")
     return rate
 
 

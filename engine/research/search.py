@@ -138,6 +138,7 @@ def search(study: Any, executor: Executor, space: Mapping[str, ParamRange],
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             trial.set_user_attr("metrics", outcome.metrics)
+            trial.set_user_attr("seconds", round(outcome.seconds, 4))
             value, why = objective_value(outcome.metrics, objective, min_trades)
             if value is None:
                 trial.set_user_attr("note", why)
