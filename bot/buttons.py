@@ -137,7 +137,10 @@ class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
 
 def trade_buttons(run_id: str, position_id: int) -> discord.ui.View:
     """The buttons attached to an open-trade alert."""
+    from bot.levels import BreakEvenButton
+
     view = discord.ui.View(timeout=None)
     view.add_item(CloseButton(run_id, position_id))
+    view.add_item(BreakEvenButton(run_id, position_id))
     view.add_item(ChartButton(run_id, position_id))
     return view

@@ -74,3 +74,13 @@ async def positions(interaction: discord.Interaction,
         name=f"#{v.id} {v.side} {v.size:.6g} {v.symbol} @ {fmt.number(v.entry_price)} "
              f"({v.run_id})"[:100], value=v.id)
         for v in views if current.strip() in str(v.id)][:MAX_CHOICES]
+
+
+async def positions_or_all(interaction: discord.Interaction,
+                           current: str) -> list[app_commands.Choice[str]]:
+    """``all`` and the open positions of the run chosen in the ``run`` option."""
+    found = await positions(interaction, current if current.strip().isdigit() else "")
+    out = [app_commands.Choice(name="all — every position of the run", value="all")] \
+        if "all".startswith(current.strip().lower()) else []
+    out += [app_commands.Choice(name=c.name, value=str(c.value)) for c in found]
+    return out[:MAX_CHOICES]

@@ -21,6 +21,9 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    PositionReduced,
+    PositionUpdated,
+    RunPaused,
     RunStarted,
     RunStopped,
     SignalRejected,
@@ -29,10 +32,13 @@ from engine.events import (
     TradeClosed,
     TradeOpened,
 )
+from engine.exit_reasons import exit_breakdown
+from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo
+from engine.store.control import AuditRow
 from engine.store.store import RunRecord
 from engine.types import Trade
-from engine.views import PnlView, PositionView, RunView
+from engine.views import PnlSummary, PnlView, PositionView, RunView
 
 GREEN = discord.Colour.from_rgb(38, 166, 91)
 RED = discord.Colour.from_rgb(214, 69, 65)
@@ -41,7 +47,18 @@ BLUE = discord.Colour.blurple()
 ORANGE = discord.Colour.orange()
 
 REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "signal",
-           "end_of_data": "end of data", "manual": "manual close"}
+           "end_of_data": "end of data", "manual": "manual close",
+           "trailing_stop": "trailing stop", "time_exit": "time exit"}
+
+
+def _breakdown_text(breakdown: dict[str, dict[str, float]], quote: str) -> str:
+    """One line per exit reason: trades ended by it (fills, when parts differ) and PnL."""
+    lines = []
+    for reason, row in breakdown.items():
+        parts = f" ({int(row['exits'])} fills)" if row["exits"] != row["trades"] else ""
+        lines.append(f"{REASONS.get(reason, reason.replace('_', ' '))} "
+                     f"{int(row['trades'])}{parts} · {fmt.money(row['pnl'], quote)}")
+    return "\n".join(lines)[:1024]
 
 
 def _level(value: float | None) -> str:
@@ -88,6 +105,9 @@ def backtest(report: BacktestReport) -> list[discord.Embed]:
     ]
     for name, value in fields:
         embed.add_field(name=name, value=value, inline=True)
+    breakdown = exit_breakdown(r.trades, r.exits)
+    if breakdown:
+        embed.add_field(name="Exits", value=_breakdown_text(breakdown, quote), inline=False)
     if report.warnings:
         embed.add_field(name="Note", value="\n".join(report.warnings)[:1000], inline=False)
     embed.set_footer(text=f"fees {cfg.fills.taker_fee_bps:g}/{cfg.fills.maker_fee_bps:g} bp · "
@@ -185,6 +205,18 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         embed = daily_summary(event)
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
+    elif isinstance(event, RunPaused):
+        who = "" if event.by == "engine" else f" by <@{event.by.removeprefix('discord:')}>" \
+            if event.by.startswith("discord:") else f" ({event.by})"
+        embed = discord.Embed(
+            title=f"⏸️ Run {event.run_id} paused{who}",
+            description=(f"{event.reason[:1500]}\nOpen positions keep their stops, targets and "
+                         "trailing levels; no new entries until /forward resume."),
+            colour=RED if event.error else ORANGE)
+    elif isinstance(event, PositionUpdated):
+        embed = position_updated(event)
+    elif isinstance(event, PositionReduced):
+        embed = position_reduced(event)
     elif isinstance(event, StorageUnavailable):
         embed = discord.Embed(
             title="💾 Storage unavailable",
@@ -205,6 +237,49 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
     if not embed.footer.text:
         embed.set_footer(text=_run_line(event.run_id, run, "alert"))
     return embed
+
+
+def position_updated(event: PositionUpdated) -> discord.Embed:
+    """"🔧 Stop moved to 104,120.50 (break-even) · BTC/USDT long #15"."""
+    parts = []
+    if event.note == "break-even" or event.stop_loss == event.entry_price:
+        parts.append(f"Stop moved to {_level(event.stop_loss)} (break-even)")
+    else:
+        parts.append(f"Stop {_level(event.stop_loss)}")
+    parts.append(f"target {_level(event.take_profit)}")
+    who = "by you" if event.by == "user" else "by the strategy"
+    embed = discord.Embed(
+        title=f"🔧 {', '.join(parts)} · {event.symbol} {event.side} #{event.position_id}"[:256],
+        description=f"Moved {who}; in force from the next candle"
+                    + (f" · trailing stop {_level(event.trailing_stop)}"
+                       if event.trailing_stop == event.trailing_stop else ""),
+        colour=BLUE)
+    return embed
+
+
+def position_reduced(event: PositionReduced) -> discord.Embed:
+    """"✂️ Took 33 % at 106,200.00 · +68.10 USDT · 0.061 BTC left"."""
+    e = event.exit
+    quote = quote_currency(event.symbol)
+    share = e.size / event.initial_size * 100.0 if event.initial_size else 0.0
+    pnl = f"{'+' if e.pnl >= 0 else ''}{fmt.money(e.pnl, quote)}"
+    embed = discord.Embed(
+        title=f"✂️ Took {share:.0f} % at {fmt.number(e.price)} · {pnl} · "
+              f"{_size(event.remaining, event.symbol)} left",
+        description=f"{event.symbol} {event.side} #{e.position_id} · "
+                    f"{REASONS.get(e.reason, e.reason.replace('_', ' '))} · fee "
+                    f"{fmt.money(e.fee, quote)}",
+        colour=GREEN if e.pnl >= 0 else RED, timestamp=_when(e.time))
+    return embed
+
+
+def level_reply(view: PositionView, what: str) -> discord.Embed:
+    """Reply to ``/position stop|target`` and the break-even button."""
+    return discord.Embed(
+        title=f"🔧 {what} · {view.symbol} {view.side} #{view.id}",
+        description=f"stop-loss {_level(view.stop_loss)} · take-profit "
+                    f"{_level(view.take_profit)} · in force from the next candle",
+        colour=BLUE)
 
 
 def _trade_line(t: Trade) -> str:
@@ -353,12 +428,12 @@ def pnl(view: PnlView) -> discord.Embed:
 
 
 def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
-    """``/forward list`` (and the reply to ``/forward stop``)."""
+    """``/forward list`` (and the reply to ``/forward stop|pause|resume``)."""
     embed = discord.Embed(title=title, colour=BLUE)
     if not views:
         embed.description = "No runs yet. Start one with /forward start."
     for v in views[:25]:
-        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑",
+        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑", "paused": "⏸️",
                 "waiting for data": "⏳"}.get(v.state, "•")
         detail = f" ({v.state_detail})" if v.state_detail else ""
         embed.add_field(
@@ -391,6 +466,82 @@ def strategies(infos: list[StrategyInfo]) -> discord.Embed:
         embed.add_field(name=f"{info.name} · {', '.join(info.timeframes)}",
                         value=f"{info.description or '—'}\n`{params or 'no params'}`",
                         inline=False)
+    return embed
+
+
+def pnl_summary(summary: PnlSummary) -> discord.Embed:
+    """``/pnl`` without a run: one line per run and the totals (quote currency)."""
+    embed = discord.Embed(title="PnL · every run",
+                          colour=GREEN if summary.return_pct >= 0 else RED)
+    if not summary.runs:
+        embed.description = "No runs yet. Start one with /forward start."
+        return embed
+    lines = [f"`{v.run_id}` {v.symbol} · {v.status} · equity {fmt.number(v.equity)} "
+             f"({fmt.pct(v.return_pct)}) · realised {fmt.number(v.realised_pnl)} · "
+             f"{v.open_positions} open" for v in summary.runs]
+    text = "\n".join(lines)
+    while len(text) > 3900:
+        lines.pop()
+        text = "\n".join(lines) + f"\n… and {len(summary.runs) - len(lines)} more"
+    embed.description = text
+    quote = quote_currency(summary.runs[0].symbol)
+    embed.add_field(name="Equity", value=fmt.money(summary.equity, quote))
+    embed.add_field(name="Return", value=fmt.pct(summary.return_pct))
+    embed.add_field(name="Open positions", value=str(summary.open_positions))
+    embed.add_field(name="Realised", value=fmt.money(summary.realised_pnl, quote))
+    embed.add_field(name="Unrealised", value=fmt.money(summary.unrealised_pnl, quote))
+    embed.set_footer(text=f"{len(summary.runs)} runs · /pnl run:<id> for one run")
+    return embed
+
+
+def closed_list(trades: list[Trade], title: str) -> discord.Embed:
+    """Trades just closed (``/close all``), one line each, with the total."""
+    total = sum(t.pnl for t in trades)
+    quote = quote_currency(trades[0].symbol) if trades else ""
+    embed = discord.Embed(title=title, colour=GREEN if total >= 0 else RED,
+                          description=_trade_lines(trades, 20) or "Nothing was open.")
+    embed.add_field(name="Realised", value=fmt.money(total, quote))
+    return embed
+
+
+def panic_report(report: PanicReport) -> discord.Embed:
+    """What the kill switch did."""
+    lines = [f"`{rid}` " + _trade_line(t) for rid, t in report.closed[:20]]
+    if len(report.closed) > 20:
+        lines.append(f"… and {len(report.closed) - 20} more")
+    embed = discord.Embed(
+        title=f"🛑 Kill switch · {len(report.paused)} runs paused · {len(report.closed)} "
+              "positions closed",
+        description="\n".join(lines) or "No position was open.",
+        colour=GREEN if report.realised_pnl >= 0 else RED)
+    quote = quote_currency(report.closed[0][1].symbol) if report.closed else ""
+    embed.add_field(name="Realised", value=fmt.money(report.realised_pnl, quote))
+    if report.failed:
+        embed.add_field(name="Could not close", value="\n".join(
+            f"`{rid}` {why[:150]}" for rid, why in list(report.failed.items())[:5]),
+            inline=False)
+    embed.set_footer(text="/forward resume <run> takes entries again")
+    return embed
+
+
+def audit(rows: list[AuditRow], run_id: str | None) -> discord.Embed:
+    """``/audit``: who did what, newest first."""
+    embed = discord.Embed(title=f"Audit · {f'run {run_id}' if run_id else 'every run'}",
+                          colour=GREY)
+    lines = []
+    for r in rows:
+        who = f"<@{r.actor.removeprefix('discord:')}>" if r.actor.startswith("discord:") \
+            else r.actor
+        detail = ", ".join(f"{k}={v}" for k, v in r.detail.items() if v not in (None, ""))
+        lines.append(f"{fmt.iso(r.ts)} · {who} · **{r.action}**"
+                     + (f" · `{r.run_id}`" if r.run_id and not run_id else "")
+                     + (f" · {detail[:120]}" if detail else ""))
+    text = "\n".join(lines) or "Nothing recorded."
+    while len(text) > 4000:
+        lines.pop()
+        text = "\n".join(lines)
+    embed.description = text
+    embed.set_footer(text="UTC · newest first")
     return embed
 
 

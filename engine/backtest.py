@@ -23,7 +23,7 @@ from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
 from engine.portfolio import Portfolio
 from engine.strategy import Strategy
-from engine.types import ExitCounts, Rejection, Trade
+from engine.types import Exit, ExitCounts, Rejection, Trade
 
 
 class NotEnoughData(ValueError):
@@ -67,6 +67,7 @@ class BacktestResult:
         final_equity: balance after the end-of-data closes, quote.
         exit_counts: ambiguous candles resolved by drill-down vs by the conservative fallback.
         warmup: number of warm-up candles before ``candles``.
+        exits: every fill that reduced a position (partial and final), in fill order.
         lookahead: indicators that changed when later candles were removed
             (``engine.research.lookahead``); empty when clean or not checked.
     """
@@ -82,6 +83,7 @@ class BacktestResult:
     metrics: Metrics
     final_equity: float
     warmup: int
+    exits: list[Exit] = field(default_factory=list)
     lookahead: list[Any] = field(default_factory=list)
 
 
@@ -159,5 +161,6 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         metrics=metrics,
         final_equity=portfolio.balance,
         warmup=first,
+        exits=portfolio.exits,
         lookahead=leaks,
     )

@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +27,9 @@ from engine.backtest_request import BacktestReport, BacktestRequest, check_reque
 from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
-from engine.reporting import iso, write_trades_csv
+from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
+from engine.strategy_errors import describe, strategy_file, where
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,12 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                                                         f"{done:.0%}"), lookahead=True)
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
+    except Exception as exc:
+        if where(exc, strategy).split(":")[0] != Path(strategy_file(strategy) or "").name:
+            raise  # not raised by the strategy's own code: a bug, with its traceback
+        error = ServiceError(describe(exc, strategy, request.strategy))
+        error.traceback_text = "".join(traceback.format_exception(exc))  # --traceback
+        raise error from None
 
     warnings.extend(finding.describe() for finding in result.lookahead)
     charts: dict[str, Path] = {}
@@ -136,6 +144,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                 starting_balance=config.balance, benchmark=result.candles.close,
                 quote=quote_currency(symbol))
             csv_path = write_trades_csv(result.trades, out / "trades.csv")
+            write_exits_csv(result.exits, out / "exits.csv")
             json_path = out / "backtest.json"
         report = BacktestReport(result, charts, csv_path, json_path, warnings,
                                 f"{source.path.name} ({source.timeframe})",

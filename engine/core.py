@@ -2,14 +2,19 @@
 
 For each closed base candle, after the runner has made it visible (aggregate):
 
-1. check exits of the positions held during the candle (stop-loss / take-profit, DESIGN §4);
+1. exits of the positions held during the candle, in the documented order (DESIGN §4, §4b):
+   a gap through a level fills at the open; the stop in force (fixed or trailing) against the
+   scale-out levels and the take-profit, with a drill-down when a stop and a target share the
+   candle; then the time exit at the close; then the trailing level is moved with the
+   candle's high (long) / low (short) — it is in force from the next candle;
 2. ask the strategy for signals;
-3. fill them at the candle's close (slippage, fees, margin check);
+3. act on them at the candle's close: entries (slippage, fees, margin check), level updates,
+   full or partial market exits — every invalid request is a rejection with a reason;
 4. record equity at the close.
 
-Forward runs call ``check_tick`` between closes to settle stop-loss/take-profit on live ticks,
-and ``close_position`` for manual exits. Every fill is emitted as an event when an ``emit``
-callback is given (the backtest passes none, for speed).
+Forward runs call ``check_tick`` between closes to settle the levels in force on live ticks,
+and ``close_position``/``update_levels`` for manual commands. Every fill and level change is
+emitted as an event when an ``emit`` callback is given (the backtest passes none, for speed).
 """
 
 from __future__ import annotations
@@ -19,15 +24,23 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from engine.drilldown import DrillDown
-from engine.events import SignalRejected, TradeClosed, TradeOpened
+from engine.events import (
+    PositionReduced,
+    PositionUpdated,
+    SignalRejected,
+    TradeClosed,
+    TradeOpened,
+)
+from engine.exits import STOP as LEVEL_STOP
+from engine.exits import resolve
 from engine.fills import BOTH, STOP, STOP_GAP, TAKE, TAKE_GAP, FillModel, touch
 from engine.market import MarketData
 from engine.portfolio import Portfolio
+from engine.signals import check_levels, check_open
 from engine.strategy import Strategy
 from engine.types import ExitCounts, Position, Rejection, Signal, Trade
 
-_EXIT_REASON = {STOP: "stop_loss", STOP_GAP: "stop_loss", TAKE: "take_profit",
-                TAKE_GAP: "take_profit"}
+_TAKE_REASON = {TAKE: "take_profit", TAKE_GAP: "take_profit"}
 
 
 class Core:
@@ -38,7 +51,7 @@ class Core:
         market: its market data; ``market.base`` is the execution timeframe.
         portfolio: cash and positions.
         fills: fees and slippage.
-        drill: resolver for candles that hold both stop-loss and take-profit.
+        drill: resolver for candles that hold both a stop and a target.
         run_id: id put on emitted events ("" in backtests).
         emit: called with each event; None for no events.
     """
@@ -58,6 +71,14 @@ class Core:
         self.exposed_candles = 0
         self.equity: list[float] = []
         self.settling_recovery = False
+        #: a paused run (DESIGN §4c): entries are refused with this reason (recorded, not
+        #: alerted one by one); exits at levels, time exits and manual closes go on
+        self.entries_paused: str | None = None
+        #: paused by a strategy error: ``on_candle`` is not called until the run resumes
+        self.skip_strategy = False
+        #: forward runs: called with an exception ``on_candle`` raised (the step goes on
+        #: without signals); None (backtests): the exception propagates
+        self.on_strategy_error: Callable[[BaseException], None] | None = None
         self._base_ms = market._base_ms
         self._on_candle = strategy.on_candle
         self._taker = fills.taker_rate
@@ -76,16 +97,30 @@ class Core:
         pf = self.portfolio
         positions = pf.positions
         ts = self._times[i]
+        close = self._closes[i]
         if positions:
             self.exposed_candles += 1
             o, h, low = self._opens[i], self._highs[i], self._lows[i]
             for pos in positions[:]:
-                code = touch(pos.direction, o, h, low, pos.stop_loss, pos.take_profit)
-                if code:
-                    self._exit_at_level(pos, code, ts, o, self.drill)
-        close = self._closes[i]
+                pos.candles_held += 1
+                if pos.take_profits or pos.max_hold or pos.trailing_stop_pct == \
+                        pos.trailing_stop_pct:
+                    self._managed_exits(pos, ts, o, h, low, close)
+                else:
+                    code = touch(pos.direction, o, h, low, pos.active_stop, pos.take_profit)
+                    if code:
+                        self._exit_at_level(pos, code, ts, o, self.drill)
         pf.mark_price = close
-        signals = self._on_candle(self.market, pf)
+        if self.skip_strategy:
+            signals = None
+        else:
+            try:
+                signals = self._on_candle(self.market, pf)
+            except Exception as exc:
+                if self.on_strategy_error is None:
+                    raise
+                self.on_strategy_error(exc)
+                signals = None
         if signals:
             self._apply(signals, ts + self._base_ms, close)
         if positions:
@@ -97,15 +132,16 @@ class Core:
         self.equity.append(equity)
         return equity
 
-    # ---- exits -----------------------------------------------------------------------------------
+    # ---- exits at levels -------------------------------------------------------------------------
     def _exit_at_level(self, pos: Position, code: int, ts: int, open_: float,
-                       drill: DrillDown | None) -> Trade:
+                       drill: DrillDown | None) -> None:
+        """A position without scale-out levels: its stop in force against its take-profit."""
         if code == BOTH:
             if drill is None:
-                code, fill_ts, open_ = STOP, ts, open_
+                code, fill_ts = STOP, ts
                 self.exit_counts.conservative += 1
             else:
-                res = drill.resolve(pos.direction, pos.stop_loss, pos.take_profit, ts)
+                res = drill.resolve(pos.direction, pos.active_stop, pos.take_profit, ts)
                 code, fill_ts, open_ = res.code, res.ts, res.open_price
                 if res.drilled:
                     self.exit_counts.drill_down += 1
@@ -114,36 +150,101 @@ class Core:
         else:
             fill_ts = ts
         if code in (STOP, STOP_GAP):
-            basis = pos.stop_loss if code == STOP else open_
-            rate = self._slip
-            price = basis * (1.0 + rate) if pos.direction < 0 else basis * (1.0 - rate)
-            fee = price * pos.size * self._taker
+            self._stop_fill(pos, pos.active_stop if code == STOP else open_, fill_ts)
         else:
             price = pos.take_profit if code == TAKE else open_
-            fee = price * pos.size * self._maker
-        return self._close_filled(pos, price, fee, fill_ts, _EXIT_REASON[code])
+            self._reduce(pos, pos.size, price, price * pos.size * self._maker, fill_ts,
+                         _TAKE_REASON[code])
+
+    def _managed_exits(self, pos: Position, ts: int, o: float, h: float, low: float,
+                       close: float, at_close: bool = True) -> None:
+        """Exits of a position with scale-out levels, a trailing stop or a time exit, then,
+        at a candle's close, its time exit and the move of its trailing level (a live tick,
+        ``at_close`` False, has no drill-down and moves nothing)."""
+        resolver = self.drill if at_close else None
+        if pos.take_profits and _touches(pos, h, low):
+            targets = [level[0] for level in pos.take_profits]
+            if pos.take_profit == pos.take_profit:
+                targets.append(pos.take_profit)
+            res = resolve(pos.direction, o, h, low, pos.active_stop, targets, ts, resolver)
+            if res.conservative:
+                self.exit_counts.conservative += 1
+            elif res.drilled:
+                self.exit_counts.drill_down += 1
+            scale = len(pos.take_profits)
+            levels = list(pos.take_profits)
+            for fill in res.fills:
+                if pos not in self.portfolio.positions:
+                    return
+                if fill.kind == LEVEL_STOP:
+                    self._stop_fill(pos, fill.price, fill.ts)
+                    return
+                if fill.index < scale:
+                    level = levels[fill.index]
+                    pos.take_profits.remove(level)
+                    size = min(level[1] * pos.initial_size, pos.size)
+                else:
+                    size = pos.size
+                self._reduce(pos, size, fill.price, fill.price * size * self._maker, fill.ts,
+                             "take_profit")
+        elif not pos.take_profits:
+            code = touch(pos.direction, o, h, low, pos.active_stop, pos.take_profit)
+            if code:
+                self._exit_at_level(pos, code, ts, o, resolver)
+        if not at_close or pos not in self.portfolio.positions:
+            return
+        if pos.max_hold and pos.candles_held >= pos.max_hold:
+            self._market_close(pos, close, ts + self._base_ms, "time_exit")
+            return
+        pct = pos.trailing_stop_pct
+        if pct == pct:  # move the trailing stop with this candle's extreme, for the next one
+            if pos.direction > 0:
+                if h > pos.best_price:
+                    pos.best_price = h
+                level = pos.best_price * (1.0 - pct / 100.0)
+                if not level <= pos.trailing_stop:
+                    pos.trailing_stop = level
+            else:
+                if low < pos.best_price:
+                    pos.best_price = low
+                level = pos.best_price * (1.0 + pct / 100.0)
+                if not level >= pos.trailing_stop:
+                    pos.trailing_stop = level
+            pos.refresh_stop()
+
+    def _stop_fill(self, pos: Position, basis: float, ts: int) -> None:
+        """The stop in force fills the whole remainder at ``basis`` worsened by slippage."""
+        rate = self._slip
+        price = basis * (1.0 + rate) if pos.direction < 0 else basis * (1.0 - rate)
+        reason = "trailing_stop" if pos.trailing_active else "stop_loss"
+        self._reduce(pos, pos.size, price, price * pos.size * self._taker, ts, reason)
 
     def check_tick(self, ts: int, open_: float, high: float, low: float, last: float) -> None:
-        """Settle stop-loss/take-profit on a live tick of the unclosed base candle.
+        """Settle the levels in force on a live tick of the unclosed base candle.
 
         ``open_/high/low`` are the candle's values so far, ``last`` the newest trade price,
-        ``ts`` the tick time (ms UTC). Both levels inside the range seen so far cannot be
-        ordered any more: the stop-loss is assumed. The exit time is the open of the 1m candle
-        holding the tick — what a 1m drill-down over stored candles finds — so the trade can be
-        reproduced from candle data.
+        ``ts`` the tick time (ms UTC). A stop and a target both inside the range seen so far
+        cannot be ordered any more: the stop is assumed. Levels are those set at the last
+        close (a tick never moves the trailing stop). The exit time is the open of the 1m
+        candle holding the tick — what a 1m drill-down over stored candles finds — so the
+        trade can be reproduced from candle data.
         """
         self.portfolio.mark_price = last
         fill_ts = ts - ts % 60_000
         for pos in self.portfolio.positions[:]:
             if ts < pos.entry_time:
                 continue
-            code = touch(pos.direction, open_, high, low, pos.stop_loss, pos.take_profit)
+            if pos.take_profits:
+                self._managed_exits(pos, fill_ts, open_, high, low, last, at_close=False)
+                continue
+            code = touch(pos.direction, open_, high, low, pos.active_stop, pos.take_profit)
             if code:
                 self._exit_at_level(pos, code, fill_ts, open_, None)
 
+    # ---- market exits and level changes ----------------------------------------------------------
     def close_position(self, position_id: int, price: float, ts: int,
                        reason: str = "manual") -> Trade | None:
-        """Market exit of one position at ``price`` (slippage and taker fee applied)."""
+        """Market exit of all of one position at ``price`` (slippage and taker fee applied)."""
         pos = self.portfolio.get(position_id)
         if pos is None:
             return None
@@ -151,40 +252,106 @@ class Core:
 
     def close_all(self, price: float, ts: int, reason: str) -> list[Trade]:
         """Market exit of every open position (e.g. ``end_of_data``)."""
-        return [self._market_close(pos, price, ts, reason)
-                for pos in self.portfolio.positions[:]]
+        trades = [self._market_close(pos, price, ts, reason)
+                  for pos in self.portfolio.positions[:]]
+        return [t for t in trades if t is not None]
 
-    def _market_close(self, pos: Position, reference: float, ts: int, reason: str) -> Trade:
-        price = self.fills.market_price(reference, buying=pos.direction < 0)
-        return self._close_filled(pos, price, price * pos.size * self._taker, ts, reason)
+    def update_levels(self, position_id: int, stop_loss: float | None,
+                      take_profit: float | None, price: float, ts: int, by: str,
+                      note: str = "") -> str | None:
+        """Move a position's fixed levels (None leaves a level, ``nan`` removes it), checked
+        against ``price`` (the last close or tick); in force from the next candle.
 
-    def _close_filled(self, pos: Position, price: float, fee: float, ts: int,
-                      reason: str) -> Trade:
-        trade = self.portfolio.close(pos, price, fee, ts, reason, self.settling_recovery)
+        Returns:
+            None when done, else the reason it was refused (nothing changes then).
+        """
+        pos = self.portfolio.get(position_id)
+        if pos is None:
+            return f"no open position with id {position_id}"
+        problem = check_levels(pos, stop_loss, take_profit, price)
+        if problem is not None:
+            return problem
+        if stop_loss is not None:
+            pos.stop_loss = stop_loss
+        if take_profit is not None:
+            pos.take_profit = take_profit
+        pos.refresh_stop()
         if self.emit is not None:
-            self.emit(TradeClosed(self.run_id, ts, trade, self.strategy.name,
-                                  self.market.timeframe))
+            self.emit(PositionUpdated(self.run_id, ts, pos.id, pos.symbol, pos.side,
+                                      pos.stop_loss, pos.take_profit, pos.trailing_stop, by,
+                                      note, pos.entry_price))
+        return None
+
+    def _market_close(self, pos: Position, reference: float, ts: int, reason: str,
+                      size: float | None = None) -> Trade | None:
+        price = self.fills.market_price(reference, buying=pos.direction < 0)
+        size = pos.size if size is None else size
+        return self._reduce(pos, size, price, price * size * self._taker, ts, reason)
+
+    def _reduce(self, pos: Position, size: float, price: float, fee: float, ts: int,
+                reason: str) -> Trade | None:
+        """Book a fill of ``size`` leaving ``pos``; emit it; returns the trade once closed."""
+        exit_, trade = self.portfolio.reduce(pos, size, price, fee, ts, reason,
+                                             self.settling_recovery)
+        if self.emit is not None:
+            if trade is not None:
+                self.emit(TradeClosed(self.run_id, ts, trade, self.strategy.name,
+                                      self.market.timeframe, exit_))
+            else:
+                self.emit(PositionReduced(self.run_id, ts, exit_, pos.symbol, pos.side,
+                                          pos.size, pos.initial_size, self.settling_recovery))
         return trade
 
-    # ---- entries and signal exits ------------------------------------------------------------
+    # ---- entries and signals ---------------------------------------------------------------------
     def _apply(self, signals: list[Signal], ts: int, close: float) -> None:
         pf = self.portfolio
         for sig in signals:
             action = sig.action
             if action == "open_long" or action == "open_short":
+                if self.entries_paused is not None:
+                    self.rejections.append(Rejection(ts, action, self.entries_paused))
+                    continue
                 self._open(sig, 1 if action == "open_long" else -1, ts, close)
             elif action == "close":
+                self._close_signal(sig, ts, close)
+            elif action == "update":
                 pos = pf.get(sig.position_id) if sig.position_id is not None else None
-                if pos is None:
-                    self._reject(ts, action, f"no open position with id {sig.position_id}")
-                else:
-                    self._market_close(pos, close, ts, "signal")
+                if not sig.mask:
+                    self._reject(ts, action, "give stop_loss and/or take_profit to update")
+                    continue
+                problem = self.update_levels(
+                    sig.position_id if sig.position_id is not None else -1,
+                    sig.stop_loss if sig.mask & 1 else None,
+                    sig.take_profit if sig.mask & 2 else None, close, ts, "strategy",
+                    sig.tag or _note(pos, sig))
+                if problem is not None:
+                    self._reject(ts, action, problem)
             elif action == "close_all":
                 for pos in pf.positions[:]:
                     if sig.side is None or pos.side == sig.side:
                         self._market_close(pos, close, ts, "signal")
             else:
                 self._reject(ts, str(action), f"unknown signal action {action!r}")
+
+    def _close_signal(self, sig: Signal, ts: int, close: float) -> None:
+        pos = self.portfolio.get(sig.position_id) if sig.position_id is not None else None
+        if pos is None:
+            self._reject(ts, "close", f"no open position with id {sig.position_id}")
+            return
+        size = pos.size
+        if sig.fraction == sig.fraction:  # a fraction of what is left
+            if not 0.0 < sig.fraction <= 1.0:
+                self._reject(ts, "close", f"fraction must be in (0, 1] of the remaining size, "
+                                          f"got {sig.fraction:g}")
+                return
+            size = pos.size * sig.fraction
+        elif sig.size == sig.size:
+            if not 0.0 < sig.size <= pos.size * (1.0 + 1e-9):
+                self._reject(ts, "close", f"size must be in (0, {pos.size:.8g}] (the remaining "
+                                          f"size), got {sig.size:g}")
+                return
+            size = min(sig.size, pos.size)
+        self._market_close(pos, close, ts, "signal", size)
 
     def _open(self, sig: Signal, direction: int, ts: int, close: float) -> None:
         pf = self.portfolio
@@ -199,14 +366,9 @@ class Core:
         if not size > 0:
             self._reject(ts, sig.action, f"size must be positive, got {size:g}")
             return
-        stop, take = sig.stop_loss, sig.take_profit
-        if direction > 0 and (stop >= price or take <= price):
-            self._reject(ts, sig.action, f"long levels must be stop_loss < {price:.8g} < "
-                                         f"take_profit (got {stop:g}, {take:g})")
-            return
-        if direction < 0 and (stop <= price or take >= price):
-            self._reject(ts, sig.action, f"short levels must be take_profit < {price:.8g} < "
-                                         f"stop_loss (got {take:g}, {stop:g})")
+        problem = check_open(sig, direction, price)
+        if problem is not None:
+            self._reject(ts, sig.action, problem)
             return
         notional = price * size
         fee = notional * self._taker
@@ -216,13 +378,34 @@ class Core:
             self._reject(ts, sig.action, f"needs {needed:.2f} margin incl. fee, "
                                          f"free margin is {free:.2f}")
             return
-        pos = pf.open("long" if direction > 0 else "short", size, price, fee, ts, stop, take,
-                      sig.tag)
+        levels = sorted(([p, f] for p, f in sig.take_profits), key=lambda lv: lv[0],
+                        reverse=direction < 0)
+        pos = pf.open("long" if direction > 0 else "short", size, price, fee, ts,
+                      sig.stop_loss, sig.take_profit, sig.tag, sig.trailing_stop_pct, levels,
+                      sig.max_hold)
         if self.emit is not None:
-            self.emit(TradeOpened(self.run_id, ts, replace(pos), self.strategy.name,
-                                  self.market.timeframe))
+            self.emit(TradeOpened(self.run_id, ts, replace(pos, take_profits=[
+                list(lv) for lv in pos.take_profits]), self.strategy.name,
+                self.market.timeframe))
 
     def _reject(self, ts: int, action: str, reason: str) -> None:
         self.rejections.append(Rejection(ts, action, reason))
         if self.emit is not None:
             self.emit(SignalRejected(self.run_id, ts, action, reason))
+
+
+def _touches(pos: Position, high: float, low: float) -> bool:
+    """Whether a candle's range reaches the stop in force or the nearest target (cheap test
+    before the full resolution; an open beyond a level is inside the range too)."""
+    nearest = pos.take_profits[0][0]
+    take = pos.take_profit
+    if pos.direction > 0:
+        return low <= pos.active_stop or high >= nearest or high >= take
+    return high >= pos.active_stop or low <= nearest or low <= take
+
+
+def _note(pos: Position | None, sig: Signal) -> str:
+    """"break-even" when a stop is moved to the entry price (for the alert)."""
+    if pos is not None and sig.mask & 1 and sig.stop_loss == pos.entry_price:
+        return "break-even"
+    return ""

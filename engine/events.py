@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.types import Position, Trade, none_to_nan
+from engine.types import Exit, Position, Trade, none_to_nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,42 @@ class TradeClosed:
     trade: Trade
     strategy: str = ""
     timeframe: str = ""
+    exit: Exit | None = None  # the final part (the trade sums every part)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdated:
+    """The fixed levels of an open position were moved (``nan``: none), by ``"strategy"`` (a
+    ``Signal.update``) or ``"user"`` (``/position``, the break-even button); in force from the
+    next candle. ``note`` says why (e.g. ``"break-even"``); ``trailing_stop`` is the trailing
+    level in force (``nan`` when off). Prices in quote currency."""
+
+    run_id: str
+    ts: int
+    position_id: int
+    symbol: str
+    side: str
+    stop_loss: float
+    take_profit: float
+    trailing_stop: float
+    by: str
+    note: str = ""
+    entry_price: float = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class PositionReduced:
+    """Part of a position left (a scale-out level, a partial close); ``remaining`` base units
+    stay open out of ``initial_size``. ``exit.pnl`` is the part's net PnL (quote)."""
+
+    run_id: str
+    ts: int
+    exit: Exit
+    symbol: str
+    side: str
+    remaining: float
+    initial_size: float
+    settled_on_recovery: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +126,22 @@ class RunStopped:
     ts: int
     reason: str
     equity: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaused:
+    """A run stopped taking entries; its positions' exits are still managed (DESIGN §4c).
+
+    ``by`` is who paused it (``discord:<id>``, ``cli``, ``engine`` for a strategy error or the
+    kill switch); ``reason`` says why (for a strategy error: the error's first line with the
+    strategy file and line). ``/forward resume`` lifts it.
+    """
+
+    run_id: str
+    ts: int
+    reason: str
+    by: str
+    error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +214,7 @@ class DailySummary:
 
 Event = (TradeOpened | TradeClosed | SignalRejected | RunStarted | RunStopped | FeedLost
          | FeedRestored | EngineError | DailySummary | CaughtUp | StorageUnavailable
-         | StorageRestored)
+         | StorageRestored | PositionUpdated | PositionReduced | RunPaused)
 
 #: Events that are published but never stored (they report on the storage itself).
 VOLATILE: tuple[type, ...] = (StorageUnavailable, StorageRestored)
@@ -173,6 +225,8 @@ EVENT_TYPES: dict[str, type] = {
     "signal_rejected": SignalRejected, "run_started": RunStarted, "run_stopped": RunStopped,
     "feed_lost": FeedLost, "feed_restored": FeedRestored, "error": EngineError,
     "daily_summary": DailySummary, "caught_up": CaughtUp,
+    "position_updated": PositionUpdated, "position_reduced": PositionReduced,
+    "run_paused": RunPaused,
     "storage_unavailable": StorageUnavailable, "storage_restored": StorageRestored,
 }
 _NAMES = {cls: name for name, cls in EVENT_TYPES.items()}
@@ -210,6 +264,11 @@ def from_record(record: dict[str, Any]) -> Event:
         fields["position"] = Position(**_levels(fields["position"]))
     if "trade" in fields:
         fields["trade"] = Trade(**_levels(fields["trade"]))
+    if fields.get("exit") is not None:
+        fields["exit"] = Exit(**fields["exit"])
+    if cls is PositionUpdated:
+        for key in ("stop_loss", "take_profit", "trailing_stop", "entry_price"):
+            fields[key] = none_to_nan(fields.get(key))
     if cls is CaughtUp:
         fields["closed"] = tuple(Trade(**_levels(t)) for t in fields.get("closed", ()))
         fields["opened"] = tuple(Position(**_levels(p)) for p in fields.get("opened", ()))
@@ -218,6 +277,8 @@ def from_record(record: dict[str, Any]) -> Event:
 
 def _levels(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
-    for key in ("stop_loss", "take_profit"):
-        out[key] = none_to_nan(out.get(key))
+    for key in ("stop_loss", "take_profit", "trailing_stop", "trailing_stop_pct",
+                "active_stop", "initial_size", "best_price"):
+        if key in out:
+            out[key] = none_to_nan(out.get(key))
     return out

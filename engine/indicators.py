@@ -119,18 +119,29 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = 14) 
     return ewm_mean(true_range, 1.0 / period, min_periods=period)
 
 
+#: Two values closer than this fraction of their size are a tie, not a cross: averages that
+#: are equal in exact arithmetic differ by float noise (~1e-16 relative) depending on how they
+#: were summed, and a "cross" of that size is an artefact, never a signal.
+TIE_TOLERANCE = 1e-10
+
+
 def crossover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """+1 where ``a`` crosses above ``b``, −1 where it crosses below, 0 elsewhere.
 
     A cross above at ``i`` means ``a[i] > b[i]`` and ``a[i-1] <= b[i-1]`` (and the mirror for
-    below); comparisons with ``nan`` never cross.
+    below), where values within ``TIE_TOLERANCE`` of each other (relative to the larger) count
+    as equal: an exact tie is not a cross. Comparisons with ``nan`` never cross.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     out = np.zeros(a.shape)
     if a.size < 2:
         return out
-    above, below = a > b, a < b
-    out[1:][above[1:] & (a[:-1] <= b[:-1])] = 1.0
-    out[1:][below[1:] & (a[:-1] >= b[:-1])] = -1.0
+    with np.errstate(invalid="ignore"):
+        diff = a - b
+        tol = TIE_TOLERANCE * np.maximum(np.abs(a), np.abs(b))
+        above, below = diff > tol, diff < -tol
+        at_or_below, at_or_above = diff <= tol, diff >= -tol
+    out[1:][above[1:] & at_or_below[:-1]] = 1.0
+    out[1:][below[1:] & at_or_above[:-1]] = -1.0
     return out

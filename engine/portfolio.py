@@ -3,7 +3,11 @@
 Positions are linear (USDT-margined). Accounting (DESIGN §4):
 
 * opening pays the entry fee from ``balance`` and reserves ``margin = notional / leverage``;
-* closing adds the gross PnL ``(exit - entry) × size × direction`` and pays the exit fee;
+* each exit (partial or final) adds the gross PnL ``(exit - entry) × size × direction`` of the
+  size that leaves and pays its exit fee; the margin shrinks pro rata; the part's PnL is
+  charged its pro-rata share of the entry fee (DESIGN §4b). The last part closes the position
+  into one ``Trade`` (size-weighted average exit price, summed PnL and fees); every part is an
+  ``Exit`` in ``exits``;
 * ``equity = balance + Σ unrealised PnL`` at the mark price (the last close or tick);
 * ``free_margin = equity - Σ margin``; an order needing more than that is rejected.
 
@@ -13,7 +17,10 @@ mutating methods here, which belong to the broker (``engine.core``).
 
 from __future__ import annotations
 
-from engine.types import NAN, Position, Trade, direction_of
+from engine.types import NAN, Exit, Position, Trade, direction_of
+
+#: A remainder below this fraction of the initial size is dust: the exit takes it all.
+DUST = 1e-9
 
 
 class Portfolio:
@@ -28,8 +35,8 @@ class Portfolio:
         ValueError: for a non-positive balance or leverage.
     """
 
-    __slots__ = ("_next_id", "balance", "leverage", "mark_price", "positions", "starting_balance",
-                 "symbol", "trades")
+    __slots__ = ("_next_id", "balance", "exits", "leverage", "mark_price", "positions",
+                 "starting_balance", "symbol", "trades")
 
     def __init__(self, balance: float, symbol: str, leverage: float = 1.0) -> None:
         if not balance > 0:
@@ -42,6 +49,7 @@ class Portfolio:
         self.leverage = float(leverage)
         self.positions: list[Position] = []
         self.trades: list[Trade] = []
+        self.exits: list[Exit] = []
         self.mark_price = NAN
         self._next_id = 1
 
@@ -83,13 +91,22 @@ class Portfolio:
 
     # ---- write side (broker only) --------------------------------------------------------
     def open(self, side: str, size: float, price: float, fee: float, ts: int,
-             stop_loss: float = NAN, take_profit: float = NAN, tag: str = "") -> Position:
-        """Record a filled entry and pay its fee. Returns the new position."""
+             stop_loss: float = NAN, take_profit: float = NAN, tag: str = "",
+             trailing_stop_pct: float = NAN, take_profits: list[list[float]] | None = None,
+             max_hold: int = 0) -> Position:
+        """Record a filled entry and pay its fee. Returns the new position.
+
+        ``take_profits`` are scale-out levels ``[price, fraction of size]``, nearest first.
+        """
+        direction = direction_of(side)
+        trailing = NAN
+        if trailing_stop_pct == trailing_stop_pct:  # not nan: the first level, from the entry
+            trailing = price * (1.0 - direction * trailing_stop_pct / 100.0)
         pos = Position(
             id=self._next_id,
             symbol=self.symbol,
             side=side,
-            direction=direction_of(side),
+            direction=direction,
             size=size,
             entry_price=price,
             entry_time=ts,
@@ -98,37 +115,73 @@ class Portfolio:
             take_profit=take_profit,
             margin=price * size / self.leverage,
             tag=tag,
+            trailing_stop_pct=trailing_stop_pct,
+            trailing_stop=trailing,
+            take_profits=take_profits or [],
+            max_hold=max_hold,
         )
         self._next_id += 1
         self.balance -= fee
         self.positions.append(pos)
         return pos
 
-    def close(self, pos: Position, price: float, fee: float, ts: int, reason: str,
-              settled_on_recovery: bool = False) -> Trade:
-        """Record a filled exit of ``pos``: realise PnL, pay the fee. Returns the trade."""
-        gross = (price - pos.entry_price) * pos.size * pos.direction
+    def reduce(self, pos: Position, size: float, price: float, fee: float, ts: int,
+               reason: str, settled_on_recovery: bool = False) -> tuple[Exit, Trade | None]:
+        """Record a fill of ``size`` base units of ``pos`` leaving at ``price`` (quote) with
+        exit fee ``fee``: realise its PnL, pay the fee, free its margin. ``size`` at or above
+        the remaining size (or leaving dust) closes the position.
+
+        Returns:
+            (the exit, the trade when the position is now closed else None).
+        """
+        last = size >= pos.size * (1.0 - DUST) or pos.size - size <= DUST * pos.initial_size
+        if last:
+            size = pos.size
+            entry_part = pos.entry_fee - pos.entry_fee_settled
+        else:
+            entry_part = pos.entry_fee * size / pos.initial_size
+        gross = (price - pos.entry_price) * size * pos.direction
+        pnl = gross - entry_part - fee
         self.balance += gross - fee
+        exit_ = Exit(pos.id, ts, price, size, reason, pnl, fee)
+        self.exits.append(exit_)
+        if not last:
+            pos.margin -= pos.margin * size / pos.size
+            pos.size -= size
+            pos.realised_pnl += pnl
+            pos.exit_fees += fee
+            pos.exited_size += size
+            pos.exit_value += price * size
+            pos.entry_fee_settled += entry_part
+            return exit_, None
         self.positions.remove(pos)
+        parts = pos.exited_size > 0.0
         trade = Trade(
             id=pos.id,
             symbol=pos.symbol,
             side=pos.side,
-            size=pos.size,
+            size=pos.initial_size,
             entry_time=pos.entry_time,
             entry_price=pos.entry_price,
             exit_time=ts,
-            exit_price=price,
-            pnl=gross - pos.entry_fee - fee,
+            exit_price=(pos.exit_value + price * size) / pos.initial_size if parts else price,
+            pnl=pos.realised_pnl + pnl if parts else pnl,
             entry_fee=pos.entry_fee,
-            exit_fee=fee,
+            exit_fee=pos.exit_fees + fee if parts else fee,
             exit_reason=reason,
-            stop_loss=pos.stop_loss,
+            stop_loss=pos.active_stop,
             take_profit=pos.take_profit,
             tag=pos.tag,
             settled_on_recovery=settled_on_recovery,
         )
         self.trades.append(trade)
+        return exit_, trade
+
+    def close(self, pos: Position, price: float, fee: float, ts: int, reason: str,
+              settled_on_recovery: bool = False) -> Trade:
+        """Record the exit of everything left of ``pos``. Returns the trade."""
+        _, trade = self.reduce(pos, pos.size, price, fee, ts, reason, settled_on_recovery)
+        assert trade is not None
         return trade
 
     # ---- persistence -----------------------------------------------------------------------

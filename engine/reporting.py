@@ -15,7 +15,8 @@ from typing import Any
 
 from data.timeframes import timeframe_ms
 from engine.backtest import BacktestResult
-from engine.types import Trade, nan_to_none
+from engine.exit_reasons import exit_breakdown
+from engine.types import Exit, Trade, nan_to_none
 
 TRADE_FIELDS: tuple[str, ...] = ("id", "side", "entry_time", "exit_time", "entry_price",
                                  "exit_price", "size", "pnl", "fees", "exit_reason")
@@ -47,13 +48,23 @@ def trade_dict(trade: Trade) -> dict[str, Any]:
     }
 
 
+def exit_dict(exit_: Exit) -> dict[str, Any]:
+    """The fields of one exit (DESIGN §4b): ``position_id, time`` (ms UTC), ``price`` (quote),
+    ``size`` (base units), ``reason``, ``pnl`` and ``fee`` (quote)."""
+    return {"position_id": exit_.position_id, "time": int(exit_.time), "price": exit_.price,
+            "size": exit_.size, "reason": exit_.reason, "pnl": exit_.pnl, "fee": exit_.fee}
+
+
 def result_json(result: BacktestResult, charts: dict[str, str],
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The one JSON object ``paperbot backtest --json`` prints.
 
     Keys: ``strategy, params, symbol, timeframe, exchange, start, end`` (ms UTC of the traded
-    span), ``metrics`` (``engine.metrics.Metrics``), ``trades``, ``charts`` (paths),
-    ``final_equity``, ``drill_down`` ({"resolved": n, "conservative": n}), ``rejected_signals``.
+    span), ``metrics`` (``engine.metrics.Metrics``), ``trades`` (one per position), ``exits``
+    (every fill that reduced a position: ``position_id, time, price, size, reason, pnl,
+    fee``), ``exit_reasons`` (``engine.exit_reasons.exit_breakdown``), ``charts`` (paths),
+    ``final_equity``, ``drill_down`` ({"resolved": n, "conservative": n}),
+    ``rejected_signals`` (a count) and ``rejections`` (``time, action, reason``).
     """
     candles = result.candles
     step = timeframe_ms(result.config.timeframe)
@@ -68,14 +79,35 @@ def result_json(result: BacktestResult, charts: dict[str, str],
         "candles": len(candles),
         "metrics": result.metrics.to_dict(),
         "trades": [trade_dict(t) for t in result.trades],
+        "exits": [exit_dict(e) for e in result.exits],
+        "exit_reasons": exit_breakdown(result.trades, result.exits),
         "charts": charts,
         "final_equity": result.final_equity,
         "drill_down": {"resolved": result.exit_counts.drill_down,
                        "conservative": result.exit_counts.conservative},
         "rejected_signals": len(result.rejections),
+        "rejections": [{"time": r.ts, "action": r.action, "reason": r.reason}
+                       for r in result.rejections],
     }
     out.update(extra or {})
     return out
+
+
+EXIT_CSV_FIELDS: tuple[str, ...] = ("position_id", "time", "time_utc", "price", "size",
+                                     "reason", "pnl", "fee")
+
+
+def write_exits_csv(exits: list[Exit], path: Path) -> Path:
+    """Write one row per exit (``EXIT_CSV_FIELDS``: every fill that reduced a position) to
+    ``path``; returns it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXIT_CSV_FIELDS)
+        for e in exits:
+            row = {**exit_dict(e), "time_utc": iso(e.time)}
+            writer.writerow([row[f] for f in EXIT_CSV_FIELDS])
+    return path
 
 
 def write_trades_csv(trades: list[Trade], path: Path) -> Path:

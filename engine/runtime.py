@@ -23,6 +23,7 @@ import threading
 from types import TracebackType
 
 from engine.forward.bus import EventBus
+from engine.forward.commands import process_commands
 from engine.forward.engine import ForwardEngine
 from engine.forward.schedule import build_scheduler
 from engine.service import PaperService
@@ -81,6 +82,9 @@ class Runtime:
                                     **self.engine_options)
         self.service = PaperService(self.settings, self.jobs, self.store, self.engine)
         self._scheduler = build_scheduler(self.engine)
+        # commands the CLI queued for this service (paperbot pause|resume|panic)
+        self._scheduler.add_job(process_commands, "interval", seconds=1, args=[self.service],
+                                id="commands", coalesce=True, max_instances=1)
         self._scheduler.start()
         return self
 

@@ -24,13 +24,25 @@ from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
 from engine.errors import ServiceError
+from engine.forward import lifecycle
 from engine.forward.engine import ForwardEngine, RunSpec
+from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo, discover
 from engine.research.service import ResearchService
 from engine.settings import Settings
+from engine.store.control import AuditRow, audit_log
 from engine.store.store import RunRecord, Store
-from engine.types import Position, Trade
-from engine.views import PnlView, PositionView, RunView, pnl_view, position_view, run_view
+from engine.types import Exit, Position, Trade
+from engine.views import (
+    PnlSummary,
+    PnlView,
+    PositionView,
+    RunView,
+    pnl_summary,
+    pnl_view,
+    position_view,
+    run_view,
+)
 from engine.workers import JobPool
 
 if TYPE_CHECKING:
@@ -256,10 +268,39 @@ class PaperService:
         record = await self._need_engine().start_run(spec)
         return await self.run(record.id)
 
-    async def stop_run(self, run_id: str, actor: str) -> RunView:
-        """Stop a run for good (see ``ForwardEngine.stop_run``)."""
-        await self._need_engine().stop_run(run_id.strip(), actor)
+    async def stop_run(self, run_id: str, actor: str,
+                       close_positions: bool | None = None) -> RunView:
+        """Stop a run for good; a run holding positions needs ``close_positions`` (True: close
+        them at market first; False: pause instead). See ``engine.forward.lifecycle``.
+
+        Raises:
+            ServiceError: unknown or stopped run, or positions open without a choice.
+        """
+        await lifecycle.stop_run(self._need_engine(), run_id.strip(), actor, close_positions)
         return await self.run(run_id.strip())
+
+    async def pause_run(self, run_id: str, actor: str) -> RunView:
+        """Stop a run's entries; its exits keep being managed (``/forward pause``)."""
+        await lifecycle.pause_run(self._need_engine(), run_id.strip(), actor)
+        return await self.run(run_id.strip())
+
+    async def resume_run(self, run_id: str, actor: str) -> RunView:
+        """Resume a paused, stopped or failed run (``/forward resume``)."""
+        await lifecycle.resume_run(self._need_engine(), run_id.strip(), actor)
+        return await self.run(run_id.strip())
+
+    async def close_all(self, run_id: str, actor: str) -> list[Trade]:
+        """Paper market exit of every position of a run (``/close all``)."""
+        record = await self.run_record(run_id)
+        trades = await lifecycle.close_all(self._need_engine(), record.id, actor)
+        return [replace(t, symbol=record.symbol) for t in trades]
+
+    async def panic(self, actor: str) -> PanicReport:
+        """The kill switch: pause every running run and close every open position."""
+        report = await lifecycle.panic(self._need_engine(), actor)
+        symbols = {r.id: r.symbol for r in await self._need_store().runs()}
+        return replace(report, closed=[(rid, replace(t, symbol=symbols.get(rid, "")))
+                                       for rid, t in report.closed])
 
     async def run(self, run_id: str) -> RunView:
         """One run with current figures."""
@@ -291,6 +332,8 @@ class PaperService:
     def _state(self, record: RunRecord) -> tuple[str, str]:
         """What a run is doing now, as (state, detail); see ``RunView.state``."""
         engine = self.engine
+        if record.status == "paused":
+            return "paused", record.stop_reason or ""
         if record.status != "running" or engine is None:
             return record.status, ""
         waiting = engine.waiting.get(record.id)
@@ -304,9 +347,9 @@ class PaperService:
         return "running", ""
 
     async def positions(self, run_id: str | None = None) -> list[PositionView]:
-        """Open positions of one run, or of every running run, marked to the last price."""
+        """Open positions of one run, or of every run, marked to the last price."""
         records = [await self.run_record(run_id)] if run_id else \
-            await self._need_store().runs("running")
+            await self._need_store().runs()
         out = []
         for record in records:
             _, _, positions, mark = await self._live(record)
@@ -321,20 +364,80 @@ class PaperService:
         trades = await self._need_store().trades(record.id, limit)
         return [replace(t, symbol=record.symbol) for t in trades]
 
+    async def exits(self, run_id: str) -> list[Exit]:
+        """Every fill that reduced a position of a run (partial and final), in fill order."""
+        record = await self.run_record(run_id)
+        return await self._need_store().exits(record.id)
+
     async def pnl(self, run_id: str) -> PnlView:
         """Realised and unrealised PnL, equity, win rate and max drawdown since start."""
         record = await self.run_record(run_id)
-        balance, equity, _, _ = await self._live(record)
+        balance, equity, positions, _ = await self._live(record)
         store = self._need_store()
         trades = await store.trades(record.id)
         curve = [e for _, e in await store.equity_curve(record.id)]
-        return pnl_view(record, balance, equity, trades, curve)
+        return pnl_view(record, balance, equity, trades, curve, len(positions))
+
+    async def pnl_all(self) -> PnlSummary:
+        """PnL of every run (one line each, newest first) and the totals (``/pnl``)."""
+        views = []
+        for record in await self._need_store().runs():
+            views.append(await self.pnl(record.id))
+        return pnl_summary(views)
 
     async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
-        """Paper market exit of one position (``/close``)."""
-        await self.run_record(run_id)
-        trade = await self._need_engine().close_position(run_id.strip(), position_id, actor)
-        return replace(trade, symbol=(await self.run_record(run_id)).symbol)
+        """Paper market exit of one position of any run that holds it (``/close``)."""
+        record = await self.run_record(run_id)
+        trade = await lifecycle.close_position(self._need_engine(), record.id, position_id,
+                                               actor)
+        return replace(trade, symbol=record.symbol)
+
+    async def audit_log(self, run_id: str | None = None, limit: int = 25) -> list[AuditRow]:
+        """Who did what, newest first (``/audit``, ``paperbot audit``).
+
+        Raises:
+            ServiceError: unknown run, or a limit outside 1–200.
+        """
+        if not 1 <= limit <= 200:
+            raise ServiceError(f"limit must be between 1 and 200, got {limit}")
+        record = await self.run_record(run_id) if run_id else None
+        return await audit_log(self._need_store(), record.id if record else None, limit)
+
+    async def update_position(self, run_id: str, position_id: int, actor: str,
+                              stop_loss: float | None = None, take_profit: float | None = None,
+                              note: str = "") -> PositionView:
+        """Move the stop-loss and/or take-profit of an open position (``/position``); in force
+        from the next candle. ``nan`` removes a level.
+
+        Raises:
+            ServiceError: unknown run or position, or a level on the wrong side of the price.
+        """
+        record = await self.run_record(run_id)
+        pos = await self._need_engine().update_levels(record.id, position_id, stop_loss,
+                                                      take_profit, actor, note)
+        live = self._need_engine().runs.get(record.id)
+        mark = live.portfolio.mark_price if live is not None else None
+        return position_view(record.id, record.symbol, pos, mark)
+
+    async def break_even(self, run_id: str, position_id: int, actor: str) -> PositionView:
+        """Move the stop-loss of an open position to its entry price.
+
+        Raises:
+            ServiceError: unknown run or position, or the price is already through the entry
+                (a stop there would fill at once).
+        """
+        record = await self.run_record(run_id)
+        live = self._need_engine().runs.get(record.id)
+        pos = live.portfolio.get(position_id) if live is not None else None
+        if pos is None:
+            raise ServiceError(f"run {record.id} has no open position #{position_id}")
+        mark = live.portfolio.mark_price if live is not None else math.nan
+        if (mark - pos.entry_price) * pos.direction <= 0:
+            raise ServiceError(f"the price {mark:,.2f} is not beyond the entry "
+                               f"{pos.entry_price:,.2f} yet: a stop at break-even would fill "
+                               "at once")
+        return await self.update_position(record.id, position_id, actor,
+                                          stop_loss=pos.entry_price, note="break-even")
 
     async def audit(self, actor: str, action: str, run_id: str | None = None,
                     detail: dict[str, Any] | None = None) -> None:

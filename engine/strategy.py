@@ -34,7 +34,11 @@ from data.names import shown
 from engine.market import MarketData
 from engine.portfolio import Portfolio
 from engine.series import SeriesView
+from engine.sizing import atr_stop, kelly_fraction, risk_size
 from engine.types import Signal
+
+__all__ = ["ParamError", "Strategy", "atr_stop", "crossed_above", "crossed_below",
+           "kelly_fraction", "risk_size"]
 
 #: The history limit, in base candles: the most a strategy's ``warmup_candles()`` may ask for.
 #: Forward runs fetch and keep at most this much history, and backtests load at most this many
@@ -231,10 +235,24 @@ class Strategy:
 
 
 def crossed_above(a: SeriesView, b: SeriesView) -> bool:
-    """True when ``a`` closed above ``b`` on the newest value after being at or below it."""
-    return len(a) > 1 and a[-1] > b[-1] and a[-2] <= b[-2]
+    """True when ``a`` closed above ``b`` on the newest value after being at or below it.
+
+    Values within ``engine.indicators.TIE_TOLERANCE`` (relative) of each other are a tie, not
+    a cross (float noise of two averages that are mathematically equal).
+    """
+    return len(a) > 1 and _side(a[-1], b[-1]) > 0 and _side(a[-2], b[-2]) <= 0
 
 
 def crossed_below(a: SeriesView, b: SeriesView) -> bool:
-    """True when ``a`` closed below ``b`` on the newest value after being at or above it."""
-    return len(a) > 1 and a[-1] < b[-1] and a[-2] >= b[-2]
+    """True when ``a`` closed below ``b`` on the newest value after being at or above it
+    (ties within the tolerance do not count, as in ``crossed_above``)."""
+    return len(a) > 1 and _side(a[-1], b[-1]) < 0 and _side(a[-2], b[-2]) >= 0
+
+
+def _side(a: float, b: float) -> int:
+    """+1 when ``a`` is above ``b`` beyond the tie tolerance, −1 below, 0 a tie (or nan)."""
+    from engine.indicators import TIE_TOLERANCE
+
+    diff = a - b
+    tol = TIE_TOLERANCE * max(abs(a), abs(b))
+    return 1 if diff > tol else -1 if diff < -tol else 0

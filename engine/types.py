@@ -8,7 +8,7 @@ is ``+1`` or ``-1``. Stop-loss and take-profit are absolute prices, ``nan`` when
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from data.ohlcv import Candle
@@ -17,7 +17,11 @@ Side = Literal["long", "short"]
 
 NAN = math.nan
 
-__all__ = ["Candle", "ExitCounts", "Position", "Rejection", "Signal", "Trade"]
+__all__ = ["Candle", "Exit", "ExitCounts", "Position", "Rejection", "Signal", "Trade"]
+
+#: Every exit reason a trade or an exit can carry.
+EXIT_REASONS = ("stop_loss", "trailing_stop", "take_profit", "time_exit", "signal", "manual",
+                "end_of_data")
 
 
 def direction_of(side: str) -> int:
@@ -30,18 +34,28 @@ class Signal:
     """An instruction from a strategy to the broker, acted on at the signal candle's close.
 
     Build one with the constructors: ``Signal.open_long(size_percent=95, stop_loss=…)``,
-    ``Signal.open_short(…)``, ``Signal.close(position_id)``, ``Signal.close_all()``.
+    ``Signal.open_short(…)``, ``Signal.update(position_id, stop_loss=…)``,
+    ``Signal.close(position_id[, fraction=… | size=…])``, ``Signal.close_all()``.
+    Invalid requests are rejected with a reason (a ``Rejection``), never raised.
 
     Attributes:
-        action: ``"open_long" | "open_short" | "close" | "close_all"``.
+        action: ``"open_long" | "open_short" | "update" | "close" | "close_all"``.
         size_percent: for opens, percent of equity to put into the position's notional
             (size = equity × size_percent / 100 / fill price).
-        size: for opens, an absolute size in base units instead of ``size_percent``.
-        stop_loss: absolute price (quote) or ``nan`` for none.
-        take_profit: absolute price (quote) or ``nan`` for none.
-        position_id: for ``close``: the position to close.
+        size: for opens, an absolute size in base units instead of ``size_percent``; for
+            ``close``, the base units to sell/buy back (a partial exit).
+        stop_loss: absolute price (quote) or ``nan`` for none (``update``: see ``mask``).
+        take_profit: absolute price (quote) or ``nan`` for none (``update``: see ``mask``).
+        position_id: for ``update`` and ``close``: the position.
         side: for ``close_all``: only positions of this side (None: every position).
         tag: free text kept on the trade (e.g. why the strategy entered).
+        fraction: for ``close``: the fraction of the position's current remaining size.
+        trailing_stop_pct: for opens, a trailing stop this % from the best price (nan: off).
+        take_profits: for opens, scale-out levels ``((price, fraction of the initial
+            size), …)``; fractions sum to at most 1.
+        max_hold: for opens, leave at the close of the ``max_hold``-th base candle after the
+            entry (0: no time exit).
+        mask: for ``update``: 1 = ``stop_loss`` given, 2 = ``take_profit`` given.
     """
 
     action: str
@@ -52,32 +66,84 @@ class Signal:
     position_id: int | None = None
     side: str | None = None
     tag: str = ""
+    fraction: float = NAN
+    trailing_stop_pct: float = NAN
+    take_profits: tuple[tuple[float, float], ...] = ()
+    max_hold: int = 0
+    mask: int = 0
 
     @classmethod
     def open_long(cls, size_percent: float = NAN, *, size: float = NAN,
                   stop_loss: float | None = None, take_profit: float | None = None,
+                  trailing_stop_pct: float | None = None,
+                  take_profits: list[tuple[float, float]] | None = None, max_hold: int = 0,
                   tag: str = "") -> Signal:
-        """Open a long (buy) at market: give ``size_percent`` of equity or ``size`` in base."""
+        """Open a long (buy) at market: give ``size_percent`` of equity or ``size`` in base.
+
+        Options: ``stop_loss``/``take_profit`` (absolute prices), ``trailing_stop_pct`` (a
+        stop that follows the best price at this distance in %), ``take_profits`` (scale-out
+        levels as ``[(price, fraction of the initial size), …]``), ``max_hold`` (base candles;
+        a market exit at the close of the ``max_hold``-th candle after the entry).
+        """
         return cls("open_long", size_percent, size, none_to_nan(stop_loss),
-                   none_to_nan(take_profit), tag=tag)
+                   none_to_nan(take_profit), tag=tag,
+                   trailing_stop_pct=none_to_nan(trailing_stop_pct),
+                   take_profits=_levels_tuple(take_profits), max_hold=int(max_hold))
 
     @classmethod
     def open_short(cls, size_percent: float = NAN, *, size: float = NAN,
                    stop_loss: float | None = None, take_profit: float | None = None,
+                   trailing_stop_pct: float | None = None,
+                   take_profits: list[tuple[float, float]] | None = None, max_hold: int = 0,
                    tag: str = "") -> Signal:
-        """Open a short (sell) at market: give ``size_percent`` of equity or ``size`` in base."""
+        """Open a short (sell) at market; options as for ``open_long`` (levels below the
+        entry for take-profits, above it for the stop-loss)."""
         return cls("open_short", size_percent, size, none_to_nan(stop_loss),
-                   none_to_nan(take_profit), tag=tag)
+                   none_to_nan(take_profit), tag=tag,
+                   trailing_stop_pct=none_to_nan(trailing_stop_pct),
+                   take_profits=_levels_tuple(take_profits), max_hold=int(max_hold))
 
     @classmethod
-    def close(cls, position_id: int, tag: str = "") -> Signal:
-        """Close the position ``position_id`` at market."""
-        return cls("close", position_id=position_id, tag=tag)
+    def update(cls, position_id: int, *, stop_loss: float | None = None,
+               take_profit: float | None = None, tag: str = "") -> Signal:
+        """Move the stop-loss and/or take-profit of an open position (absolute prices).
+
+        ``None`` leaves a level as it is, ``nan`` removes it. The new level is in force from
+        the next candle; one on the wrong side of the signal candle's close (or equal to it)
+        is rejected.
+        """
+        mask = (0 if stop_loss is None else 1) | (0 if take_profit is None else 2)
+        return cls("update", stop_loss=none_to_nan(stop_loss),
+                   take_profit=none_to_nan(take_profit), position_id=position_id, tag=tag,
+                   mask=mask)
+
+    @classmethod
+    def close(cls, position_id: int, tag: str = "", *, fraction: float | None = None,
+              size: float | None = None) -> Signal:
+        """Close the position ``position_id`` at market: all of it, or a ``fraction`` of its
+        current remaining size, or ``size`` base units (a partial exit)."""
+        return cls("close", position_id=position_id, tag=tag, fraction=none_to_nan(fraction),
+                   size=none_to_nan(size))
 
     @classmethod
     def close_all(cls, side: Side | None = None, tag: str = "") -> Signal:
         """Close every open position (of ``side`` only, when given) at market."""
         return cls("close_all", side=side, tag=tag)
+
+
+def _levels_tuple(levels: list[tuple[float, float]] | None) -> tuple[tuple[float, float], ...]:
+    """Scale-out levels as a tuple of ``(price, fraction)`` floats (unchecked: the broker
+    rejects bad ones with a reason)."""
+    if not levels:
+        return ()
+    out = []
+    for item in levels:
+        try:
+            price, fraction = item
+            out.append((float(price), float(fraction)))
+        except (TypeError, ValueError):
+            out.append((NAN, NAN))  # rejected by the broker, with the reason
+    return tuple(out)
 
 
 def none_to_nan(price: float | None) -> float:
@@ -92,17 +158,30 @@ def nan_to_none(value: float | None) -> float | None:
 
 @dataclass(slots=True)
 class Position:
-    """An open position.
+    """An open position (strategies read it; only the broker changes it).
 
     Attributes:
         id: position id, unique in its portfolio; the closed trade keeps it.
         side: ``"long"`` or ``"short"``; ``direction`` is ``+1``/``-1``.
-        size: base units, always > 0.
+        size: remaining size, base units, > 0 (less than ``initial_size`` after partial exits).
         entry_price: fill price after slippage (quote).
         entry_time: fill time, ms UTC (the signal candle's close).
-        entry_fee: quote currency, already paid from the balance.
-        stop_loss, take_profit: absolute prices (quote) or ``nan``.
-        margin: quote currency reserved: entry notional / leverage.
+        entry_fee: quote currency, already paid from the balance (whole position).
+        stop_loss, take_profit: the fixed levels, absolute prices (quote) or ``nan``.
+        margin: quote currency reserved for the remaining size: its entry notional / leverage.
+        initial_size: size at entry, base units.
+        trailing_stop_pct: distance of the trailing stop from the best price, % (``nan``: off).
+        trailing_stop: the trailing level in force (quote; set at each close from
+            ``best_price``, never loosens; ``nan`` when off).
+        best_price: highest high (long) / lowest low (short) of the candles held through,
+            starting at the entry price (quote).
+        take_profits: scale-out levels still pending, ``[price, fraction of initial size]``,
+            nearest first.
+        max_hold: time exit after this many base candles (0: none).
+        candles_held: base candles the position has been held through.
+        active_stop: the stop in force: the tighter of ``stop_loss`` and ``trailing_stop``.
+        realised_pnl, exit_fees, exited_size, exit_value, entry_fee_settled: what the partial
+            exits so far realised (quote; ``exit_value`` = Σ exit price × size).
     """
 
     id: int
@@ -117,24 +196,96 @@ class Position:
     take_profit: float = NAN
     margin: float = 0.0
     tag: str = ""
+    initial_size: float = NAN
+    trailing_stop_pct: float = NAN
+    trailing_stop: float = NAN
+    best_price: float = NAN
+    take_profits: list[list[float]] = field(default_factory=list)
+    max_hold: int = 0
+    candles_held: int = 0
+    active_stop: float = NAN
+    realised_pnl: float = 0.0
+    exit_fees: float = 0.0
+    exited_size: float = 0.0
+    exit_value: float = 0.0
+    entry_fee_settled: float = 0.0
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.initial_size):
+            self.initial_size = self.size
+        if math.isnan(self.best_price):
+            self.best_price = self.entry_price
+        self.take_profits = [list(level) for level in self.take_profits]
+        self.refresh_stop()
+
+    def refresh_stop(self) -> None:
+        """Recompute ``active_stop``: the tighter of the fixed and the trailing stop."""
+        stop, trail = self.stop_loss, self.trailing_stop
+        if math.isnan(trail):
+            self.active_stop = stop
+        elif math.isnan(stop):
+            self.active_stop = trail
+        else:
+            self.active_stop = max(stop, trail) if self.direction > 0 else min(stop, trail)
+
+    @property
+    def trailing_active(self) -> bool:
+        """True when the trailing level is the stop in force (tighter than or equal to the
+        fixed stop-loss)."""
+        return not math.isnan(self.trailing_stop) and self.active_stop == self.trailing_stop
+
+    @property
+    def managed(self) -> bool:
+        """True when the position needs more than the plain stop/take check: scale-out
+        levels, a trailing stop or a time exit (the engine's slower path)."""
+        return bool(self.take_profits) or not math.isnan(self.trailing_stop_pct) \
+            or self.max_hold > 0
 
     def unrealised_pnl(self, mark_price: float) -> float:
-        """Gross PnL (quote) if closed at ``mark_price``, before exit fee and slippage."""
+        """Gross PnL (quote) of the remaining size at ``mark_price``, before exit costs."""
         return (mark_price - self.entry_price) * self.size * self.direction
 
     @property
     def notional(self) -> float:
-        """Entry notional in quote currency: ``entry_price × size``."""
+        """Entry notional of the remaining size, quote currency: ``entry_price × size``."""
         return self.entry_price * self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """One fill that reduced a position (a partial or the final exit).
+
+    Attributes:
+        position_id: the position (= the trade's id).
+        time: fill time, ms UTC.
+        price: fill price after slippage (quote).
+        size: base units that left.
+        reason: ``stop_loss | trailing_stop | take_profit | time_exit | signal | manual |
+            end_of_data``.
+        pnl: this part's net PnL (quote): gross − its pro-rata share of the entry fee − fee.
+        fee: this part's exit fee (quote).
+    """
+
+    position_id: int
+    time: int
+    price: float
+    size: float
+    reason: str
+    pnl: float
+    fee: float
 
 
 @dataclass(slots=True)
 class Trade:
-    """A closed position.
+    """A closed position: one trade per position, however many parts it left in.
 
-    ``pnl`` is net of both fees (quote); ``fees`` = ``entry_fee + exit_fee``; ``pnl_pct`` is
-    ``pnl`` over the entry notional, in percent. Times are ms UTC of the fills.
-    ``settled_on_recovery`` marks a forward-run exit found while catching up after downtime.
+    ``size`` is the initial size; ``exit_price`` the size-weighted average exit price and
+    ``exit_time``/``exit_reason`` those of the final part; ``pnl`` is net of the entry fee and
+    every exit fee (quote); ``exit_fee`` sums the exit fees; ``fees`` = ``entry_fee +
+    exit_fee``; ``pnl_pct`` is ``pnl`` over the entry notional, in percent. ``stop_loss`` and
+    ``take_profit`` are the levels in force at the end (the trailing level when it was the
+    stop in force). Times are ms UTC of the fills. ``settled_on_recovery`` marks a forward-run
+    exit found while catching up after downtime. The parts are in ``exits`` (``Exit``).
     """
 
     id: int

@@ -4,6 +4,8 @@ A close above the highest high of the previous ``entry_period`` candles opens a 
 below the lowest low opens a short. A long is closed when the close falls below the lowest low
 of the previous ``exit_period`` candles (a short mirrors that). With ``atr_stop`` > 0, each entry
 carries a stop-loss ``atr_stop`` × ATR(``atr_period``) away from the signal candle's close.
+With ``trail_atr`` > 0 it also carries a trailing stop ``trail_atr`` × ATR from the best price
+(the distance is fixed at the entry, as a percentage of the entry close).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class DonchianBreakout(Strategy):
         "exit_period": 10,
         "atr_period": 20,
         "atr_stop": 2.0,
+        "trail_atr": 0.0,
         "size_percent": 95.0,
         "allow_short": True,
     }
@@ -39,6 +42,8 @@ class DonchianBreakout(Strategy):
             raise ParamError("need 1 <= exit_period <= entry_period")
         if p.atr_stop < 0 or p.atr_period < 1:
             raise ParamError("atr_stop must be >= 0 (0 = off) and atr_period >= 1")
+        if p.trail_atr < 0:
+            raise ParamError("trail_atr must be >= 0 (0 = off)")
         if not 0 < p.size_percent <= 100:
             raise ParamError(f"size_percent must be in (0, 100], got {p.size_percent}")
 
@@ -67,18 +72,24 @@ class DonchianBreakout(Strategy):
             holding_short = False
         atr_now = self.atr[-1]
         distance = p.atr_stop * atr_now if p.atr_stop and not math.isnan(atr_now) else 0.0
+        trail = p.trail_atr * atr_now / close * 100.0 \
+            if p.trail_atr and not math.isnan(atr_now) else None
+        if trail is not None and not 0 < trail < 100:
+            trail = None
         if close > self.upper[-1]:
             if holding_short:
                 signals.append(Signal.close_all("short"))
                 holding_short = False
             if not holding_long:
                 stop = close - distance if distance else None
-                signals.append(Signal.open_long(p.size_percent, stop_loss=stop))
+                signals.append(Signal.open_long(p.size_percent, stop_loss=stop,
+                                                trailing_stop_pct=trail))
         elif p.allow_short and close < self.lower[-1]:
             if holding_long:
                 signals.append(Signal.close_all("long"))
                 holding_long = False
             if not holding_short:
                 stop = close + distance if distance else None
-                signals.append(Signal.open_short(p.size_percent, stop_loss=stop))
+                signals.append(Signal.open_short(p.size_percent, stop_loss=stop,
+                                                 trailing_stop_pct=trail))
         return signals or None

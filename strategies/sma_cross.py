@@ -2,7 +2,8 @@
 
 The fast simple moving average of closes crossing above the slow one opens a long of
 ``size_percent`` % of equity; crossing below closes it. Stop-loss and take-profit, when set,
-are percentages from the signal candle's close (0 = off).
+are percentages from the signal candle's close (0 = off); ``trailing_stop_pct`` > 0 adds a
+trailing stop that far below the highest high since the entry (DESIGN §4b).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class SmaCross(Strategy):
         "size_percent": 95.0,
         "stop_loss_pct": 0.0,
         "take_profit_pct": 0.0,
+        "trailing_stop_pct": 0.0,
     }
     param_space = {"fast": "5:50", "slow": "20:200:10"}
 
@@ -37,6 +39,9 @@ class SmaCross(Strategy):
             raise ParamError(f"size_percent must be in (0, 100], got {p.size_percent}")
         if p.stop_loss_pct < 0 or p.take_profit_pct < 0:
             raise ParamError("stop_loss_pct and take_profit_pct must be >= 0 (0 = off)")
+        if not 0 <= p.trailing_stop_pct < 100:
+            raise ParamError(f"trailing_stop_pct must be in [0, 100) (0 = off), got "
+                             f"{p.trailing_stop_pct}")
 
     def warmup_candles(self) -> int:
         return self.p.slow
@@ -48,6 +53,7 @@ class SmaCross(Strategy):
         self.cross = self.indicator(crossover, self.fast, self.slow, name="cross")
         self._sl = self.p.stop_loss_pct / 100.0
         self._tp = self.p.take_profit_pct / 100.0
+        self._trail = self.p.trailing_stop_pct or None
 
     def on_candle(self, data: MarketData, portfolio: Portfolio) -> list[Signal] | None:
         cross = self.cross[-1]
@@ -61,5 +67,6 @@ class SmaCross(Strategy):
                 self.p.size_percent,
                 stop_loss=close * (1.0 - self._sl) if self._sl else None,
                 take_profit=close * (1.0 + self._tp) if self._tp else None,
+                trailing_stop_pct=self._trail,
             )]
         return [Signal.close_all()] if portfolio.positions else None

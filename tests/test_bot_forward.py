@@ -55,7 +55,8 @@ async def test_forward_start_posts_trade_alerts_with_the_right_numbers(tmp_path)
     assert fields["Take-profit"] == f"{position.take_profit:,.2f}"
     assert fields["Stop-loss"] == f"{position.stop_loss:,.2f}"
     assert fields["Size"] == f"{position.size:,.6g} BTC"
-    assert opened.custom_ids == [f"pb:close:{run_id}:1", f"pb:chart:{run_id}:1"]
+    assert opened.custom_ids == [f"pb:close:{run_id}:1", f"pb:be:{run_id}:1",
+                                 f"pb:chart:{run_id}:1"]
     embed = closed.embeds[0]
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     win = trade.pnl >= 0
@@ -103,7 +104,7 @@ async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):
     assert "uPnL 0.00 USDT (+0.00 %)" in field["value"]
     assert {f["name"] for f in pnl.final.embeds[0]["fields"]} >= {
         "Equity", "Realised", "Unrealised", "Win rate", "Max drawdown"}
-    assert [c["value"] for c in choices] == [1]
+    assert [c["value"] for c in choices] == ["all", "1"]
     assert [c["value"] for c in run_choices] == [run_id]
     assert run_choices[0]["name"] == f"{run_id} · always_long BTC/USDT 1m · running"
     assert refused.ephemeral and "You may not use /close" in \
@@ -134,7 +135,7 @@ async def test_unauthorised_forward_start_is_refused_and_nothing_starts(tmp_path
      "mtf_trend trades below 4h"),
     ("forward stop", {"run": "abcdef"}, "unknown run 'abcdef'"),
     ("trades", {"run": "abcdef"}, "unknown run 'abcdef'"),
-    ("pnl", {}, "no runs yet"),
+    ("pnl", {"run": "abcdef"}, "unknown run 'abcdef'"),
     ("close", {"run": "abcdef", "position": 1}, "unknown run 'abcdef'"),
 ])
 async def test_bad_forward_input_gets_an_ephemeral_answer(tmp_path, command, options, message):

@@ -63,7 +63,7 @@ async def test_positions_pnl_manual_close_and_stop(tmp_path):
         assert trade.exit_reason == "manual"
         assert trade.exit_price == pytest.approx(candle.close * 1.01)
         assert trade.pnl == pytest.approx(view.size * candle.close * 0.01 - trade.fees)
-        with pytest.raises(ServiceError, match="no open position 99"):
+        with pytest.raises(ServiceError, match="no open position #99"):
             await service.close_position(record.id, 99, "discord:u1")
 
         stopped = await service.stop_run(record.id, "discord:u1")
@@ -124,6 +124,11 @@ def test_cli_runs_and_trades(tmp_path, capsys):
     assert [t["pnl"] for t in trades] == [t.pnl for t in expected]
     assert set(trades[0]) == {"id", "side", "entry_time", "exit_time", "entry_price",
                               "exit_price", "size", "pnl", "fees", "exit_reason"}
+    assert main(["trades", record.id, "--db", db, "--exits", "--json"]) == 0
+    exits = json.loads(capsys.readouterr().out)
+    assert [(e["position_id"], e["reason"], e["pnl"]) for e in exits] == \
+        [(t.id, t.exit_reason, t.pnl) for t in expected]  # one part per trade here
+    assert set(exits[0]) == {"position_id", "time", "price", "size", "reason", "pnl", "fee"}
     assert main(["trades", "nope", "--db", db]) == 2
     assert "unknown run 'nope'" in capsys.readouterr().err
 

@@ -36,8 +36,10 @@ async def spawn(ex: ExchangeStandin, tmp_path: Path, *args: str,
     # not in tmp_path: its strategies/ folder would shadow the bundled package for python -m
     cwd = tmp_path / "proc"
     cwd.mkdir(exist_ok=True)
+    strategies = {"PAPERBOT_STRATEGY_DIR": str(tmp_path / "strategies")} \
+        if (tmp_path / "strategies").is_dir() else {}
     return await asyncio.create_subprocess_exec(
-        *args, cwd=cwd, env={**env_for(ex, tmp_path), **env},
+        *args, cwd=cwd, env={**env_for(ex, tmp_path), **strategies, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 

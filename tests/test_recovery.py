@@ -15,7 +15,8 @@ from engine.forward.engine import RunSpec
 from tests.forward_helpers import MINUTES, forward_env, until
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 
-PARAMS = {"fast": "5", "slow": "20", "stop_loss_pct": "0.3", "take_profit_pct": "0.4"}
+PARAMS = {"fast": "5", "slow": "20", "stop_loss_pct": "0.3", "take_profit_pct": "0.4",
+          "trailing_stop_pct": "0.2"}
 PAPERBOT = str(Path(sys.executable).with_name("paperbot"))
 CURSOR, TOTAL = 200, 520
 
@@ -77,6 +78,16 @@ async def reference_trades(tmp_path: Path) -> list[dict]:
     return [{k: v for k, v in dataclasses.asdict(t).items() if k != "symbol"} for t in trades]
 
 
+def moved_trailing(db: Path) -> list[tuple[int, float]]:
+    """(position id, trailing level) of open positions whose trailing stop moved above its
+    first level (the best price rose after the entry)."""
+    try:
+        return query(db, "SELECT id, trailing_stop FROM positions WHERE trailing_stop IS NOT "
+                         "NULL AND best_price > entry_price")
+    except sqlite3.OperationalError:
+        return []
+
+
 def stored_trades(db: Path) -> list[dict]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
@@ -105,12 +116,18 @@ async def test_sigkill_twice_loses_and_doubles_nothing(tmp_path):
         await ex.wait_for_subscription("bybit", "kline.1.BTCUSDT", timeout=30)
         pumping = asyncio.create_task(pump(ex, TOTAL - CURSOR, 0.03))
         kills = 0
-        for threshold in (CURSOR + 80, CURSOR + 190):
+        trailing_at_kill = None
+        for threshold in (CURSOR + 80, CURSOR + 150):
             await until(lambda t=threshold: last_processed(db) >= int(series.ts[t]),
                         timeout=60, what=f"candle {threshold} processed")
+            if kills:  # the second kill hits a position whose trailing stop has moved
+                await until(lambda: bool(moved_trailing(db)), timeout=60,
+                            what="an open position with a moved trailing stop")
             proc.kill()  # SIGKILL: no chance to clean up
             await proc.wait()
             kills += 1
+            if kills == 2:
+                trailing_at_kill = moved_trailing(db)
             await asyncio.sleep(0.3)  # candles keep closing while the service is down
             proc = await spawn(ex, tmp_path)  # no --strategy: resume what is stored
         await asyncio.wait_for(pumping, timeout=60)
@@ -120,6 +137,12 @@ async def test_sigkill_twice_loses_and_doubles_nothing(tmp_path):
         code = await asyncio.wait_for(proc.wait(), timeout=15)
         stdout = (await proc.stdout.read()).decode()
     assert kills == 2 and code == 0
+    assert trailing_at_kill, "no trailing position open at the second kill"
+    position_id, level = trailing_at_kill[0]
+    killed = next(t for t in stored_trades(db) if t["id"] == position_id)
+    # after the restart the position carried on with the stored level: it left at or above it
+    assert killed["exit_reason"] in ("trailing_stop", "stop_loss", "take_profit", "signal")
+    assert killed["exit_reason"] != "trailing_stop" or killed["exit_price"] >= level - 1e-9
     trades = stored_trades(db)
     assert len(trades) >= 8
     assert len({t["id"] for t in trades}) == len(trades)  # none doubled

@@ -13,6 +13,7 @@ from discord.ext import commands
 from bot import choices, embeds
 from bot.access import actor, require_owner, trader_only
 from bot.cogs.backtest import parse_params
+from bot.confirm import stop_choices
 from engine.forward.engine import RunSpec
 from engine.service import PaperService
 
@@ -53,8 +54,41 @@ class ForwardCog(commands.GroupCog, group_name="forward",
     @trader_only("/forward stop")
     async def stop(self, interaction: discord.Interaction, run: str) -> None:
         await require_owner(interaction, self.service, run, "stop")
+        holding = await self.service.positions(run)
+        if holding:  # never strand a position: ask what to do with them
+            count = len(holding)
+            await interaction.response.send_message(
+                embed=discord.Embed(
+                    title=f"Run {run} holds {count} open position{'s' * (count != 1)}",
+                    description="Close them at market and stop, or stop new entries and "
+                                "keep managing their exits (the run is paused)?",
+                    colour=embeds.ORANGE),
+                view=stop_choices(self.service, run, count), ephemeral=True)
+            return
         view = await self.service.stop_run(run, actor(interaction.user))
         await interaction.response.send_message(embed=embeds.runs([view], "Run stopped"))
+
+    @app_commands.command(name="pause",
+                          description="Stop a run's entries; its exits keep being managed")
+    @app_commands.describe(run="run id")
+    @app_commands.autocomplete(run=choices.runs)
+    @trader_only("/forward pause")
+    async def pause(self, interaction: discord.Interaction, run: str) -> None:
+        await require_owner(interaction, self.service, run, "pause")
+        view = await self.service.pause_run(run, actor(interaction.user))
+        await interaction.response.send_message(
+            embed=embeds.runs([view], "Run paused · exits still managed"))
+
+    @app_commands.command(name="resume",
+                          description="Take entries again (a paused, stopped or failed run)")
+    @app_commands.describe(run="run id")
+    @app_commands.autocomplete(run=choices.runs)
+    @trader_only("/forward resume")
+    async def resume(self, interaction: discord.Interaction, run: str) -> None:
+        await require_owner(interaction, self.service, run, "resume")
+        await interaction.response.defer(thinking=True)  # a stopped run is rebuilt first
+        view = await self.service.resume_run(run, actor(interaction.user))
+        await interaction.edit_original_response(embed=embeds.runs([view], "Run resumed"))
 
     @app_commands.command(name="list", description="Forward runs with equity and positions")
     async def list_(self, interaction: discord.Interaction) -> None:

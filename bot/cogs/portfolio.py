@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot import choices, embeds
 from bot.access import actor, require_owner, trader_only
 from bot.buttons import ConfirmClose, confirm_embed
+from bot.confirm import close_all_choices
 from engine.errors import ServiceError
 from engine.service import PaperService
 
@@ -39,22 +40,44 @@ class PortfolioCog(commands.Cog):
         await interaction.response.send_message(embed=embeds.trades(run_id, items, limit))
 
     @app_commands.command(description="Realised/unrealised PnL, equity, win rate, max drawdown")
-    @app_commands.describe(run="run id (default: the newest running run)")
+    @app_commands.describe(run="run id (default: every run, with totals)")
     @app_commands.autocomplete(run=choices.runs)
     @app_commands.guild_only()
     async def pnl(self, interaction: discord.Interaction, run: str | None = None) -> None:
-        view = await self.service.pnl(run or await self.service.default_run())
-        await interaction.response.send_message(embed=embeds.pnl(view))
+        if run:
+            view = await self.service.pnl(run)
+            await interaction.response.send_message(embed=embeds.pnl(view))
+            return
+        await interaction.response.send_message(
+            embed=embeds.pnl_summary(await self.service.pnl_all()))
 
-    @app_commands.command(description="Close a position at market (asks to confirm)")
-    @app_commands.describe(run="run id", position="position id")
-    @app_commands.autocomplete(run=choices.runs, position=choices.positions)
+    @app_commands.command(description="Close a position (or all of a run's) at market")
+    @app_commands.describe(run="run id", position="position id, or all")
+    @app_commands.autocomplete(run=choices.runs, position=choices.positions_or_all)
     @app_commands.guild_only()
     @trader_only("/close")
-    async def close(self, interaction: discord.Interaction, run: str,
-                    position: app_commands.Range[int, 1]) -> None:
+    async def close(self, interaction: discord.Interaction, run: str, position: str) -> None:
         await require_owner(interaction, self.service, run, "close")
         views = await self.service.positions(run)
+        if position.strip().lower() == "all":
+            if not views:
+                raise ServiceError(f"run {run} holds no open position")
+            await interaction.response.send_message(
+                embed=discord.Embed(title=f"Close all {len(views)} positions of run {run}?",
+                                    description="Paper market exits at the last price "
+                                                "(slippage and taker fee applied).",
+                                    colour=embeds.ORANGE),
+                view=close_all_choices(self.service, run, len(views)), ephemeral=True)
+            return
+        try:
+            position_id = int(position.strip().lstrip("#"))
+        except ValueError:
+            raise ServiceError(f"position must be a position id or all, got "
+                               f"{position[:40]!r}") from None
+        await self._confirm_close(interaction, run, position_id, views)
+
+    async def _confirm_close(self, interaction: discord.Interaction, run: str, position: int,
+                             views: list) -> None:
         if not any(v.id == position for v in views):
             ids = ", ".join(f"#{v.id}" for v in views) or "none"
             raise ServiceError(f"run {run} has no open position #{position}; open: {ids}")

@@ -10,6 +10,7 @@ from data.symbols import quote_currency
 from engine import formatting as fmt
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
+from engine.exit_reasons import breakdown_line, exit_breakdown
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.strategy import ParamError, parse_param_pairs
@@ -91,6 +92,9 @@ def summary(report: BacktestReport) -> str:
     for a, b, c, d in rows:
         lines.append(f"  {a:<{width}}  {b:>16}    {c:<12} {d}")
     lines.append("")
+    breakdown = exit_breakdown(r.trades, r.exits)
+    if breakdown:
+        lines.append(f"exits: {breakdown_line(breakdown)}")
     lines.append(f"SL/TP in one candle: {r.exit_counts.drill_down} resolved by drill-down, "
                  f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
     if r.rejections:

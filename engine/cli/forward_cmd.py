@@ -29,7 +29,7 @@ from engine.events import (
 )
 from engine.forward.engine import RunSpec
 from engine.limits import check_balance
-from engine.reporting import trade_dict
+from engine.reporting import exit_dict, trade_dict
 from engine.runtime import Runtime, wait_for_stop
 from engine.service import PaperService
 from engine.settings import Settings
@@ -62,6 +62,8 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     trades.add_argument("run", help="run id")
     trades.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
     trades.add_argument("--json", action="store_true")
+    trades.add_argument("--exits", action="store_true",
+                        help="every fill that reduced a position instead (partial exits)")
     add_common(trades)
     trades.set_defaults(handler=list_trades)
 
@@ -176,8 +178,8 @@ async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int
                 resumed = resuming.result()
                 waiting = len(runtime.engine.waiting)
                 if waiting:
-                    print(f"{waiting} of {len(resumed)} runs are waiting for the exchange; "
-                          "they resume by themselves when it is back", file=sys.stderr)
+                    print(f"{waiting} of {len(resumed)} runs cannot resume yet (the reasons "
+                          "are above); they are retried by themselves", file=sys.stderr)
                 if spec is not None:
                     await runtime.service.start_run(spec)
                 elif not resumed:
@@ -228,15 +230,37 @@ def list_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def list_trades(args: argparse.Namespace, settings: Settings) -> int:
-    """Handle ``paperbot trades RUN``."""
-    trades = asyncio.run(_with_store(settings, lambda s: s.trades(args.run)))
+    """Handle ``paperbot trades RUN [--exits] [--json]``: one trade per position (its parts
+    listed under it), or with ``--exits`` every fill that reduced a position."""
+
+    async def load(service: PaperService) -> tuple[list, list]:
+        return await service.trades(args.run), await service.exits(args.run)
+
+    trades, exits = asyncio.run(_with_store(settings, load))
+    if args.exits:
+        if args.json:
+            print(json.dumps([exit_dict(e) for e in exits]))
+            return 0
+        for e in exits:
+            print(f"#{e.position_id:<4} {fmt.iso(e.time)}  {e.reason:<13} size {e.size:.6g} "
+                  f"@ {fmt.number(e.price)}  pnl {fmt.number(e.pnl):>10}  fee "
+                  f"{fmt.number(e.fee)}")
+        return 0
     if args.json:
         print(json.dumps([trade_dict(t) for t in trades]))
         return 0
     if not trades:
         print(f"run {args.run} has no closed trades")
+    parts: dict[int, list] = {}
+    for e in exits:
+        parts.setdefault(e.position_id, []).append(e)
     for t in trades:
         print(f"#{t.id:<4} {t.side:<5} {fmt.iso(t.entry_time)} → {fmt.iso(t.exit_time)}  "
               f"{fmt.number(t.entry_price)} → {fmt.number(t.exit_price)}  size {t.size:.6g}  "
               f"pnl {fmt.number(t.pnl):>10}  fees {fmt.number(t.fees)}  {t.exit_reason}")
+        mine = parts.get(t.id, [])
+        if len(mine) > 1:  # left in parts: show each
+            for e in mine:
+                print(f"        {fmt.iso(e.time)}  {e.reason:<13} {e.size:.6g} @ "
+                      f"{fmt.number(e.price)}  pnl {fmt.number(e.pnl)}")
     return 0

@@ -41,7 +41,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd, research_cmd
+    from engine.cli import backtest_cmd, control_cmd, data_cmd, forward_cmd, info_cmd, research_cmd
 
     parser = _Parser(
         prog="paperbot",
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
     bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--traceback", action="store_true",
+                    help="when the strategy raises, print the full traceback too")
     bt.add_argument("--monte-carlo", action="store_true",
                     help="also resample the trades (shuffle and bootstrap) and report "
                          "percentiles of return and drawdown, with a fan chart")
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=info_cmd.strategies)
 
     forward_cmd.add_parsers(sub, _add_common)
+    control_cmd.add_parsers(sub, _add_common)
     research_cmd.add_parsers(sub, _add_common)
 
     run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
@@ -164,6 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {' '.join(scrub_secrets(problem).split())}", file=sys.stderr)
         return EXIT_USAGE
     except ServiceError as exc:
+        trace = getattr(exc, "traceback_text", None)
+        if trace and getattr(args, "traceback", False):  # backtest --traceback
+            print(scrub_secrets(trace), file=sys.stderr, end="")
         print(f"error: {' '.join(scrub_secrets(str(exc)).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

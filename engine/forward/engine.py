@@ -19,7 +19,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from data.history import FetchError
 from data.live.feed import FeedHub
@@ -36,7 +36,7 @@ from engine.registry import build_strategy
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
 from engine.strategy import Strategy
-from engine.types import Trade
+from engine.types import Position
 
 log = logging.getLogger(__name__)
 
@@ -205,10 +205,16 @@ class ForwardEngine:
                 examples = ", ".join(sorted(s for s in markets if s.endswith("/USDT"))[:5])
                 raise ServiceError(f"unknown symbol {symbol} on {exchange} {market_type}; "
                                    f"e.g. {examples}")
+            if (markets.get(symbol) or {}).get("active") is False:
+                raise ServiceError(f"{symbol} is listed on {exchange} {market_type} but not "
+                                   "trading (delisted or suspended); pick another symbol")
             history, _ = await source.latest(symbol, timeframe,
                                              max(1, strategy.warmup_candles()))
         except FetchError as exc:
             raise ServiceError(f"cannot reach {exchange}: {exc}") from None
+        if not len(history):  # a listed market without candles would start and stay silent
+            raise ServiceError(f"{exchange} has no {timeframe} candles of {symbol} for the "
+                               f"warm-up: the market is not trading; pick another symbol")
         created = now_ms()
         fee = self.settings.fee_bps if spec.fee_bps is None else spec.fee_bps
         record = RunRecord(
@@ -244,10 +250,22 @@ class ForwardEngine:
         noticed at once); a run that cannot resume waits and is retried in the background
         with backoff until it does (see ``waiting``).
         """
-        records = [r for r in reversed(await self.store.runs("running"))
+        records = [r for r in reversed(await self.store.runs(("running", "paused")))
                    if r.id not in self.runs and r.id not in self.waiting]
         await asyncio.gather(*(self._resume_or_wait(r) for r in records))
         return [r.id for r in records]
+
+    async def resume_record(self, record: RunRecord) -> int:
+        """Rebuild and attach one stored run now (see ``_resume``); raises when it cannot."""
+        return await self._resume(record)
+
+    async def resume_or_wait(self, record: RunRecord) -> None:
+        """Resume one stored run, or make it wait and retry (see ``resume_all``)."""
+        await self._resume_or_wait(record)
+
+    async def detach(self, run: ForwardRun) -> None:
+        """Stop feeding a live run (its status is the caller's business)."""
+        await self._detach(run)
 
     async def _resume_or_wait(self, record: RunRecord) -> None:
         try:
@@ -314,6 +332,8 @@ class ForwardEngine:
         run.last_candle_ts = record.last_candle_ts
         run.restore_portfolio(record.balance, await self.store.positions(record.id),
                               record.next_position_id)
+        if record.status == "paused":  # exits only, as it was
+            run.apply_stored_pause(record.stop_reason)
         down_since = end if record.last_candle_ts is not None else None
         await self._announce(run, resumed=True, down_since=down_since)
         # subscribe first (live candles wait in the queue), settle the downtime, then consume
@@ -383,54 +403,30 @@ class ForwardEngine:
             rec.starting_balance, resumed, rec.channel_id, down_since),))
 
     # ---- stop / commands ---------------------------------------------------------------------
-    async def stop_run(self, run_id: str, actor: str) -> RunRecord:
-        """Stop a run for good (it will not resume).
+    async def update_levels(self, run_id: str, position_id: int, stop_loss: float | None,
+                            take_profit: float | None, actor: str, note: str = "") -> Position:
+        """Move the stop-loss and/or take-profit of an open position (None leaves a level,
+        ``nan`` removes it); returns the position as it is now.
 
         Raises:
-            ServiceError: unknown run, or not running.
+            ServiceError: the run is not live, no such position, or the level is on the wrong
+                side of the last price (the reason is said).
         """
         run = self.runs.get(run_id)
         if run is None:
-            record = await self.store.run(run_id)
-            if record is None:
-                raise ServiceError(f"unknown run {run_id!r}; see /forward list")
-            if record.status != "running":
-                raise ServiceError(f"run {run_id} is already {record.status}")
-            waiting = self.waiting.pop(run_id, None)
-            if waiting is not None and waiting.task is not None:
-                waiting.task.cancel()
-            equity = record.balance
-        else:
-            await self._detach(run)
-            equity = run.portfolio.equity
-        event = RunStopped(run_id, now_ms(), "user", equity)
-        await self.store.set_status(run_id, "stopped", "stopped by user", actor, (event,))
-        self._publish(event)
-        record = await self.store.run(run_id)
-        assert record is not None
-        return record
-
-    async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
-        """Paper market exit of one position at the last price.
-
-        Raises:
-            ServiceError: unknown run or position.
-        """
-        run = self.runs.get(run_id)
-        if run is None:
-            waiting = self.waiting.get(run_id)
-            if waiting is not None:
-                raise ServiceError(f"run {run_id} is waiting for data ({waiting.error}); its "
-                                   "positions can be closed once the exchange is back")
-            raise ServiceError(f"run {run_id!r} is not running; see /forward list")
+            raise ServiceError(f"run {run_id!r} is not live; see /forward list")
+        if run.portfolio.get(position_id) is None:
+            ids = ", ".join(f"#{p.id}" for p in run.portfolio.positions) or "none"
+            raise ServiceError(f"run {run_id} has no open position #{position_id}; open: {ids}")
         try:
-            trade = await run.close_position(position_id, actor)
+            problem = await run.update_levels(position_id, stop_loss, take_profit, actor, note)
         except StorageBusy as exc:
             raise ServiceError(str(exc)) from None
-        if trade is None:
-            ids = ", ".join(str(p.id) for p in run.portfolio.positions) or "none"
-            raise ServiceError(f"run {run_id} has no open position {position_id}; open: {ids}")
-        return trade
+        if problem is not None:
+            raise ServiceError(f"position #{position_id} of run {run_id}: {problem}")
+        pos = run.portfolio.get(position_id)
+        assert pos is not None
+        return replace(pos, take_profits=[list(level) for level in pos.take_profits])
 
     async def shutdown(self) -> None:
         """Detach every run (status unchanged: they resume next start), close feeds and REST.

@@ -33,6 +33,9 @@ from engine.events import (
     Event,
     FeedLost,
     FeedRestored,
+    PositionReduced,
+    PositionUpdated,
+    RunPaused,
     RunStopped,
     SignalRejected,
     TradeClosed,
@@ -43,8 +46,10 @@ from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard
 from engine.market import MarketData
 from engine.portfolio import Portfolio
+from engine.store.rows import position_row
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
 from engine.strategy import Strategy
+from engine.strategy_errors import describe
 from engine.types import Trade
 
 log = logging.getLogger(__name__)
@@ -88,6 +93,8 @@ class ForwardRun:
         self.history_start: int | None = record.history_start
         self.catching_up = False  # resume after a long outage: one CaughtUp alert, not many
         self.caught_up: list[Event] = []
+        self.paused: str | None = None  # why, while the run takes no entries
+        self._status: tuple[str, str | None] | None = None  # to write with the next commit
         self.step_ms = timeframe_ms(record.timeframe)
         self.lock = asyncio.Lock()
         self.subscription: Subscription | None = None
@@ -116,6 +123,7 @@ class ForwardRun:
         drill = DrillDown(self._lower_source if lower else None, rec.timeframe)
         self.core = Core(self.strategy, self.market, self.portfolio, fills, drill, rec.id,
                          self._pending.append)
+        self.core.on_strategy_error = self._strategy_error
         if len(history):
             self.portfolio.mark_price = float(history.close[-1])
             self.last_candle_ts = int(history.timestamp[-1])
@@ -256,6 +264,80 @@ class ForwardRun:
                 await self._commit(None, None, actor=actor)
             return trade
 
+    async def update_levels(self, position_id: int, stop_loss: float | None,
+                            take_profit: float | None, actor: str,
+                            note: str = "") -> str | None:
+        """Move a position's levels (``/position``, the break-even button), checked against
+        the last price; in force from the next candle. Returns None when done, else why not.
+
+        Raises:
+            StorageBusy: while the database cannot take writes (nothing is changed).
+        """
+        if self.guard.failing:
+            raise StorageBusy(f"the run database cannot take writes right now "
+                              f"({self.guard.last_error}); nothing was changed, try again later")
+        async with self.lock:
+            assert self.core is not None
+            price = self.portfolio.mark_price
+            if price != price:
+                return "no price yet for this run; try again after the next candle"
+            problem = self.core.update_levels(position_id, stop_loss, take_profit, price,
+                                              now_ms(), "user", note)
+            if problem is None:
+                await self._commit(None, None, actor=actor)
+            return problem
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def _strategy_error(self, exc: BaseException) -> None:
+        """``on_candle`` raised: pause the run (exits still managed), say where, once."""
+        message = describe(exc, self.strategy, self.record.strategy)
+        log.error("run %s: %s; the run is paused (exits still managed)", self.id, message,
+                  exc_info=exc)
+        self._set_paused(message, error=True)
+        now = now_ms()
+        self._pending += [EngineError(self.id, now, message),
+                          RunPaused(self.id, now, message, "engine", error=True)]
+
+    def _set_paused(self, reason: str, error: bool = False) -> None:
+        assert self.core is not None
+        self.paused = reason
+        self.core.entries_paused = f"run paused ({reason[:120]}): exits only"
+        self.core.skip_strategy = error
+        self._status = ("paused", reason)
+
+    def apply_stored_pause(self, reason: str | None) -> None:
+        """Restore a paused state read from the store (a restart); nothing is written."""
+        assert self.core is not None
+        self.paused = reason or "paused"
+        self.core.entries_paused = f"run paused ({self.paused[:120]}): exits only"
+        self.core.skip_strategy = self.paused.startswith("strategy ")
+
+    async def pause(self, reason: str, actor: str) -> None:
+        """Stop taking entries (exits keep being managed); stored and announced."""
+        async with self.lock:
+            self._set_paused(reason)
+            self._pending.append(RunPaused(self.id, now_ms(), reason, actor))
+            await self._commit(None, None, actor=actor)
+
+    async def unpause(self, actor: str) -> None:
+        """Take entries again (and call the strategy again after an error)."""
+        async with self.lock:
+            assert self.core is not None
+            self.paused = None
+            self.core.entries_paused = None
+            self.core.skip_strategy = False
+            self._status = ("running", None)
+            await self._commit(None, None, actor=actor)
+
+    async def close_all(self, actor: str, reason: str = "manual") -> list[Trade]:
+        """Paper market exit of every open position at the last price."""
+        async with self.lock:
+            assert self.core is not None
+            trades = self.core.close_all(self.portfolio.mark_price, now_ms(), reason)
+            if trades:
+                await self._commit(None, None, actor=actor)
+            return trades
+
     # ---- internals -------------------------------------------------------------------------
     async def _process(self, candle: Candle, recovery: bool) -> None:
         core, market = self.core, self.market
@@ -264,9 +346,12 @@ class ForwardRun:
         market.append(candle)
         core.settling_recovery = recovery
         try:
+            # a strategy error pauses the run inside the step (``_strategy_error``): its
+            # exits are still managed and the candle is committed like any other
             equity = core.step(len(market.base) - 1)
-        except Exception as exc:
-            await self._fail(f"strategy {self.strategy.name} raised {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug of the engine itself: memory cannot be trusted
+            await self._fail(f"engine error at candle {candle.timestamp}: "
+                             f"{type(exc).__name__}: {exc}")
             raise RunFailed(str(exc)) from exc
         finally:
             core.settling_recovery = False
@@ -321,19 +406,30 @@ class ForwardRun:
         events = tuple(self._pending)
         self._pending.clear()
         pf = self.portfolio
-        summarised = False
-        if self.catching_up:
-            summarised = True  # alerted as one CaughtUp event after the catch-up
-            self.caught_up += [e for e in events if isinstance(e, TradeOpened | TradeClosed
-                                                                | SignalRejected)]
+        quiet: tuple[Event, ...] = ()
+        if self.catching_up:  # trade events go out as one CaughtUp alert after the catch-up
+            quiet = tuple(e for e in events if isinstance(
+                e, TradeOpened | TradeClosed | SignalRejected | PositionReduced
+                | PositionUpdated))
+            self.caught_up += quiet
+        exits = tuple(  # in fill order, as emitted
+            (e.exit, e.trade.settled_on_recovery if isinstance(e, TradeClosed)
+             else e.settled_on_recovery) for e in events
+            if isinstance(e, TradeClosed | PositionReduced) and e.exit is not None)
         write = StepWrite(
             run_id=self.id, balance=pf.balance, next_position_id=pf.next_position_id,
             strategy_state=self.strategy.get_state(), last_candle_ts=last_candle_ts,
             mark_price=pf.mark_price, mark_ts=now_ms(),
             opened=tuple(e.position for e in events if isinstance(e, TradeOpened)),
             closed=tuple(e.trade for e in events if isinstance(e, TradeClosed)),
-            equity=equity, events=events, actor=actor, events_delivered=summarised,
-            history_start=history_start)
+            open_rows=tuple(position_row(self.id, p) for p in pf.positions),
+            exits=exits,
+            equity=equity, events=tuple(e for e in events if e not in quiet),
+            quiet_events=quiet, actor=actor,
+            history_start=history_start,
+            status=self._status[0] if self._status else None,
+            status_reason=self._status[1] if self._status else None)
+        self._status = None
         await self.guard.write(lambda: self.store.commit_step(write),
                                f"run {self.id} candle {last_candle_ts}")
         for event in events:

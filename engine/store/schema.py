@@ -107,7 +107,87 @@ V2 = """
 ALTER TABLE events ADD COLUMN created_at INTEGER;   -- ms UTC, when the event was stored
 """
 
-MIGRATIONS: list[str] = [V1, V2]
+# v3: managing open positions (DESIGN §4b): levels, trailing stop, scale-outs, time exits and
+# partial exits survive a restart; every fill that reduced a position is an `exits` row
+V3 = """
+ALTER TABLE positions ADD COLUMN initial_size REAL;          -- base units at entry
+ALTER TABLE positions ADD COLUMN trailing_stop_pct REAL;     -- NULL: no trailing stop
+ALTER TABLE positions ADD COLUMN trailing_stop REAL;         -- the trailing level in force
+ALTER TABLE positions ADD COLUMN best_price REAL;            -- best high/low held through
+ALTER TABLE positions ADD COLUMN take_profits TEXT NOT NULL DEFAULT '[]';  -- [[price, fraction]]
+ALTER TABLE positions ADD COLUMN max_hold INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN candles_held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN realised_pnl REAL NOT NULL DEFAULT 0;  -- of the parts so far
+ALTER TABLE positions ADD COLUMN exit_fees REAL NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN exited_size REAL NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN exit_value REAL NOT NULL DEFAULT 0;    -- sum of price x size
+ALTER TABLE positions ADD COLUMN entry_fee_settled REAL NOT NULL DEFAULT 0;
+CREATE TABLE exits (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL REFERENCES runs(id),
+    position_id INTEGER NOT NULL,
+    time        INTEGER NOT NULL,           -- ms UTC of the fill
+    price       REAL NOT NULL,              -- quote, after slippage
+    size        REAL NOT NULL,              -- base units that left
+    reason      TEXT NOT NULL,
+    pnl         REAL NOT NULL,              -- net of its share of the entry fee and its fee
+    fee         REAL NOT NULL,
+    settled_on_recovery INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX exits_by_position ON exits (run_id, position_id);
+"""
+
+# v4: the run lifecycle (DESIGN §4c): a `paused` status (exits only) with its reason, and a
+# command queue through which the CLI reaches a running service (pause, resume, panic).
+# SQLite cannot change a CHECK constraint in place: the runs table is rebuilt (its children
+# reference it by name; foreign keys are off while migrating, see `migrate`).
+V4 = """
+CREATE TABLE runs_v4 (
+    id               TEXT PRIMARY KEY,
+    strategy         TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    symbol           TEXT NOT NULL,
+    timeframe        TEXT NOT NULL,
+    timeframes       TEXT NOT NULL,
+    exchange         TEXT NOT NULL,
+    market_type      TEXT NOT NULL,
+    starting_balance REAL NOT NULL,
+    fee_bps          REAL NOT NULL,
+    maker_fee_bps    REAL NOT NULL,
+    slippage_bps     REAL NOT NULL,
+    leverage         REAL NOT NULL DEFAULT 1,
+    status           TEXT NOT NULL CHECK (status IN ('running', 'paused', 'stopped',
+                                                     'failed')),
+    channel_id       INTEGER,
+    started_by       TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    stopped_at       INTEGER,
+    stop_reason      TEXT,                  -- why it stopped, failed or is paused
+    history_start    INTEGER,
+    last_candle_ts   INTEGER,
+    balance          REAL NOT NULL,
+    next_position_id INTEGER NOT NULL DEFAULT 1,
+    strategy_state   TEXT NOT NULL DEFAULT '{}',
+    mark_price       REAL,
+    mark_ts          INTEGER
+);
+INSERT INTO runs_v4 SELECT * FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_v4 RENAME TO runs;
+CREATE TABLE commands (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at INTEGER NOT NULL,            -- ms UTC
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,               -- pause | resume | panic
+    args       TEXT NOT NULL DEFAULT '{}',  -- JSON
+    done_at    INTEGER,                     -- set by the service that carried it out
+    ok         INTEGER,
+    result     TEXT                         -- one line for the user
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -128,16 +208,29 @@ async def migrate(db: aiosqlite.Connection) -> int:
         raise SchemaError(f"schema v{found} is newer than this paperbot (v{SCHEMA_VERSION}); "
                           f"upgrade paperbot, or point --db / PAPERBOT_DB_PATH at another "
                           f"database")
-    for version in range(found, SCHEMA_VERSION):
-        await db.execute("BEGIN")
-        try:
-            for statement in _statements(MIGRATIONS[version]):
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {version + 1}")
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
+    if found == SCHEMA_VERSION:
+        return found
+    # a rebuilt table drops its old self: child rows must not be cascaded meanwhile (SQLite's
+    # "other kinds of table schema changes" procedure); checked again before committing
+    await db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for version in range(found, SCHEMA_VERSION):
+            await db.execute("BEGIN")
+            try:
+                for statement in _statements(MIGRATIONS[version]):
+                    await db.execute(statement)
+                async with db.execute("PRAGMA foreign_key_check") as cur:
+                    broken = await cur.fetchall()
+                if broken:
+                    raise SchemaError(f"migration to v{version + 1} left {len(broken)} rows "
+                                      f"without their run (first: {tuple(broken[0])})")
+                await db.execute(f"PRAGMA user_version = {version + 1}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+    finally:
+        await db.execute("PRAGMA foreign_keys=ON")
     return found
 
 

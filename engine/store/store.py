@@ -21,9 +21,9 @@ from typing import Any
 
 import aiosqlite
 
-from engine.events import Event, event_name, from_record, to_record
-from engine.store import checks
-from engine.types import Position, Trade, nan_to_none, none_to_nan
+from engine.events import Event, PositionUpdated, event_name, from_record, to_record
+from engine.store import checks, rows
+from engine.types import Exit, Position, Trade, nan_to_none
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +90,23 @@ class StepWrite:
     mark_ts: int | None = None
     opened: tuple[Position, ...] = ()
     closed: tuple[Trade, ...] = ()
+    #: rows (``rows.position_row``) of every position still open: their levels, trailing
+    #: state, remaining size and candles held change at each candle
+    open_rows: tuple[tuple[Any, ...], ...] = ()
+    #: every fill that reduced a position (partial or final), with its recovery flag
+    exits: tuple[tuple[Exit, bool], ...] = ()
     equity: tuple[int, float, float] | None = None  # (ts, equity, balance)
     events: tuple[Event, ...] = ()
     actor: str = "engine"
-    #: store the events as already delivered (summarised in one alert instead)
-    events_delivered: bool = False
+    #: events stored as already delivered (summarised in one alert instead)
+    quiet_events: tuple[Event, ...] = ()
     #: the run's rolling history window moved: its new first candle (ms UTC open time)
     history_start: int | None = None
+    #: a status change written with this step (e.g. ``paused`` by a strategy error), and why
+    status: str | None = None
+    status_reason: str | None = None
 
 
-_POSITION_COLUMNS = ("id", "side", "size", "entry_price", "entry_time", "entry_fee",
-                     "stop_loss", "take_profit", "margin", "tag")
-_TRADE_COLUMNS = ("id", "side", "size", "entry_time", "entry_price", "exit_time", "exit_price",
-                  "pnl", "entry_fee", "exit_fee", "exit_reason", "stop_loss", "take_profit",
-                  "tag", "settled_on_recovery")
 
 
 class Store:
@@ -178,12 +181,13 @@ class Store:
 
     async def set_status(self, run_id: str, status: str, reason: str | None, actor: str,
                          events: tuple[Event, ...] = ()) -> None:
-        """Change a run's status (``running``/``stopped``/``failed``), audited, atomically."""
+        """Change a run's status (``running``/``paused``/``stopped``/``failed``) with its
+        reason, audited (``run_<status>``), atomically with ``events``."""
         ts = now_ms()
         async with self._tx():
             await self.db.execute(
                 "UPDATE runs SET status=?, stop_reason=?, stopped_at=?, updated_at=? WHERE id=?",
-                (status, reason, ts if status != "running" else None, ts, run_id))
+                (status, reason, ts if status in ("stopped", "failed") else None, ts, run_id))
             await self._audit(ts, run_id, actor, f"run_{status}", {"reason": reason})
             await self._insert_events(events)
 
@@ -194,11 +198,12 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else _run(row)
 
-    async def runs(self, status: str | None = None) -> list[RunRecord]:
-        """Runs, newest first, optionally with one status."""
-        sql = "SELECT * FROM runs" + (" WHERE status=?" if status else "") + \
-            " ORDER BY created_at DESC"
-        async with self.db.execute(sql, (status,) if status else ()) as cur:
+    async def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally with one status (or any of several)."""
+        wanted = (status,) if isinstance(status, str) else tuple(status or ())
+        where = f" WHERE status IN ({', '.join('?' * len(wanted))})" if wanted else ""
+        async with self.db.execute(f"SELECT * FROM runs{where} ORDER BY created_at DESC",
+                                   wanted) as cur:
             return [_run(row) for row in await cur.fetchall()]
 
     # ---- the step --------------------------------------------------------------------------------
@@ -220,36 +225,49 @@ class Store:
             if step.history_start is not None:
                 sets.append("history_start=:history_start")
                 args["history_start"] = step.history_start
+            if step.status is not None:
+                sets += ["status=:status", "stop_reason=:status_reason"]
+                args.update(status=step.status, status_reason=step.status_reason)
+                await self._audit(ts, step.run_id, step.actor, f"run_{step.status}",
+                                  {"reason": step.status_reason})
             await self.db.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id=:id", args)
             for pos in step.opened:
-                await self.db.execute(
-                    f"INSERT INTO positions (run_id, {', '.join(_POSITION_COLUMNS)}) "
-                    f"VALUES (?{', ?' * len(_POSITION_COLUMNS)})",
-                    (step.run_id, pos.id, pos.side, pos.size, pos.entry_price, pos.entry_time,
-                     pos.entry_fee, nan_to_none(pos.stop_loss), nan_to_none(pos.take_profit),
-                     pos.margin, pos.tag))
                 await self._audit(ts, step.run_id, step.actor, "fill_open",
                                   {"position": pos.id, "side": pos.side, "size": pos.size,
                                    "price": pos.entry_price, "fee": pos.entry_fee})
             for trade in step.closed:
                 await self.db.execute("DELETE FROM positions WHERE run_id=? AND id=?",
                                       (step.run_id, trade.id))
-                await self.db.execute(
-                    f"INSERT INTO trades (run_id, {', '.join(_TRADE_COLUMNS)}) "
-                    f"VALUES (?{', ?' * len(_TRADE_COLUMNS)})",
-                    (step.run_id, trade.id, trade.side, trade.size, trade.entry_time,
-                     trade.entry_price, trade.exit_time, trade.exit_price, trade.pnl,
-                     trade.entry_fee, trade.exit_fee, trade.exit_reason,
-                     nan_to_none(trade.stop_loss), nan_to_none(trade.take_profit), trade.tag,
-                     int(trade.settled_on_recovery)))
+                await self.db.execute(rows.insert_sql("trades", rows.TRADE_COLUMNS),
+                                      rows.trade_row(step.run_id, trade))
                 await self._audit(ts, step.run_id, step.actor, "fill_close",
                                   {"position": trade.id, "reason": trade.exit_reason,
                                    "price": trade.exit_price, "pnl": trade.pnl})
+            for row in step.open_rows:
+                await self.db.execute(rows.insert_sql("positions", rows.POSITION_COLUMNS,
+                                                      replace=True), row)
+            closed_ids = {t.id for t in step.closed}
+            for exit_, settled in step.exits:
+                await self.db.execute(rows.insert_sql("exits", rows.EXIT_COLUMNS),
+                                      rows.exit_row(step.run_id, exit_, settled))
+                if exit_.position_id not in closed_ids:
+                    await self._audit(ts, step.run_id, step.actor, "fill_reduce",
+                                      {"position": exit_.position_id, "reason": exit_.reason,
+                                       "price": exit_.price, "size": exit_.size,
+                                       "pnl": exit_.pnl})
+            for event in step.events + step.quiet_events:
+                if isinstance(event, PositionUpdated) and event.by == "user":
+                    await self._audit(ts, step.run_id, step.actor, "position_update",
+                                      {"position": event.position_id,
+                                       "stop_loss": nan_to_none(event.stop_loss),
+                                       "take_profit": nan_to_none(event.take_profit),
+                                       "note": event.note})
             if step.equity is not None:
                 await self.db.execute(
                     "INSERT OR REPLACE INTO equity (run_id, ts, equity, balance, kind) "
                     "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
-            await self._insert_events(step.events, delivered=step.events_delivered)
+            await self._insert_events(step.events)
+            await self._insert_events(step.quiet_events, delivered=True)
 
     async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
         """A periodic equity point between candles (at the last tick's price)."""
@@ -274,14 +292,7 @@ class Store:
         """Open positions of a run, by id."""
         async with self.db.execute("SELECT * FROM positions WHERE run_id=? ORDER BY id",
                                    (run_id,)) as cur:
-            rows = await cur.fetchall()
-        return [Position(id=r["id"], symbol="", side=r["side"],
-                         direction=1 if r["side"] == "long" else -1, size=r["size"],
-                         entry_price=r["entry_price"], entry_time=r["entry_time"],
-                         entry_fee=r["entry_fee"], stop_loss=none_to_nan(r["stop_loss"]),
-                         take_profit=none_to_nan(r["take_profit"]), margin=r["margin"],
-                         tag=r["tag"])
-                for r in rows]
+            return [rows.position_from_row(r) for r in await cur.fetchall()]
 
     async def trades(self, run_id: str, limit: int | None = None) -> list[Trade]:
         """Closed trades of a run in exit order (the newest ``limit`` when given)."""
@@ -291,15 +302,18 @@ class Store:
             sql += " LIMIT ?"
             args += (limit,)
         async with self.db.execute(sql, args) as cur:
-            rows = await cur.fetchall()
-        return [Trade(id=r["id"], symbol="", side=r["side"], size=r["size"],
-                      entry_time=r["entry_time"], entry_price=r["entry_price"],
-                      exit_time=r["exit_time"], exit_price=r["exit_price"], pnl=r["pnl"],
-                      entry_fee=r["entry_fee"], exit_fee=r["exit_fee"],
-                      exit_reason=r["exit_reason"], stop_loss=none_to_nan(r["stop_loss"]),
-                      take_profit=none_to_nan(r["take_profit"]), tag=r["tag"],
-                      settled_on_recovery=bool(r["settled_on_recovery"]))
-                for r in reversed(rows)]
+            found = await cur.fetchall()
+        return [rows.trade_from_row(r) for r in reversed(found)]
+
+    async def exits(self, run_id: str, position_id: int | None = None) -> list[Exit]:
+        """Every fill that reduced a position of a run (of one position), in fill order."""
+        sql = "SELECT * FROM exits WHERE run_id=?"
+        args: tuple[Any, ...] = (run_id,)
+        if position_id is not None:
+            sql += " AND position_id=?"
+            args += (position_id,)
+        async with self.db.execute(sql + " ORDER BY time, id", args) as cur:
+            return [rows.exit_from_row(r) for r in await cur.fetchall()]
 
     async def equity_curve(self, run_id: str) -> list[tuple[int, float]]:
         """(ts, equity) points of a run, candle closes and snapshots, in time order."""

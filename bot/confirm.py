@@ -1,0 +1,100 @@
+"""Confirmation prompts for actions that change runs: stopping a run that holds positions,
+closing every position of a run, the kill switch.
+
+Each is an ephemeral view with explicit buttons; the person who pressed must still be allowed
+(checked again on the click, since the prompt may be forwarded or old). Nothing happens until a
+button says so; "Cancel" changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from bot import embeds
+from bot.access import NotAllowed, actor, require_allowed, require_owner
+from bot.errors import fit_text
+from engine.errors import ServiceError
+from engine.service import PaperService
+
+Action = Callable[[discord.Interaction], Awaitable[discord.Embed]]
+
+
+class Choices(discord.ui.View):
+    """Buttons, each running one action that returns the reply embed; plus Cancel."""
+
+    def __init__(self, service: PaperService, what: str, run_id: str | None,
+                 options: list[tuple[str, discord.ButtonStyle, Action]]) -> None:
+        super().__init__(timeout=120)
+        self.service = service
+        self.what = what
+        self.run_id = run_id
+        for label, style, action in options:
+            button = discord.ui.Button(label=label, style=style)
+            button.callback = self._wrap(action)
+            self.add_item(button)
+        cancel = discord.ui.Button(label="Cancel", style=discord.ButtonStyle.secondary)
+        cancel.callback = self._cancel
+        self.add_item(cancel)
+
+    def _wrap(self, action: Action) -> Callable[[discord.Interaction], Awaitable[None]]:
+        async def run(interaction: discord.Interaction) -> None:
+            try:
+                await require_allowed(interaction, self.service, self.what)
+                if self.run_id is not None:
+                    await require_owner(interaction, self.service, self.run_id, "change")
+                embed = await action(interaction)
+            except (ServiceError, NotAllowed) as exc:
+                embed = discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE)
+            await interaction.response.edit_message(embed=embed, view=None)
+            self.stop()
+
+        return run
+
+    async def _cancel(self, interaction: discord.Interaction) -> None:
+        await interaction.response.edit_message(
+            embed=discord.Embed(description="Nothing was changed.", colour=embeds.GREY),
+            view=None)
+        self.stop()
+
+
+def stop_choices(service: PaperService, run_id: str, count: int) -> Choices:
+    """``/forward stop`` on a run holding ``count`` positions."""
+
+    async def close(interaction: discord.Interaction) -> discord.Embed:
+        view = await service.stop_run(run_id, actor(interaction.user), close_positions=True)
+        return embeds.runs([view], f"Run stopped · {count} position{'s' * (count != 1)} "
+                                   "closed at market")
+
+    async def keep(interaction: discord.Interaction) -> discord.Embed:
+        view = await service.stop_run(run_id, actor(interaction.user), close_positions=False)
+        return embeds.runs([view], "Entries stopped · exits still managed (paused)")
+
+    plural = "s" * (count != 1)
+    return Choices(service, "/forward stop", run_id, [
+        (f"Stop and close {count} position{plural}", discord.ButtonStyle.danger, close),
+        ("Stop entries, keep managing exits", discord.ButtonStyle.primary, keep)])
+
+
+def close_all_choices(service: PaperService, run_id: str, count: int) -> Choices:
+    """``/close run all``."""
+
+    async def close(interaction: discord.Interaction) -> discord.Embed:
+        trades = await service.close_all(run_id, actor(interaction.user))
+        return embeds.closed_list(trades, f"Closed {len(trades)} position"
+                                          f"{'s' * (len(trades) != 1)} of run {run_id}")
+
+    return Choices(service, "/close", run_id, [
+        (f"Close all {count} at market", discord.ButtonStyle.danger, close)])
+
+
+def panic_choices(service: PaperService, positions: int, runs: int) -> Choices:
+    """``/panic``: the kill switch."""
+
+    async def panic(interaction: discord.Interaction) -> discord.Embed:
+        return embeds.panic_report(await service.panic(actor(interaction.user)))
+
+    return Choices(service, "/panic", None, [
+        (f"Pause {runs} run{'s' * (runs != 1)} and close {positions} position"
+         f"{'s' * (positions != 1)}", discord.ButtonStyle.danger, panic)])

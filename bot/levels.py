@@ -1,0 +1,156 @@
+"""Moving a position's levels from Discord: the **Stop → break-even** alert button (with a
+confirmation) and ``/position stop|target``.
+
+Both need an allowed user (``bot.access``) who owns the run or has a manager role; the new
+level is checked against the last price (a stop on the wrong side is refused ephemerally, as
+is break-even once the price is back through the entry) and is in force from the next candle.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import choices, embeds
+from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner, trader_only
+from bot.errors import fit_text, reply_error
+from engine.errors import ServiceError
+from engine.service import PaperService
+
+
+def _service(interaction: discord.Interaction) -> PaperService:
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
+class ConfirmBreakEven(discord.ui.View):
+    """Ephemeral "move the stop to the entry?" prompt."""
+
+    def __init__(self, service: PaperService, run_id: str, position_id: int) -> None:
+        super().__init__(timeout=120)
+        self.service = service
+        self.run_id = run_id
+        self.position_id = position_id
+
+    @discord.ui.button(label="Move stop to entry", style=discord.ButtonStyle.primary)
+    async def confirm(self, interaction: discord.Interaction,
+                      button: discord.ui.Button) -> None:
+        try:
+            await require_allowed(interaction, self.service, "the break-even button")
+            await require_owner(interaction, self.service, self.run_id, "change")
+            view = await self.service.break_even(self.run_id, self.position_id,
+                                                 actor(interaction.user))
+        except (ServiceError, NotAllowed) as exc:
+            await interaction.response.edit_message(
+                embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
+                view=None)
+            return
+        await interaction.response.edit_message(
+            embed=embeds.level_reply(view, "Stop moved to break-even"), view=None)
+        self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction,
+                     button: discord.ui.Button) -> None:
+        await interaction.response.edit_message(
+            embed=discord.Embed(description="Nothing was changed.", colour=embeds.GREY),
+            view=None)
+        self.stop()
+
+
+class BreakEvenButton(discord.ui.DynamicItem[discord.ui.Button],
+                      template=r"pb:be:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+    """**Stop → break-even** on an open-trade alert (survives redeploys: state in the id)."""
+
+    def __init__(self, run_id: str, position_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Stop → break-even",
+                                           style=discord.ButtonStyle.primary,
+                                           custom_id=f"pb:be:{run_id}:{position_id}"))
+        self.run_id = run_id
+        self.position_id = position_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> BreakEvenButton:
+        return cls(match["run"], int(match["position"]))
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, _service(interaction))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        service = _service(interaction)
+        try:
+            await require_allowed(interaction, service, "the break-even button")
+            await require_owner(interaction, service, self.run_id, "change")
+        except (NotAllowed, ServiceError) as exc:
+            await reply_error(interaction, exc)
+            return
+        await interaction.response.send_message(embed=discord.Embed(
+            title=f"Move the stop of #{self.position_id} (run {self.run_id}) to its entry?",
+            description="From the next candle a fall back to the entry price closes it "
+                        "without a loss (fees aside).", colour=embeds.ORANGE),
+            view=ConfirmBreakEven(service, self.run_id, self.position_id), ephemeral=True)
+
+
+def parse_level(text: str) -> float:
+    """A price typed in Discord: ``104120.5``, ``104,120.50``, or ``off``/``none`` (nan).
+
+    Raises:
+        ServiceError: for anything else.
+    """
+    cleaned = text.strip().lower().replace(",", "").replace("_", "")
+    if cleaned in ("off", "none", "remove", "-"):
+        return math.nan
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise ServiceError(f"{text[:40]!r} is not a price; give a number like 104120.5, or "
+                           "off to remove the level") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ServiceError(f"a price must be a positive number, got {text[:40]!r}")
+    return value
+
+
+@app_commands.guild_only()
+class PositionCog(commands.GroupCog, group_name="position",
+                  group_description="Move the stop-loss or take-profit of an open position"):
+    """``/position stop`` and ``/position target``."""
+
+    def __init__(self, service: PaperService) -> None:
+        self.service = service
+        super().__init__()
+
+    async def _set(self, interaction: discord.Interaction, run: str, position: int,
+                   what: str, price: str) -> None:
+        level = parse_level(price)
+        await require_owner(interaction, self.service, run, "change")
+        kwargs = {"stop_loss": level} if what == "stop" else {"take_profit": level}
+        view = await self.service.update_position(run, position, actor(interaction.user),
+                                                  **kwargs)
+        said = "removed" if math.isnan(level) else f"set to {level:,.2f}"
+        name = "Stop-loss" if what == "stop" else "Take-profit"
+        await interaction.response.send_message(
+            embed=embeds.level_reply(view, f"{name} {said}"), ephemeral=True)
+
+    @app_commands.command(name="stop", description="Set (or remove: off) a position's stop-loss")
+    @app_commands.describe(run="run id", position="position id",
+                           price="new stop-loss price, or off")
+    @app_commands.autocomplete(run=choices.runs, position=choices.positions)
+    @trader_only("/position stop")
+    async def stop(self, interaction: discord.Interaction, run: str,
+                   position: app_commands.Range[int, 1], price: str) -> None:
+        await self._set(interaction, run, position, "stop", price)
+
+    @app_commands.command(name="target",
+                          description="Set (or remove: off) a position's take-profit")
+    @app_commands.describe(run="run id", position="position id",
+                           price="new take-profit price, or off")
+    @app_commands.autocomplete(run=choices.runs, position=choices.positions)
+    @trader_only("/position target")
+    async def target(self, interaction: discord.Interaction, run: str,
+                     position: app_commands.Range[int, 1], price: str) -> None:
+        await self._set(interaction, run, position, "target", price)
