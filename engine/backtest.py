@@ -140,6 +140,7 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
     last_close_time = int(candles.timestamp[-1]) + timeframe_ms(config.timeframe)
     core.close_all(float(candles.close[-1]), last_close_time, "end_of_data")
     equity = np.asarray(core.equity, dtype=np.float64)
+    core.equity.clear()  # 32 bytes a candle as Python floats: freed before the metrics
     equity[-1] = portfolio.balance  # the last sample includes the end-of-data exit costs
     traded = candles.take(slice(first, n))
     leaks: list[Any] = []
