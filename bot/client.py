@@ -16,9 +16,11 @@ from bot.cogs.backtest import BacktestCog
 from bot.cogs.forward import ForwardCog
 from bot.cogs.info import InfoCog
 from bot.cogs.portfolio import PortfolioCog
+from bot.cogs.research import OptimizeCog, ResearchCog
 from bot.cogs.safety import SafetyCog
 from bot.errors import reply_error
 from bot.levels import BreakEvenButton, PositionCog
+from bot.research_buttons import BUTTONS as RESEARCH_BUTTONS
 from engine.service import PaperService
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,10 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, register the alert buttons, sync the commands, start alerts."""
-        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, SafetyCog, InfoCog):
+        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, SafetyCog, InfoCog,
+                    OptimizeCog, ResearchCog):
             await self.add_cog(cog(self.service))
-        self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton)
+        self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton, *RESEARCH_BUTTONS)
         await self.sync_commands()
         self.alerts.start()
 

@@ -18,6 +18,7 @@ from data.timeframes import timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown, LowerSource
 from engine.fills import FillModel
+from engine.indicator_cache import IndicatorCache
 from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
 from engine.portfolio import Portfolio
@@ -71,6 +72,8 @@ class BacktestResult:
         warmup: number of warm-up candles before ``candles``.
         exits: every fill that reduced a position (partial and final), in fill order.
         guard_blocks: entries refused per risk guard the run had (0 when none refused).
+        lookahead: indicators that changed when later candles were removed
+            (``engine.research.lookahead``); empty when clean or not checked.
     """
 
     strategy: str
@@ -86,11 +89,14 @@ class BacktestResult:
     warmup: int
     exits: list[Exit] = field(default_factory=list)
     guard_blocks: dict[str, int] = field(default_factory=dict)
+    lookahead: list[Any] = field(default_factory=list)
 
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
                  lower: LowerSource | None = None,
-                 progress: Callable[[float], None] | None = None) -> BacktestResult:
+                 progress: Callable[[float], None] | None = None, *,
+                 lookahead: bool = False, cache: IndicatorCache | None = None,
+                 cache_key: Any = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -99,6 +105,10 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         config: balance, fees, slippage, where trading starts.
         lower: lower-timeframe candles for drill-down; None = conservative fallback only.
         progress: called with the fraction done (0–1) about twenty times during the run.
+        lookahead: also run the automatic look-ahead check of the indicators
+            (``engine.research.lookahead.check_indicators``) into ``result.lookahead``.
+        cache: indicator values shared between runs over the same candles (optimisation
+            trials); ``cache_key`` names those candles (e.g. a data set id and index range).
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -114,7 +124,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             f"{n} {config.timeframe} candles leave nothing to trade after a warm-up of "
             f"{first} candles; load more history"
         )
-    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:])
+    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:],
+                        cache=cache, cache_key=cache_key)
     market.prepare_steps()
     if first > 0:
         market.advance(first - 1)
@@ -136,8 +147,14 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
     last_close_time = int(candles.timestamp[-1]) + timeframe_ms(config.timeframe)
     core.close_all(float(candles.close[-1]), last_close_time, "end_of_data")
     equity = np.asarray(core.equity, dtype=np.float64)
+    core.equity.clear()  # 32 bytes a candle as Python floats: freed before the metrics
     equity[-1] = portfolio.balance  # the last sample includes the end-of-data exit costs
     traded = candles.take(slice(first, n))
+    leaks: list[Any] = []
+    if lookahead:
+        from engine.research.lookahead import check_indicators
+
+        leaks = check_indicators(market, first)
     metrics = compute_metrics(portfolio.trades, equity, traded.timestamp, config.timeframe,
                               config.balance, traded.close, core.exposed_candles)
     return BacktestResult(
@@ -154,4 +171,5 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         warmup=first,
         exits=portfolio.exits,
         guard_blocks=dict(guards.blocks) if guards is not None else {},
+        lookahead=leaks,
     )

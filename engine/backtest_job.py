@@ -124,7 +124,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     try:
         result = run_backtest(strategy, candles, config, lower,
                               progress=lambda done: say(f"simulating {len(candles):,} candles: "
-                                                        f"{done:.0%}"))
+                                                        f"{done:.0%}"), lookahead=True)
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
     except Exception as exc:
@@ -134,6 +134,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
         error.traceback_text = "".join(traceback.format_exception(exc))  # --traceback
         raise error from None
 
+    warnings.extend(finding.describe() for finding in result.lookahead)
     charts: dict[str, Path] = {}
     csv_path = json_path = None
     out = None

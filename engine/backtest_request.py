@@ -65,7 +65,8 @@ class BacktestReport:
         """The ``backtest --json`` object (``engine.reporting.result_json``)."""
         return result_json(self.result, {k: str(v) for k, v in self.charts.items()},
                            {"trades_csv": str(self.trades_csv) if self.trades_csv else None,
-                            "data_source": self.data_source, "warnings": self.warnings})
+                            "data_source": self.data_source, "warnings": self.warnings,
+                            "lookahead": [f.to_dict() for f in self.result.lookahead]})
 
 
 def parse_day(text: str, what: str) -> int:

@@ -24,7 +24,9 @@ import numpy as np
 from data.ohlcv import OHLCV, OHLCV_COLUMNS
 from data.resample import bin_starts, resample
 from data.timeframes import TimeframeError, is_multiple, sort_timeframes, timeframe_ms
-from engine.series import Clock, Column, SeriesView
+from engine.indicator_cache import IndicatorCache, indicator_key
+from engine.market_view import MarketView
+from engine.series import Clock, Column, SeriesView, column_of, stored
 from engine.types import Candle
 
 
@@ -39,10 +41,12 @@ class TimeframeData:
                  "volume")
 
     def __init__(self, timeframe: str, candles: OHLCV, visible: int = 0,
-                 mirror: bool = True) -> None:
+                 mirror: bool = True, key: Any = None) -> None:
         self.timeframe = timeframe
         self.clock = Clock(visible)
-        self.columns = {name: Column(getattr(candles, name), mirror) for name in OHLCV_COLUMNS}
+        self.columns = {name: Column(getattr(candles, name), mirror,
+                                     None if key is None else (key, timeframe, name))
+                        for name in OHLCV_COLUMNS}
         for name, column in self.columns.items():
             setattr(self, name, SeriesView(column, self.clock, timeframe, name))
 
@@ -76,10 +80,19 @@ class Indicator:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     columns: list[Column]
+    name: str = ""
 
-    def compute(self) -> list[np.ndarray]:
-        """Run ``fn`` on the full stored inputs; one float64 array per output."""
-        args = [a.full if isinstance(a, SeriesView) else a for a in self.args]
+    def compute(self, sizes: dict[str, int] | None = None) -> list[np.ndarray]:
+        """Run ``fn`` on the full stored inputs; one float64 array per output.
+
+        ``sizes`` (look-ahead check) truncates each series input to its first
+        ``sizes[timeframe]`` values, as if the candles after them did not exist yet.
+        """
+        if sizes is None:
+            args = [stored(a) if isinstance(a, SeriesView) else a for a in self.args]
+        else:
+            args = [stored(a)[: sizes[a.timeframe]].copy() if isinstance(a, SeriesView) else a
+                    for a in self.args]
         result = self.fn(*args, **self.kwargs)
         outputs = list(result) if isinstance(result, tuple) else [result]
         expected = len(next(a for a in args if isinstance(a, np.ndarray)))
@@ -117,11 +130,13 @@ class MarketData:
     """
 
     def __init__(self, symbol: str, base_timeframe: str, base: OHLCV,
-                 informative: list[str], visible: int = 0, mirror: bool = True) -> None:
+                 informative: list[str], visible: int = 0, mirror: bool = True,
+                 cache: IndicatorCache | None = None, cache_key: Any = None) -> None:
         self.symbol = symbol
         self.timeframe = base_timeframe
         self.mirror = mirror
-        self.base = TimeframeData(base_timeframe, base, visible, mirror)
+        self.cache = cache if cache_key is not None else None
+        self.base = TimeframeData(base_timeframe, base, visible, mirror, cache_key)
         self._frames: dict[str, TimeframeData] = {base_timeframe: self.base}
         self._base_ms = timeframe_ms(base_timeframe)
         self.indicators: list[Indicator] = []
@@ -132,8 +147,9 @@ class MarketData:
                     f"pick a base timeframe that divides {tf}"
                 )
             bins = drop_leading_partial(base, resample(base, base_timeframe, tf))
-            self._frames[tf] = TimeframeData(tf, bins, mirror=mirror)
-        self._visible_counts: list[tuple[Clock, list[int]]] = []
+            self._frames[tf] = TimeframeData(tf, bins, mirror=mirror, key=cache_key)
+        self._visible_counts: list[tuple[Clock, Any]] = []
+        self.view = MarketView(self)
 
     # ---- what strategies read --------------------------------------------------------------
     def __getitem__(self, timeframe: str) -> TimeframeData:
@@ -167,7 +183,17 @@ class MarketData:
                 continue
             bin_close = frame.columns["timestamp"].full + timeframe_ms(tf)
             counts = np.searchsorted(bin_close, base_close, side="right")
-            self._visible_counts.append((frame.clock, counts.tolist()))
+            self._visible_counts.append((frame.clock, memoryview(counts.astype(np.int64))))
+
+    def visible_at(self, i: int) -> dict[str, int]:
+        """How many candles of each timeframe have closed once base candle ``i`` closed."""
+        base_close = int(self.base.columns["timestamp"].full[i]) + self._base_ms
+        out = {self.timeframe: i + 1}
+        for tf, frame in self._frames.items():
+            if tf != self.timeframe:
+                bin_close = frame.columns["timestamp"].full + timeframe_ms(tf)
+                out[tf] = int(np.searchsorted(bin_close, base_close, side="right"))
+        return out
 
     def advance(self, i: int) -> None:
         """Make base candle ``i`` (and what closed with it) the newest visible candle."""
@@ -192,9 +218,20 @@ class MarketData:
         if len(timeframes) > 1:
             raise ValueError(f"indicator {name}: inputs mix timeframes {sorted(timeframes)}")
         tf = series[0].timeframe
-        ind = Indicator(tf, fn, args, kwargs, [])
-        arrays = ind.compute()
-        ind.columns = [Column(arr, self.mirror) for arr in arrays]
+        ind = Indicator(tf, fn, args, kwargs, [], name)
+        key = None
+        if self.cache is not None:
+            key = indicator_key(fn, tuple(column_of(a).key if isinstance(a, SeriesView) else a
+                                          for a in args), kwargs)
+            if any(isinstance(a, SeriesView) and column_of(a).key is None for a in args):
+                key = None
+        arrays = self.cache.get(key) if key is not None else None
+        if arrays is None:
+            arrays = ind.compute()
+            if key is not None:
+                self.cache.put(key, arrays)
+        ind.columns = [Column(arr, self.mirror, None if key is None else (key, k))
+                       for k, arr in enumerate(arrays)]
         self.indicators.append(ind)
         clock = self._frames[tf].clock
         views = tuple(

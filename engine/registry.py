@@ -16,7 +16,7 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -44,6 +44,7 @@ class StrategyInfo:
     params: dict[str, Any]
     timeframes: list[str]
     source: str
+    param_space: dict[str, str] = field(default_factory=dict)
 
 
 def _strategies_in(module: ModuleType) -> list[type[Strategy]]:
@@ -96,6 +97,7 @@ def discover(extra_dir: Path | None = None) -> dict[str, StrategyInfo]:
                 params=dict(cls.params),
                 timeframes=list(cls.timeframes),
                 source=source,
+                param_space=dict(getattr(cls, "param_space", {}) or {}),
             )
     return dict(sorted(found.items()))
 

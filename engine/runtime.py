@@ -99,6 +99,8 @@ class Runtime:
                 self.lock.release()
 
     async def _close(self) -> None:
+        if self.service is not None:
+            self.service.research.shutdown()
         if self._scheduler is not None:
             with contextlib.suppress(Exception):
                 self._scheduler.shutdown(wait=False)

@@ -5,9 +5,13 @@ them). A ``SeriesView`` shows only the first ``clock.n`` values, where the ``Clo
 timeframe counts the candles that have closed at the current step. Reading ``view[-1]`` is the
 newest closed value; ``view.values`` is a numpy slice of the visible part (no copy).
 
-Scalar reads come from a Python list mirror of the column, which is several times faster than
-indexing numpy for single elements in the per-candle loop (backtests); forward runs keep the
-arrays only (``ArrayReader``), a quarter of the memory.
+Scalar reads come from a ``memoryview`` of the column's array (backtests: about as fast as a
+Python list and no extra memory, since it shares the array's buffer, where a list mirror cost 32
+bytes a value); forward runs, whose columns grow, read through an ``ArrayReader``.
+
+Strategies see ``SeriesView``s only: every public attribute ends at the current candle. The
+engine reaches the stored values (indicator computation, the look-ahead check) through
+``stored(view)``, which is not part of the strategy API.
 """
 
 from __future__ import annotations
@@ -56,17 +60,21 @@ class ArrayReader:
 class Column:
     """Storage of one series: numpy array (with spare capacity) plus a scalar reader.
 
-    ``size`` values are stored in ``array[:size]``. ``list`` reads single values: a Python list
-    mirror (fast, for backtests) or an ``ArrayReader`` (compact, for forward runs).
+    ``size`` values are stored in ``array[:size]``. ``list`` reads single values: a
+    ``memoryview`` of the stored values (``mirror``: fast, shares the array's memory; it is
+    replaced when the column grows, so only fixed columns may be held on to, as backtests do)
+    or an ``ArrayReader`` (always current, for forward runs). ``key`` identifies the values
+    for the indicator cache (None: not cacheable).
     """
 
-    __slots__ = ("array", "list", "mirror", "size")
+    __slots__ = ("array", "key", "list", "mirror", "size")
 
-    def __init__(self, values: np.ndarray, mirror: bool = True) -> None:
+    def __init__(self, values: np.ndarray, mirror: bool = True, key: Any = None) -> None:
         self.array = np.ascontiguousarray(values)
         self.size = int(self.array.shape[0])
         self.mirror = mirror
-        self.list: Any = self.array.tolist() if mirror else ArrayReader(self)
+        self.key = key
+        self.list: Any = _reader(self.array) if mirror else ArrayReader(self)
 
     @property
     def full(self) -> np.ndarray:
@@ -80,31 +88,41 @@ class Column:
             grown[: self.size] = self.array[: self.size]
             self.array = grown
         self.array[self.size] = value
-        if self.mirror:
-            self.list.append(value)
         self.size += 1
+        if self.mirror:
+            self.list = _reader(self.array[: self.size])
 
     def replace(self, values: np.ndarray) -> None:
-        """Swap in recomputed values (an indicator after new candles); the list keeps identity."""
+        """Swap in recomputed values (an indicator after new candles)."""
         self.array = np.ascontiguousarray(values)
         self.size = int(self.array.shape[0])
+        self.key = None
         if self.mirror:
-            self.list[:] = self.array.tolist()
+            self.list = _reader(self.array)
+
+
+def _reader(array: np.ndarray) -> Any:
+    """Fast scalar reads of a fixed array: a ``memoryview`` (Python floats/ints), or a list for
+    dtypes a buffer cannot carry."""
+    try:
+        return memoryview(array)
+    except (TypeError, ValueError):
+        return array.tolist()
 
 
 class SeriesView:
     """Read-only view of the closed part of a series; newest value last.
 
     ``view[-1]`` newest value, ``view[-2]`` the one before; ``view[a:b]`` and ``view.values``
-    numpy slices of the visible part; ``len(view)`` the number of visible values. Reading
-    beyond the visible part raises ``IndexError``: the future is not there.
+    numpy copies of (part of) the visible values; ``len(view)`` the number of visible values.
+    Reading beyond the visible part raises ``IndexError``: the future is not there, and no
+    public attribute leads to it (a numpy view would, through its ``.base``).
     """
 
-    __slots__ = ("_clock", "_col", "_list", "name", "timeframe")
+    __slots__ = ("_clock", "_col", "name", "timeframe")
 
     def __init__(self, column: Column, clock: Clock, timeframe: str, name: str) -> None:
         self._col = column
-        self._list = column.list
         self._clock = clock
         self.timeframe = timeframe
         self.name = name
@@ -118,16 +136,16 @@ class SeriesView:
                     raise IndexError(f"{self.name}: only {n} {self.timeframe} values visible")
             elif key >= n:
                 raise IndexError(f"{self.name}: only {n} {self.timeframe} values visible")
-            return self._list[key]
+            return self._col.list[key]
         if isinstance(key, slice):
-            return self._col.array[: self._clock.n][key]
+            return self._col.array[: self._clock.n][key].copy()
         raise TypeError(f"{self.name} indices must be int or slice, not {type(key).__name__}")
 
     def __len__(self) -> int:
         return self._clock.n
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._col.array[: self._clock.n].tolist())
+        return iter(_visible(self).tolist())
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         values = self.values
@@ -135,15 +153,33 @@ class SeriesView:
 
     @property
     def values(self) -> np.ndarray:
-        """Visible values as a numpy array view, shape ``(len(self),)``."""
-        return self._col.array[: self._clock.n]
+        """A copy of the visible values, shape ``(len(self),)``.
 
-    @property
-    def full(self) -> np.ndarray:
-        """Every stored value, visible or not. Engine use only (indicator computation)."""
-        return self._col.full
+        A copy, because a numpy view would lead (``.base``) to the stored values, future
+        included; it costs O(len). In ``on_candle`` read what you need: ``view[-1]``,
+        ``view[-20:]`` (which copies those 20 only).
+        """
+        return _visible(self)
 
     def __repr__(self) -> str:
         n = self._clock.n
-        last = self._list[n - 1] if n else None
+        last = self._col.list[n - 1] if n else None
         return f"<SeriesView {self.name} {self.timeframe} n={n} last={last}>"
+
+
+def _visible(view: SeriesView) -> np.ndarray:
+    """A copy of the visible values of ``view`` (no route back to the stored array)."""
+    return view._col.array[: view._clock.n].copy()
+
+
+def stored(view: SeriesView) -> np.ndarray:
+    """Every stored value behind ``view``, visible or not, shape ``(size,)``.
+
+    Engine use only (indicator computation, the look-ahead check): strategies never get this.
+    """
+    return view._col.full
+
+
+def column_of(view: SeriesView) -> Column:
+    """The ``Column`` behind ``view`` (engine use only)."""
+    return view._col

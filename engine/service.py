@@ -28,6 +28,7 @@ from engine.forward import lifecycle
 from engine.forward.engine import ForwardEngine, RunSpec
 from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo, discover
+from engine.research.service import ResearchService
 from engine.settings import Settings
 from engine.store.control import AuditRow, audit_log
 from engine.store.store import RunRecord, Store
@@ -82,6 +83,9 @@ class PaperService:
         self.jobs = jobs or JobPool(processes=0)
         self.store = store
         self.engine = engine
+        # studies get their own workers: a long study never holds up /backtest
+        self.research = ResearchService(settings,
+                                        JobPool(processes=2) if self.jobs.processes else None)
 
     # ---- strategies -----------------------------------------------------------------------
     def strategies(self) -> list[StrategyInfo]:

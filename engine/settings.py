@@ -108,6 +108,11 @@ class Settings(BaseSettings):
             return None
         parse_value(info.field_name.removeprefix("protect_"), value, "")  # ValueError if bad
         return str(value).strip()
+    dask_scheduler: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786) for research trials; "
+                          "empty: a local process pool")
+    study_db: Path | None = Field(
+        None, description="SQLite file of Optuna studies (default: studies.db beside db_path)")
 
     @model_validator(mode="before")
     @classmethod
@@ -188,6 +193,19 @@ class Settings(BaseSettings):
         above = next((p for p in value.parents if p.exists()), None)
         if above is not None and not above.is_dir():
             raise ValueError(f"{above} is a file, not a folder, so {value} cannot be created")
+        return value
+
+    @field_validator("dask_scheduler", mode="before")
+    @classmethod
+    def _scheduler(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return None
+            if "://" not in text:
+                raise ValueError(f"must be a scheduler address such as tcp://10.0.0.5:8786, "
+                                 f"got {shown(scrub_secrets(text), 60)}")
+            return text
         return value
 
     @field_validator("exchange_rest_url", "exchange_ws_url", mode="before")

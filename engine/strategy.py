@@ -156,6 +156,9 @@ class Strategy:
     timeframes: ClassVar[list[str]] = ["1h"]
     params: ClassVar[dict[str, Any]] = {}
     protections: ClassVar[dict[str, Any]] = {}
+    #: default search ranges for ``paperbot optimize`` (``engine.research.space``), e.g.
+    #: ``{"fast": "5:50", "slow": "20:200:10"}``
+    param_space: ClassVar[dict[str, str]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  timeframe: str | None = None) -> None:
@@ -221,9 +224,18 @@ class Strategy:
         return self._market.add_indicator(fn, args, kwargs, label)
 
     def bind(self, market: MarketData) -> None:
-        """Attach the market data and run ``on_init`` (engine use)."""
+        """Attach the market data and run ``on_init`` (engine use).
+
+        The strategy sees ``market.view`` (a ``MarketView``: closed candles only), never the
+        engine's ``MarketData``: ``on_init`` gets the view, and ``on_candle`` is wrapped so that
+        it gets the view whatever the runner passes.
+        """
         self._market = market
-        self.on_init(market)
+        view = market.view
+        user = self.__dict__.get("_user_on_candle") or self.on_candle
+        self._user_on_candle = user
+        self.on_candle = lambda _market, portfolio: user(view, portfolio)  # type: ignore[method-assign]
+        self.on_init(view)
 
 
 def crossed_above(a: SeriesView, b: SeriesView) -> bool:

@@ -34,6 +34,7 @@ class DonchianBreakout(Strategy):
         "size_percent": 95.0,
         "allow_short": True,
     }
+    param_space = {"entry_period": "10:60:5", "exit_period": "5:30:5", "atr_stop": "0:4:0.5"}
 
     def validate(self) -> None:
         p = self.p

@@ -37,6 +37,7 @@ class MtfTrend(Strategy):
         "take_profit_pct": 3.0,
         "allow_short": True,
     }
+    param_space = {"fast": "5:20", "slow": "15:60:5", "trend_period": "20:100:10"}
 
     def validate(self) -> None:
         p = self.p

@@ -31,6 +31,7 @@ class RsiReversion(Strategy):
         "stop_loss_pct": 0.0,
         "take_profit_pct": 0.0,
     }
+    param_space = {"period": "7:28", "oversold": "20:40:5", "exit_level": "45:60:5"}
 
     def validate(self) -> None:
         p = self.p

@@ -29,6 +29,7 @@ class SmaCross(Strategy):
         "take_profit_pct": 0.0,
         "trailing_stop_pct": 0.0,
     }
+    param_space = {"fast": "5:50", "slow": "20:200:10"}
 
     def validate(self) -> None:
         p = self.p

@@ -19,7 +19,7 @@ from tests.forward_helpers import until
 SECOND_GUILD = 900_000_000_000_000_002  # configured too, in the multi-guild test
 OTHER_GUILD = 900_000_000_000_000_003  # never configured
 COMMANDS = {"backtest", "forward", "positions", "trades", "pnl", "close", "strategies",
-            "position", "panic", "audit"}
+            "position", "panic", "audit", "optimize", "walkforward", "lookahead"}
 DM_REFUSAL = "paperbot does not answer in direct messages"
 GUILD_REFUSAL = "paperbot is not set up for this server"
 

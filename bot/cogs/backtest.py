@@ -9,6 +9,7 @@ from discord.ext import commands
 from bot import choices, embeds
 from bot.access import trader_only
 from bot.progress import ProgressReply
+from bot.research_buttons import backtest_view
 from engine.backtest_request import BacktestRequest
 from engine.errors import ServiceError
 from engine.risk import ProtectionError, parse_pairs
@@ -75,4 +76,5 @@ class BacktestCog(commands.Cog):
             files.append(discord.File(report.trades_csv, filename="trades.csv"))
         await interaction.edit_original_response(
             content=f"✅ Backtest done in {report.elapsed_s:.1f} s — results posted below.")
-        await interaction.followup.send(embeds=embeds.backtest(report), files=files)
+        await interaction.followup.send(embeds=embeds.backtest(report), files=files,
+                                        view=backtest_view(report))  # Monte Carlo button

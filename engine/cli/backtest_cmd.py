@@ -57,10 +57,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         charts=not args.no_charts, protect=protect,
     )
     report = asyncio.run(PaperService(settings).backtest(request))
+    carlo = None
+    if getattr(args, "monte_carlo", False):
+        from engine.research.montecarlo import monte_carlo
+
+        folder = report.json_path.parent if report.json_path else None
+        carlo = monte_carlo([t.pnl for t in report.result.trades], report.result.config.balance,
+                            args.mc_runs, args.mc_seed,
+                            folder / "montecarlo.png" if folder else None)
     if args.json:
-        print(json.dumps(report.to_json(), allow_nan=False))
+        out = report.to_json()
+        if carlo is not None:
+            out["monte_carlo"] = carlo.to_json()
+        print(json.dumps(out, allow_nan=False))
     else:
         print(summary(report))
+        if carlo is not None:
+            from engine.research.montecarlo import monte_carlo_summary
+
+            print(monte_carlo_summary(carlo))
     return 0
 
 
@@ -115,6 +130,8 @@ def summary(report: BacktestReport) -> str:
         lines.append(f"protections: {protections} · entries blocked: {blocks}")
     if r.rejections:
         lines.append(f"rejected signals: {len(r.rejections)} (first: {r.rejections[0].reason})")
+    if not r.lookahead:
+        lines.append("look-ahead check: clean (indicators unchanged on truncated candles)")
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     if report.charts:

@@ -41,7 +41,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, control_cmd, data_cmd, forward_cmd, info_cmd
+    from engine.cli import backtest_cmd, control_cmd, data_cmd, forward_cmd, info_cmd, research_cmd
 
     parser = _Parser(
         prog="paperbot",
@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true", help="print one JSON object")
     bt.add_argument("--traceback", action="store_true",
                     help="when the strategy raises, print the full traceback too")
+    bt.add_argument("--monte-carlo", action="store_true",
+                    help="also resample the trades (shuffle and bootstrap) and report "
+                         "percentiles of return and drawdown, with a fan chart")
+    bt.add_argument("--mc-runs", type=int, default=1000, help="Monte Carlo runs (default 1000)")
+    bt.add_argument("--mc-seed", type=int, default=7, help="Monte Carlo seed (default 7)")
     _add_common(bt)
     bt.set_defaults(handler=backtest_cmd.run)
 
@@ -104,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     forward_cmd.add_parsers(sub, _add_common)
     control_cmd.add_parsers(sub, _add_common)
+    research_cmd.add_parsers(sub, _add_common)
 
     run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
     run.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")

@@ -1,0 +1,203 @@
+"""Buttons of the research replies: Backtest best, Forward-test best, Monte Carlo.
+
+``DynamicItem``s keep their target in the ``custom_id`` (``pb:best:bt:<study id>``,
+``pb:best:fw:<study id>``, ``pb:mc:<backtest folder>``), so they keep working after a redeploy.
+All three start CPU work or a run, so they need the allow lists (``bot.access``), and answer
+only in the configured guilds.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+
+from bot import embeds, research_embeds
+from bot.access import NotAllowed, actor, check_place, require_allowed
+from bot.errors import reply_error
+from bot.progress import ProgressReply
+from engine.backtest_request import BacktestReport, BacktestRequest
+from engine.errors import ServiceError
+from engine.forward.engine import RunSpec
+from engine.service import PaperService
+
+CUSTOM_ID_LIMIT = 100
+
+
+def _service(interaction: discord.Interaction) -> PaperService:
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
+def _day(ms: int | None) -> str | None:
+    return None if ms is None else \
+        datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _text(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+async def post_backtest(interaction: discord.Interaction, report: BacktestReport,
+                        note: str) -> None:
+    """The /backtest result (metrics, charts, CSV, Monte Carlo button) as a followup."""
+    files = [discord.File(report.charts[name], filename=f"{name}.png")
+             for name in ("price", "equity") if name in report.charts]
+    if report.trades_csv is not None:
+        files.append(discord.File(report.trades_csv, filename="trades.csv"))
+    await interaction.edit_original_response(content=note)
+    await interaction.followup.send(embeds=embeds.backtest(report), files=files,
+                                    view=backtest_view(report))
+
+
+class _Guarded(discord.ui.DynamicItem[discord.ui.Button], template=r"pb:never"):
+    """Guild guard and allow-list check shared by the research buttons."""
+
+    action = "a research button"
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, _service(interaction))
+
+    async def _allowed(self, interaction: discord.Interaction) -> bool:
+        try:
+            await require_allowed(interaction, _service(interaction), self.action)
+        except NotAllowed as exc:
+            await reply_error(interaction, exc)
+            return False
+        return True
+
+
+class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
+    """Backtests the best parameters of a study over the study's span."""
+
+    action = "the Backtest best button"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Backtest best",
+                                           style=discord.ButtonStyle.primary,
+                                           custom_id=f"pb:best:bt:{study_id}"))
+        self.study_id = study_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> BacktestBestButton:
+        return cls(int(match["study"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if not await self._allowed(interaction):
+            return
+        service = _service(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        progress = ProgressReply(interaction)
+        try:
+            best = await service.research.study_best(self.study_id)
+            meta = best.meta
+            request = BacktestRequest(
+                strategy=meta["strategy"], symbol=meta["symbol"], timeframe=meta["timeframe"],
+                exchange=meta["exchange"], start=_day(meta.get("start")),
+                end=_day(meta.get("end")), balance=meta.get("balance"),
+                fee_bps=meta["fees"][0], maker_fee_bps=meta["fees"][1],
+                slippage_bps=meta["fees"][2],
+                params={k: _text(v) for k, v in best.params.items()})
+            report = await service.backtest(request, progress=progress.update)
+        except ServiceError as exc:
+            await progress.finish()
+            await reply_error(interaction, exc)
+            return
+        await progress.finish()
+        await post_backtest(interaction, report,
+                            f"✅ Best of study #{self.study_id} backtested.")
+
+
+class ForwardBestButton(_Guarded, template=r"pb:best:fw:(?P<study>[0-9]+)"):
+    """Starts a forward run with the best parameters of a study (alerts in this channel)."""
+
+    action = "the Forward-test best button"
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Forward-test best",
+                                           style=discord.ButtonStyle.success,
+                                           custom_id=f"pb:best:fw:{study_id}"))
+        self.study_id = study_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> ForwardBestButton:
+        return cls(int(match["study"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if not await self._allowed(interaction):
+            return
+        service = _service(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            best = await service.research.study_best(self.study_id)
+            meta = best.meta
+            spec = RunSpec(strategy=meta["strategy"], symbol=meta["symbol"],
+                           timeframe=meta["timeframe"], balance=meta.get("balance"),
+                           params={k: _text(v) for k, v in best.params.items()},
+                           channel_id=interaction.channel_id,
+                           started_by=actor(interaction.user))
+            service.check_run(spec)
+            view = await service.start_run(spec)
+        except ServiceError as exc:
+            await reply_error(interaction, exc)
+            return
+        await interaction.edit_original_response(
+            content=f"✅ Run {view.id} started with the best of study #{self.study_id}.")
+        await interaction.followup.send(embed=embeds.run_started(view))
+
+
+class MonteCarloButton(_Guarded, template=r"pb:mc:(?P<folder>[A-Za-z0-9_.-]+)"):
+    """Monte Carlo of the backtest whose files are in ``out_dir/<folder>``."""
+
+    action = "the Monte Carlo button"
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(discord.ui.Button(label="Monte Carlo", emoji="🎲",
+                                           style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pb:mc:{folder}"))
+        self.folder = folder
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> MonteCarloButton:
+        return cls(match["folder"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if not await self._allowed(interaction):
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            report = await _service(interaction).research.monte_carlo(self.folder)
+        except ServiceError as exc:
+            await reply_error(interaction, exc)
+            return
+        files = [discord.File(report.chart, filename="montecarlo.png")] if report.chart else []
+        await interaction.followup.send(embed=research_embeds.monte_carlo(report), files=files)
+
+
+def backtest_view(report: BacktestReport) -> Any:
+    """The Monte Carlo button for a backtest reply (none without written files)."""
+    if report.json_path is None or len(report.result.trades) < 2:
+        return discord.utils.MISSING
+    folder = report.json_path.parent.name
+    if len(f"pb:mc:{folder}") > CUSTOM_ID_LIMIT or not re.fullmatch(r"[A-Za-z0-9_.-]+", folder):
+        return discord.utils.MISSING
+    view = discord.ui.View(timeout=None)
+    view.add_item(MonteCarloButton(folder))
+    return view
+
+
+def study_view(study_id: int) -> discord.ui.View:
+    """Backtest best and Forward-test best for an optimisation reply."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(BacktestBestButton(study_id))
+    view.add_item(ForwardBestButton(study_id))
+    return view
+
+
+#: every research button, for ``Client.add_dynamic_items``
+BUTTONS = (BacktestBestButton, ForwardBestButton, MonteCarloButton)
