@@ -21,7 +21,6 @@ emitted as an event when an ``emit`` callback is given (the backtest passes none
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -35,11 +34,11 @@ from engine.events import (
     TradeOpened,
 )
 from engine.exits import STOP as LEVEL_STOP
-from engine.exits import resolve
+from engine.exits import move_trailing, resolve, touches_any
 from engine.fills import BOTH, STOP, STOP_GAP, TAKE, TAKE_GAP, FillModel, touch
 from engine.market import MarketData
 from engine.portfolio import Portfolio
-from engine.signals import check_levels, check_open
+from engine.signals import check_levels, check_open, close_size, entry_size, update_note
 from engine.strategy import Strategy
 from engine.types import ExitCounts, Position, Rejection, Signal, Trade
 
@@ -179,32 +178,10 @@ class Core:
         at a candle's close, its time exit and the move of its trailing level (a live tick,
         ``at_close`` False, has no drill-down and moves nothing)."""
         resolver = self.drill if at_close else None
-        if pos.take_profits and _touches(pos, h, low):
-            targets = [level[0] for level in pos.take_profits]
-            if pos.take_profit == pos.take_profit:
-                targets.append(pos.take_profit)
-            res = resolve(pos.direction, o, h, low, pos.active_stop, targets, ts, resolver)
-            if res.conservative:
-                self.exit_counts.conservative += 1
-            elif res.drilled:
-                self.exit_counts.drill_down += 1
-            scale = len(pos.take_profits)
-            levels = list(pos.take_profits)
-            for fill in res.fills:
-                if pos not in self.portfolio.positions:
-                    return
-                if fill.kind == LEVEL_STOP:
-                    self._stop_fill(pos, fill.price, fill.ts)
-                    return
-                if fill.index < scale:
-                    level = levels[fill.index]
-                    pos.take_profits.remove(level)
-                    size = min(level[1] * pos.initial_size, pos.size)
-                else:
-                    size = pos.size
-                self._reduce(pos, size, fill.price, fill.price * size * self._maker, fill.ts,
-                             "take_profit")
-        elif not pos.take_profits:
+        if pos.take_profits:
+            if touches_any(pos, h, low):
+                self._scaled_exits(pos, ts, o, h, low, resolver)
+        else:
             code = touch(pos.direction, o, h, low, pos.active_stop, pos.take_profit)
             if code:
                 self._exit_at_level(pos, code, ts, o, resolver)
@@ -213,21 +190,36 @@ class Core:
         if pos.max_hold and pos.candles_held >= pos.max_hold:
             self._market_close(pos, close, ts + self._base_ms, "time_exit")
             return
-        pct = pos.trailing_stop_pct
-        if pct == pct:  # move the trailing stop with this candle's extreme, for the next one
-            if pos.direction > 0:
-                if h > pos.best_price:
-                    pos.best_price = h
-                level = pos.best_price * (1.0 - pct / 100.0)
-                if not level <= pos.trailing_stop:
-                    pos.trailing_stop = level
+        if pos.trailing_stop_pct == pos.trailing_stop_pct:
+            move_trailing(pos, h, low)  # in force from the next candle
+
+    def _scaled_exits(self, pos: Position, ts: int, o: float, h: float, low: float,
+                      drill: DrillDown | None) -> None:
+        """The stop in force against the scale-out levels and the take-profit (``resolve``)."""
+        targets = [level[0] for level in pos.take_profits]
+        if pos.take_profit == pos.take_profit:
+            targets.append(pos.take_profit)
+        res = resolve(pos.direction, o, h, low, pos.active_stop, targets, ts, drill)
+        if res.conservative:
+            self.exit_counts.conservative += 1
+        elif res.drilled:
+            self.exit_counts.drill_down += 1
+        scale = len(pos.take_profits)
+        levels = list(pos.take_profits)
+        for fill in res.fills:
+            if pos not in self.portfolio.positions:
+                return
+            if fill.kind == LEVEL_STOP:
+                self._stop_fill(pos, fill.price, fill.ts)
+                return
+            if fill.index < scale:
+                level = levels[fill.index]
+                pos.take_profits.remove(level)
+                size = min(level[1] * pos.initial_size, pos.size)
             else:
-                if low < pos.best_price:
-                    pos.best_price = low
-                level = pos.best_price * (1.0 + pct / 100.0)
-                if not level >= pos.trailing_stop:
-                    pos.trailing_stop = level
-            pos.refresh_stop()
+                size = pos.size
+            self._reduce(pos, size, fill.price, fill.price * size * self._maker, fill.ts,
+                         "take_profit")
 
     def _stop_fill(self, pos: Position, basis: float, ts: int) -> None:
         """The stop in force fills the whole remainder at ``basis`` worsened by slippage."""
@@ -343,7 +335,7 @@ class Core:
                     sig.position_id if sig.position_id is not None else -1,
                     sig.stop_loss if sig.mask & 1 else None,
                     sig.take_profit if sig.mask & 2 else None, close, ts, "strategy",
-                    sig.tag or _note(pos, sig))
+                    sig.tag or update_note(pos, sig))
                 if problem is not None:
                     self._reject(ts, action, problem)
             elif action == "close_all":
@@ -358,19 +350,10 @@ class Core:
         if pos is None:
             self._reject(ts, "close", f"no open position with id {sig.position_id}")
             return
-        size = pos.size
-        if sig.fraction == sig.fraction:  # a fraction of what is left
-            if not 0.0 < sig.fraction <= 1.0:
-                self._reject(ts, "close", f"fraction must be in (0, 1] of the remaining size, "
-                                          f"got {sig.fraction:g}")
-                return
-            size = pos.size * sig.fraction
-        elif sig.size == sig.size:
-            if not 0.0 < sig.size <= pos.size * (1.0 + 1e-9):
-                self._reject(ts, "close", f"size must be in (0, {pos.size:.8g}] (the remaining "
-                                          f"size), got {sig.size:g}")
-                return
-            size = min(sig.size, pos.size)
+        size, problem = close_size(sig, pos)
+        if problem is not None:
+            self._reject(ts, "close", problem)
+            return
         self._market_close(pos, close, ts, "signal", size)
 
     def _open(self, sig: Signal, direction: int, ts: int, close: float) -> None:
@@ -381,17 +364,9 @@ class Core:
             self._guard_events(ts)
             return
         price = close * (1.0 + self._slip) if direction > 0 else close * (1.0 - self._slip)
-        if not math.isnan(sig.size):
-            size = sig.size
-        elif not math.isnan(sig.size_percent):
-            size = pf.equity * sig.size_percent / 100.0 / price
-        else:
-            self._reject(ts, sig.action, "give size_percent or size")
-            return
-        if not size > 0:
-            self._reject(ts, sig.action, f"size must be positive, got {size:g}")
-            return
-        problem = check_open(sig, direction, price)
+        size, problem = entry_size(sig, pf.equity, price)
+        if problem is None:
+            problem = check_open(sig, direction, price)
         if problem is not None:
             self._reject(ts, sig.action, problem)
             return
@@ -423,20 +398,3 @@ class Core:
         self.rejections.append(Rejection(ts, action, reason))
         if self.emit is not None:
             self.emit(SignalRejected(self.run_id, ts, action, reason))
-
-
-def _touches(pos: Position, high: float, low: float) -> bool:
-    """Whether a candle's range reaches the stop in force or the nearest target (cheap test
-    before the full resolution; an open beyond a level is inside the range too)."""
-    nearest = pos.take_profits[0][0]
-    take = pos.take_profit
-    if pos.direction > 0:
-        return low <= pos.active_stop or high >= nearest or high >= take
-    return high >= pos.active_stop or low <= nearest or low <= take
-
-
-def _note(pos: Position | None, sig: Signal) -> str:
-    """"break-even" when a stop is moved to the entry price (for the alert)."""
-    if pos is not None and sig.mask & 1 and sig.stop_loss == pos.entry_price:
-        return "break-even"
-    return ""

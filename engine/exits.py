@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from data.timeframes import timeframe_ms
 from engine.drilldown import DrillDown
+from engine.types import Position
 
 STOP = "stop"
 TARGET = "target"
@@ -125,3 +126,33 @@ def _candle(direction: int, o: float, h: float, low: float, stop: float,
     res.fills.append(LevelFill(STOP, -1, ts, stop, False))
     res.conservative = True
     return True
+
+
+def touches_any(pos: Position, high: float, low: float) -> bool:
+    """Whether a candle's range reaches the stop in force, the nearest scale-out level or the
+    take-profit (the cheap test before ``resolve``; an open beyond a level is in the range)."""
+    nearest = pos.take_profits[0][0]
+    take = pos.take_profit
+    if pos.direction > 0:
+        return low <= pos.active_stop or high >= nearest or high >= take
+    return high >= pos.active_stop or low <= nearest or low <= take
+
+
+def move_trailing(pos: Position, high: float, low: float) -> None:
+    """At a close: the best price takes the candle's high (long) / low (short), the trailing
+    level follows at ``trailing_stop_pct`` from it and never loosens; in force from the next
+    candle (DESIGN §4b)."""
+    pct = pos.trailing_stop_pct
+    if pos.direction > 0:
+        if high > pos.best_price:
+            pos.best_price = high
+        level = pos.best_price * (1.0 - pct / 100.0)
+        if not level <= pos.trailing_stop:
+            pos.trailing_stop = level
+    else:
+        if low < pos.best_price:
+            pos.best_price = low
+        level = pos.best_price * (1.0 + pct / 100.0)
+        if not level >= pos.trailing_stop:
+            pos.trailing_stop = level
+    pos.refresh_stop()

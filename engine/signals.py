@@ -72,3 +72,40 @@ def check_levels(pos: Position, stop_loss: float | None, take_profit: float | No
             return (f"take_profit {take_profit:.8g} must be {side} the price {price:.8g} for "
                     f"a {pos.side} position")
     return None
+
+
+def update_note(pos: Position | None, sig: Signal) -> str:
+    """``"break-even"`` when an update moves the stop to the entry price (for the alert)."""
+    if pos is not None and sig.mask & 1 and sig.stop_loss == pos.entry_price:
+        return "break-even"
+    return ""
+
+
+def entry_size(sig: Signal, equity: float, price: float) -> tuple[float, str | None]:
+    """(size in base units, None) of an entry filled at ``price``: ``size``, or
+    ``equity × size_percent / 100 / price``; else (nan, why it is refused)."""
+    if not math.isnan(sig.size):
+        size = sig.size
+    elif not math.isnan(sig.size_percent):
+        size = equity * sig.size_percent / 100.0 / price
+    else:
+        return math.nan, "give size_percent or size"
+    if not size > 0:
+        return math.nan, f"size must be positive, got {size:g}"
+    return size, None
+
+
+def close_size(sig: Signal, pos: Position) -> tuple[float, str | None]:
+    """(base units to exit, None) for ``Signal.close``: all that is left, a ``fraction`` of it,
+    or ``size``; else (nan, why it is refused)."""
+    if sig.fraction == sig.fraction:  # a fraction of what is left
+        if not 0.0 < sig.fraction <= 1.0:
+            return math.nan, (f"fraction must be in (0, 1] of the remaining size, got "
+                              f"{sig.fraction:g}")
+        return pos.size * sig.fraction, None
+    if sig.size == sig.size:
+        if not 0.0 < sig.size <= pos.size * (1.0 + EPSILON):
+            return math.nan, (f"size must be in (0, {pos.size:.8g}] (the remaining size), got "
+                              f"{sig.size:g}")
+        return min(sig.size, pos.size), None
+    return pos.size, None
