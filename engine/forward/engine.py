@@ -19,21 +19,21 @@ import logging
 import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from data.history import FetchError
 from data.live.feed import FeedHub
-from data.live.messages import UnsupportedTimeframe, default_ws_url, protocol_for
-from data.symbols import SymbolError, normalize_symbol
+from data.live.messages import default_ws_url, protocol_for
 from data.timeframes import timeframe_ms
 from engine.errors import ServiceError
 from engine.events import EngineError, Event, FeedLost, FeedRestored, RunStarted, RunStopped
 from engine.forward.bus import EventBus
 from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
+from engine.forward.spec import RunSpec, check_spec, default_source_factory, run_protections
 from engine.forward.storage import StorageGuard, storage_unavailable
 from engine.registry import build_strategy
-from engine.risk import ProtectionError, Protections, for_run
+from engine.risk import Protections
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
 from engine.strategy import Strategy
@@ -59,36 +59,6 @@ class WaitingRun:
     error: str
     attempts: int = 1
     task: asyncio.Task | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """A request to start a forward run (strings as typed; None = default)."""
-
-    strategy: str
-    symbol: str
-    timeframe: str | None = None
-    exchange: str | None = None
-    balance: float | None = None
-    params: dict[str, str] = field(default_factory=dict)
-    fee_bps: float | None = None
-    maker_fee_bps: float | None = None
-    slippage_bps: float | None = None
-    channel_id: int | None = None
-    started_by: str = "cli"
-    #: risk guards as typed (``{"cooldown": "5"}``), over the strategy's and the settings'
-    protect: dict[str, str] = field(default_factory=dict)
-
-
-def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandleSource]:
-    """REST sources built with ``data.exchanges.make_exchange`` and the URL override."""
-    from data.exchanges import make_exchange
-
-    def build(exchange: str, market_type: str) -> CcxtCandleSource:
-        return CcxtCandleSource(make_exchange(exchange, rest_url=settings.rest_url_for(exchange),
-                                              market_type=market_type))
-
-    return build
 
 
 class ForwardEngine:
@@ -157,51 +127,16 @@ class ForwardEngine:
 
     # ---- start / resume ------------------------------------------------------------------------
     def check_spec(self, spec: RunSpec) -> tuple[Strategy, str, str, float]:
-        """Validate what needs no network: strategy, params, timeframe, exchange, symbol form.
-
-        Returns:
-            (strategy instance, unified symbol, exchange id, starting balance).
+        """Validate what needs no network (``engine.forward.spec.check_spec``).
 
         Raises:
             ServiceError: saying what is wrong and what is valid.
         """
-        from engine.limits import check_balance, check_bps
-
-        if not spec.strategy.strip():
-            raise ServiceError("give a strategy name (see /strategies or paperbot strategies)")
-        if not spec.symbol.strip():
-            raise ServiceError("give a symbol, e.g. BTC/USDT (spot) or BTC/USDT:USDT "
-                               "(perpetual)")
-        try:
-            balance = check_balance(self.settings.balance if spec.balance is None
-                                    else spec.balance, "balance")
-            for name in ("fee_bps", "maker_fee_bps", "slippage_bps"):
-                if getattr(spec, name) is not None:
-                    check_bps(getattr(spec, name), name)
-        except ValueError as exc:
-            raise ServiceError(str(exc)) from None
-        strategy = build_strategy(spec.strategy.strip(), spec.params, spec.timeframe,
-                                  self.settings.strategy_dir)
-        self.protections(spec, strategy)
-        exchange = (spec.exchange or self.settings.live_exchange).strip().lower()
-        try:
-            protocol = protocol_for(exchange)
-            symbol = normalize_symbol(spec.symbol)
-            protocol.topic(symbol, strategy.timeframes[0])
-        except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
-            raise ServiceError(str(exc)) from None
-        return strategy, symbol, exchange, balance
+        return check_spec(self.settings, spec)
 
     def protections(self, spec: RunSpec, strategy: Strategy) -> Protections:
-        """The run's risk guards: ``spec.protect`` over the strategy's over the settings'.
-
-        Raises:
-            ServiceError: an unknown protection or a bad value, in one line.
-        """
-        try:
-            return for_run(spec.protect, strategy, self.settings)
-        except ProtectionError as exc:
-            raise ServiceError(str(exc)) from None
+        """The run's risk guards (``engine.forward.spec.run_protections``)."""
+        return run_protections(self.settings, spec, strategy)
 
     async def start_run(self, spec: RunSpec) -> RunRecord:
         """Validate, warm up, store and subscribe a new run; returns its record.
@@ -477,3 +412,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, ServiceError | FetchError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+__all__ = ["CATCH_UP_SUMMARY_MS", "MAX_HISTORY", "ForwardEngine", "RunSpec", "WaitingRun"]
