@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from data.ohlcv import OHLCV
+from data.perp import PerpInputs
 from data.timeframes import timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown, LowerSource
@@ -85,7 +86,8 @@ class BacktestResult:
 
 def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
                  lower: LowerSource | None = None,
-                 progress: Callable[[float], None] | None = None) -> BacktestResult:
+                 progress: Callable[[float], None] | None = None,
+                 perp: PerpInputs | None = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -94,6 +96,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
         config: balance, fees, slippage, where trading starts.
         lower: lower-timeframe candles for drill-down; None = conservative fallback only.
         progress: called with the fraction done (0–1) about twenty times during the run.
+        perp: open interest, funding rate and taker buy volume aligned to ``candles``
+            (``data.perp_load``); None: unknown (NaN), CVD approximated from the candles.
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -109,7 +113,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             f"{n} {config.timeframe} candles leave nothing to trade after a warm-up of "
             f"{first} candles; load more history"
         )
-    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:])
+    market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:],
+                        perp=perp)
     market.prepare_steps()
     if first > 0:
         market.advance(first - 1)
