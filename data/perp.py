@@ -42,6 +42,9 @@ OI_MAX_AGE_SAMPLES = 2
 FUNDING_MAX_AGE_INTERVALS = 2
 #: Funding interval assumed when a series has fewer than two settlements (Binance, Bybit: 8 h).
 DEFAULT_FUNDING_INTERVAL_MS = 8 * HOUR_MS
+#: The two kinds of stored history (``data.perp_store``, ``data.perp_fetch``).
+OPEN_INTEREST = "open_interest"
+FUNDING = "funding"
 #: The per-candle columns a timeframe shows besides OHLCV, in this order.
 PERP_COLUMNS: tuple[str, ...] = ("open_interest", "funding_rate", "cvd")
 CVD_SOURCES: tuple[str, ...] = ("taker", "approx")

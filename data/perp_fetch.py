@@ -14,6 +14,9 @@
 Every request goes through ``data.history.call_with_retry`` (rate limits and network errors
 retried with backoff). Only what the store lacks is fetched: open interest spans missing on the
 period grid, funding before the first and after the last stored settlement.
+
+The ``fetch_*_range`` functions use numpy only (forward runs may call them to backfill); the
+``update_*`` functions write the store (pandas, pyarrow), imported when they run.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 
 from data.gaps import missing_spans
 from data.history import call_with_retry
-from data.perp_store import FUNDING, OPEN_INTEREST, funding_path, merge_series, oi_path, read_series
+from data.perp import FUNDING, OPEN_INTEREST
 from data.symbols import perpetual_of
 from data.timeframes import HOUR_MS, timeframe_ms
 
@@ -137,9 +140,11 @@ async def update_open_interest(exchange: Any, data_dir: Path, exchange_id: str, 
     ``fetch_open_interest_range``. Returns (samples fetched, file path).
 
     Raises:
-        NotImplementedError, FetchError: see ``fetch_open_interest_range``; what was fetched
-            before a failure is kept.
+        NotImplementedError, FetchError: see ``fetch_open_interest_range``; the missing spans
+            fetched before a failure are kept.
     """
+    from data.perp_store import merge_series, oi_path, read_series
+
     symbol = perpetual_of(symbol)
     period = oi_period_for(timeframe)
     path = oi_path(data_dir, exchange_id, symbol, period)
@@ -162,6 +167,8 @@ async def update_funding(exchange: Any, data_dir: Path, exchange_id: str, symbol
     Raises:
         NotImplementedError, FetchError: see ``fetch_funding_range``.
     """
+    from data.perp_store import funding_path, merge_series, read_series
+
     symbol = perpetual_of(symbol)
     path = funding_path(data_dir, exchange_id, symbol)
     stored, _ = read_series(path, FUNDING)

@@ -26,12 +26,10 @@ import pyarrow.parquet as pq
 from data.cache import CacheEntry, write_table
 from data.gaps import find_gaps
 from data.names import check_exchange_name
-from data.perp import funding_interval
+from data.perp import FUNDING, OPEN_INTEREST, funding_interval
 from data.symbols import cache_pair, perpetual_of
 from data.timeframes import DAY_MS, HOUR_MS, MINUTE_MS, normalize_timeframe, timeframe_ms
 
-OPEN_INTEREST = "open_interest"
-FUNDING = "funding"
 #: Value column of each kind of file.
 VALUE_COLUMN = {OPEN_INTEREST: "open_interest", FUNDING: "funding_rate"}
 #: What one row is called in messages.

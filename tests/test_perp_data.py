@@ -265,7 +265,8 @@ async def test_fetch_open_interest_and_funding_pages_through_the_standin(
     funding_pages = -(-1100 // (200 if exchange_id == "bybit" else 1000))  # windows of limit h
     oi_requests = [r for r in requests if r.path == oi_path_name]
     assert len(oi_requests) == -(-1100 // limit) + 1  # the rate-limited first one was retried
-    assert oi_requests[0].status != 200 or oi_requests[0].query == oi_requests[1].query
+    assert oi_requests[0].query == oi_requests[1].query  # the same window, asked again
+    assert oi_requests[0].status == (200 if exchange_id == "bybit" else 429)  # Bybit: retCode
     assert len(requests) - len(oi_requests) == funding_pages
     assert again == (0, oi_file)  # only what is missing is fetched
 
@@ -372,7 +373,7 @@ def test_forward_runs_read_perpetual_inputs_without_pandas():
     code = """
 import sys
 import numpy as np
-import engine.forward.engine, engine.service, strategies.oi_divergence
+import data.perp_fetch, engine.forward.engine, engine.service, strategies.oi_divergence
 from data.ohlcv import OHLCV
 from data.perp import PerpPoint
 from engine.market import MarketData
