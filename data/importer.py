@@ -9,6 +9,11 @@ Accepted layouts:
   taker_buy_volume, taker_buy_quote_volume, ignore`` (some files carry that header);
 * Parquet/Feather with those columns (e.g. Freqtrade downloads with a ``date`` column).
 
+A ``taker_buy_volume`` column (the Binance layout's 10th; also ``taker_buy_base_volume``) is
+kept: it lets strategies read CVD from taker flow (``data.perp``). Binance public-data open
+interest (``metrics``) and funding (``fundingRate``) files are recognised by their header and
+stored beside the candles instead (``data.perp_import``).
+
 Epoch numbers are read as seconds, ms, µs or ns by magnitude (Binance spot files switched to
 microseconds in 2025). Each row must sit on the timeframe's grid.
 """
@@ -21,10 +26,17 @@ import numpy as np
 import pandas as pd
 
 from data.cache import cache_path, merge_candles
-from data.frames import OHLCV_COLUMNS, CandleDataError, normalize_frame, validate_frame
+from data.frames import (
+    OHLCV_COLUMNS,
+    TAKER_BUY_VOLUME,
+    CandleDataError,
+    normalize_frame,
+    validate_frame,
+)
 from data.timeframes import bucket_origin, timeframe_ms
 
 _TIME_NAMES = ("timestamp", "open_time", "date", "time", "datetime", "opentime")
+_TAKER_NAMES = (TAKER_BUY_VOLUME, "taker_buy_base_volume", "taker_buy_base_asset_volume")
 _BINANCE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time",
                     "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume",
                     "ignore")
@@ -56,6 +68,9 @@ def _from_table(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"timestamp": to_epoch_ms(frame[time_col])})
     for c in OHLCV_COLUMNS[1:]:
         out[c] = pd.to_numeric(frame[columns[c]], errors="coerce")
+    taker = next((columns[n] for n in _TAKER_NAMES if n in columns), None)
+    if taker is not None:
+        out[TAKER_BUY_VOLUME] = pd.to_numeric(frame[taker], errors="coerce")
     return out
 
 
@@ -116,10 +131,11 @@ def check_grid(frame: pd.DataFrame, timeframe: str) -> None:
 
 def import_file(path: Path, data_dir: Path, exchange: str, symbol: str,
                 timeframe: str) -> tuple[int, Path]:
-    """Validate ``path`` and merge its candles into the cache.
+    """Validate ``path`` and merge its candles into the cache; a Binance open interest
+    (``metrics``) or ``fundingRate`` file goes to ``data.perp_import`` instead.
 
     Returns:
-        (rows imported, cache file path).
+        (rows imported, path of the file written).
 
     Raises:
         CandleDataError: for an unreadable file, layout, values, order or grid, or a cache
@@ -129,6 +145,11 @@ def import_file(path: Path, data_dir: Path, exchange: str, symbol: str,
         FileNotFoundError: when ``path`` does not exist.
     """
     target = cache_path(data_dir, exchange, symbol, timeframe)
+    from data.perp_import import import_perp_file, sniff_kind
+
+    kind = sniff_kind(path)
+    if kind is not None:
+        return import_perp_file(path, data_dir, exchange, symbol, kind)
     frame = read_candle_file(path)
     if frame.empty:
         raise CandleDataError(f"{Path(path).name} holds no candles")

@@ -59,7 +59,10 @@ class CandleLoader:
     """
 
     def __init__(self, data_dir: Path) -> None:
+        from data.migrate import ensure_migrated
+
         self.data_dir = Path(data_dir)
+        ensure_migrated(self.data_dir)  # perpetual candles out of spot-named files, once
 
     def sources(self, exchange: str, symbol: str, timeframe: str) -> list[Source]:
         """Cached files that can give ``timeframe``: itself, then finer divisors, finest last."""

@@ -1,7 +1,11 @@
-"""Unified symbols (ccxt form ``BASE/QUOTE`` or ``BASE/QUOTE:SETTLE``).
+"""Unified symbols (ccxt form ``BASE/QUOTE`` or ``BASE/QUOTE:SETTLE``) and cache file names.
 
 paperbot trades spot markets (``BTC/USDT``) and linear perpetuals settled in the quote currency
 (``BTC/USDT:USDT``); inverse contracts (``BTC/USD:BTC``) and dated futures are refused.
+
+In cache file names a spot pair is ``BASE-QUOTE`` and a perpetual ``BASE-QUOTE-SETTLE``
+(``binance_BTC-USDT_1h.parquet`` vs ``bybit_BTC-USDT-USDT_1h.parquet``). On an exchange id
+that lists perpetuals only (``binanceusdm``) ``BTC/USDT`` means the perpetual ``BTC/USDT:USDT``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from data.names import shown
 #: Longest symbol accepted, settle suffix included (``1000000BABYDOGE/USDT:USDT`` has 25).
 MAX_SYMBOL_LENGTH = 40
 _PART = re.compile(r"[A-Z0-9]+")
+
+#: ccxt exchange ids whose markets are all linear perpetuals: a symbol without a settle
+#: currency means the perpetual there (``binanceusdm`` ``BTC/USDT`` = ``BTC/USDT:USDT``).
+LINEAR_ONLY_EXCHANGES = frozenset({"binanceusdm"})
 
 
 class SymbolError(ValueError):
@@ -67,16 +75,63 @@ def normalize_symbol(symbol: str) -> str:
     return f"{base}/{quote}" + (f":{settle}" if colon else "")
 
 
-_CACHE_NAME = re.compile(r"^(?P<exchange>[a-z0-9]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_"
-                         r"(?P<timeframe>[1-9][0-9]*[mhdw])\.parquet$")
+def market_symbol(exchange: str, symbol: str) -> str:
+    """The normalised symbol of the market meant on ``exchange``: on a perpetual-only exchange
+    id (``LINEAR_ONLY_EXCHANGES``) ``BTC/USDT`` becomes ``BTC/USDT:USDT``; otherwise as given.
+
+    Raises:
+        SymbolError: see ``normalize_symbol``.
+    """
+    symbol = normalize_symbol(symbol)
+    if exchange in LINEAR_ONLY_EXCHANGES and ":" not in symbol:
+        symbol += ":" + quote_currency(symbol)
+    return symbol
+
+
+def is_perpetual(exchange: str, symbol: str) -> bool:
+    """True when ``symbol`` on ``exchange`` is a linear perpetual (see ``market_symbol``).
+
+    Raises:
+        SymbolError: see ``normalize_symbol``.
+    """
+    return ":" in market_symbol(exchange, symbol)
+
+
+def perpetual_of(symbol: str) -> str:
+    """The linear perpetual of a pair: ``"BTC/USDT"`` and ``"BTC/USDT:USDT"`` → ``"BTC/USDT:USDT"``.
+
+    Raises:
+        SymbolError: see ``normalize_symbol``.
+    """
+    base, quote = split_symbol(normalize_symbol(symbol))
+    return f"{base}/{quote}:{quote}"
+
+
+def cache_pair(exchange: str, symbol: str) -> str:
+    """The pair as written in cache file names: ``BTC-USDT`` (spot), ``BTC-USDT-USDT``
+    (perpetual, also ``BTC/USDT`` on ``binanceusdm``).
+
+    Raises:
+        SymbolError: see ``normalize_symbol``.
+    """
+    return market_symbol(exchange, symbol).replace("/", "-").replace(":", "-")
+
+
+_CACHE_NAME = re.compile(r"^(?P<exchange>[a-z0-9]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)"
+                         r"(?:-(?P<settle>[A-Z0-9]+))?_(?P<timeframe>[1-9][0-9]*[mhdw])\.parquet$")
 
 
 def parse_cache_name(name: str) -> tuple[str, str, str] | None:
-    """``"binance_BTC-USDT_1m.parquet"`` → ``("binance", "BTC/USDT", "1m")``; else None."""
+    """Exchange, unified symbol and timeframe of a candle file name; None for other names.
+
+    ``"binance_BTC-USDT_1m.parquet"`` → ``("binance", "BTC/USDT", "1m")``;
+    ``"bybit_BTC-USDT-USDT_1h.parquet"`` → ``("bybit", "BTC/USDT:USDT", "1h")``.
+    """
     match = _CACHE_NAME.match(name)
     if match is None:
         return None
-    return match["exchange"], f"{match['base']}/{match['quote']}", match["timeframe"]
+    settle = f":{match['settle']}" if match["settle"] else ""
+    return match["exchange"], f"{match['base']}/{match['quote']}{settle}", match["timeframe"]
 
 
 def cached_symbols(data_dir: Path, exchange: str | None = None) -> list[str]:

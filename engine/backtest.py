@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from data.ohlcv import OHLCV
+from data.perp import PerpInputs
 from data.timeframes import timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown, LowerSource
@@ -96,7 +97,7 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
                  lower: LowerSource | None = None,
                  progress: Callable[[float], None] | None = None, *,
                  lookahead: bool = False, cache: IndicatorCache | None = None,
-                 cache_key: Any = None) -> BacktestResult:
+                 cache_key: Any = None, perp: PerpInputs | None = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -109,6 +110,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             (``engine.research.lookahead.check_indicators``) into ``result.lookahead``.
         cache: indicator values shared between runs over the same candles (optimisation
             trials); ``cache_key`` names those candles (e.g. a data set id and index range).
+        perp: open interest, funding rate and taker buy volume aligned to ``candles``
+            (``data.perp_load``); None: unknown (NaN), CVD approximated from the candles.
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -125,7 +128,7 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             f"{first} candles; load more history"
         )
     market = MarketData(config.symbol, config.timeframe, candles, strategy.timeframes[1:],
-                        cache=cache, cache_key=cache_key)
+                        cache=cache, cache_key=cache_key, perp=perp)
     market.prepare_steps()
     if first > 0:
         market.advance(first - 1)

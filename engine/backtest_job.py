@@ -19,8 +19,10 @@ from pathlib import Path
 
 from data.cache_sync import update_cache
 from data.history import FetchError
-from data.loader import CandleLoader, MissingDataError
-from data.symbols import quote_currency
+from data.loader import CandleLoader, MissingDataError, Source
+from data.ohlcv import OHLCV
+from data.perp import PerpInputs
+from data.symbols import is_perpetual, quote_currency
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
 from engine.backtest_request import (
@@ -121,10 +123,12 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                             trade_start=start, exchange=exchange,
                             protections=request_protections(request, strategy, settings))
     lower = loader.lower_source(exchange, symbol, first, last + step)
+    perp = _perp_inputs(settings, exchange, symbol, timeframe, candles, source, warnings)
     try:
         result = run_backtest(strategy, candles, config, lower,
                               progress=lambda done: say(f"simulating {len(candles):,} candles: "
-                                                        f"{done:.0%}"), lookahead=True)
+                                                        f"{done:.0%}"), lookahead=True,
+                              perp=perp)
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
     except Exception as exc:
@@ -164,6 +168,22 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                            f"{exc.strerror or exc}; choose another folder with --out "
                            "(or PAPERBOT_OUT_DIR)") from None
     return report
+
+
+def _perp_inputs(settings: Settings, exchange: str, symbol: str, timeframe: str,
+                 candles: OHLCV, source: Source, warnings: list[str]) -> PerpInputs:
+    """Open interest, funding and taker volume stored for ``candles`` (``data.perp_load``);
+    on a perpetual, a warning names what is not stored."""
+    from data.perp_load import load_perp_inputs
+
+    loaded = load_perp_inputs(settings.data_dir, exchange, symbol, timeframe, candles, source)
+    missing = [name for name, path in (("open interest", loaded.open_interest),
+                                       ("funding rates", loaded.funding)) if path is None]
+    if missing and is_perpetual(exchange, symbol):
+        warnings.append(f"no {' or '.join(missing)} stored for {symbol} on {exchange}: "
+                        "strategies see NaN; fetch with `paperbot data fetch --open-interest "
+                        "--funding`")
+    return loaded.inputs
 
 
 def _covered(loader: CandleLoader, exchange: str, symbol: str, timeframe: str, start: int,

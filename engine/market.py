@@ -11,6 +11,11 @@ with missing base candles inside (an exchange outage) is kept as it is — nothi
 Backtests build every column up front and move the clocks with ``advance(i)``; forward runs
 call ``go_live()`` once and then grow the columns with ``append(candle)``, which aggregates
 each closed base candle into the open higher bins by the same rule.
+
+Perpetual inputs (``open_interest``, ``funding_rate``, ``cvd``; see ``data.perp``) are columns
+of every timeframe like ``close``: NaN where unknown, a higher bin showing the value of its last
+base candle. Backtests pass them as ``PerpInputs``; forward runs give each candle's values to
+``append(candle, PerpPoint(...))``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from data.ohlcv import OHLCV, OHLCV_COLUMNS
+from data.perp import PERP_COLUMNS, PerpInputs, PerpPoint, base_columns, cvd_step, last_in_bins
 from data.resample import bin_starts, resample
 from data.timeframes import TimeframeError, is_multiple, sort_timeframes, timeframe_ms
 from engine.indicator_cache import IndicatorCache, indicator_key
@@ -35,18 +41,29 @@ class TimeframeData:
 
     ``timestamp`` is int ms UTC open time; prices quote; volume base units. ``latest`` is the
     newest closed candle; ``len(tf_data)`` the number of closed candles.
+
+    Perpetual inputs, one value per candle as known at its close (NaN = unknown; see
+    ``data.perp``): ``open_interest`` (base units), ``funding_rate`` (fraction per funding
+    interval), ``cvd`` (cumulative volume delta, base units) and ``cvd_source`` (``"taker"``
+    from the exchange's taker buy volume, ``"approx"`` from ``volume × sign(close − open)``).
     """
 
-    __slots__ = ("clock", "close", "columns", "high", "low", "open", "timeframe", "timestamp",
-                 "volume")
+    __slots__ = ("clock", "close", "columns", "cvd", "cvd_source", "funding_rate", "high", "low",
+                 "open", "open_interest", "timeframe", "timestamp", "volume")
 
     def __init__(self, timeframe: str, candles: OHLCV, visible: int = 0,
-                 mirror: bool = True, key: Any = None) -> None:
+                 mirror: bool = True, key: Any = None,
+                 perp: dict[str, np.ndarray] | None = None, cvd_source: str = "approx") -> None:
         self.timeframe = timeframe
         self.clock = Clock(visible)
+        self.cvd_source = cvd_source
         self.columns = {name: Column(getattr(candles, name), mirror,
                                      None if key is None else (key, timeframe, name))
                         for name in OHLCV_COLUMNS}
+        for name in PERP_COLUMNS:  # read a few times per candle: arrays only, no list mirror
+            values = perp[name] if perp is not None else np.full(len(candles), np.nan)
+            self.columns[name] = Column(np.asarray(values, dtype=np.float64), mirror=False,
+                                        key=None if key is None else (key, timeframe, name))
         for name, column in self.columns.items():
             setattr(self, name, SeriesView(column, self.clock, timeframe, name))
 
@@ -131,12 +148,17 @@ class MarketData:
 
     def __init__(self, symbol: str, base_timeframe: str, base: OHLCV,
                  informative: list[str], visible: int = 0, mirror: bool = True,
-                 cache: IndicatorCache | None = None, cache_key: Any = None) -> None:
+                 cache: IndicatorCache | None = None, cache_key: Any = None,
+                 perp: PerpInputs | None = None) -> None:
         self.symbol = symbol
         self.timeframe = base_timeframe
         self.mirror = mirror
         self.cache = cache if cache_key is not None else None
-        self.base = TimeframeData(base_timeframe, base, visible, mirror, cache_key)
+        perp = perp if perp is not None else PerpInputs.unknown(len(base))
+        self.cvd_source = perp.cvd_source
+        perp_base = base_columns(base.open, base.close, base.volume, perp)
+        self.base = TimeframeData(base_timeframe, base, visible, mirror, cache_key, perp_base,
+                                  self.cvd_source)
         self._frames: dict[str, TimeframeData] = {base_timeframe: self.base}
         self._base_ms = timeframe_ms(base_timeframe)
         self.indicators: list[Indicator] = []
@@ -147,7 +169,10 @@ class MarketData:
                     f"pick a base timeframe that divides {tf}"
                 )
             bins = drop_leading_partial(base, resample(base, base_timeframe, tf))
-            self._frames[tf] = TimeframeData(tf, bins, mirror=mirror, key=cache_key)
+            last = last_in_bins(base.timestamp, bins.timestamp, tf)
+            self._frames[tf] = TimeframeData(tf, bins, mirror=mirror, key=cache_key,
+                                             perp={k: v[last] for k, v in perp_base.items()},
+                                             cvd_source=self.cvd_source)
         self._visible_counts: list[tuple[Clock, Any]] = []
         self.view = MarketView(self)
 
@@ -264,13 +289,14 @@ class MarketData:
             if closed < len(ts):
                 open_bin = [float(frame.columns[c].list[closed]) for c in OHLCV_COLUMNS]
                 open_bin.append(False)
+                open_bin += [frame.columns[c].list[closed] for c in PERP_COLUMNS]
                 for col in frame.columns.values():
                     col.replace(col.full[:closed].copy())
             elif n_base:
                 bucket = int(bin_starts(np.array([last_close - self._base_ms]), tf)[0])
                 if bucket + timeframe_ms(tf) > last_close:
                     # the bin in progress started before the first base candle: partial
-                    open_bin = [bucket, 0.0, 0.0, 0.0, 0.0, 0.0, True]
+                    open_bin = [bucket, 0.0, 0.0, 0.0, 0.0, 0.0, True, *[np.nan] * 3]
             frame.clock.n = closed
             self._open_bins[tf] = open_bin
         self._seen_any = n_base > 0
@@ -299,14 +325,21 @@ class MarketData:
         self.recompute_indicators(set(self._frames))
         return drop
 
-    def append(self, candle: Candle) -> set[str]:
+    def append(self, candle: Candle, perp: PerpPoint | None = None) -> set[str]:
         """Add the next closed base candle; returns the timeframes that gained a candle.
 
+        ``perp`` holds the candle's perpetual inputs as known at its close (None: unknown);
+        its CVD continues the stored one by this candle's delta (``data.perp.cvd_step``).
         The caller guarantees order (strictly increasing timestamps); higher bins that closed
         with this candle are appended before it becomes visible, as ``advance`` does.
         """
         grown = {self.timeframe}
         close_time = candle.timestamp + self._base_ms
+        point = perp if perp is not None else PerpPoint()
+        cvd_col = self.base.columns["cvd"]
+        cvd = (cvd_col.list[-1] if cvd_col.size else 0.0) + cvd_step(
+            candle.open, candle.close, candle.volume, point.taker_buy_volume, self.cvd_source)
+        values = (point.open_interest, point.funding_rate, cvd)
         for tf, frame in self._frames.items():
             if tf == self.timeframe:
                 continue
@@ -321,12 +354,13 @@ class MarketData:
             if current is None:
                 partial = not self._seen_any and bucket < candle.timestamp
                 current = [bucket, candle.open, candle.high, candle.low, candle.close,
-                           candle.volume, partial]
+                           candle.volume, partial, *values]
             else:
                 current[2] = max(current[2], candle.high)
                 current[3] = min(current[3], candle.low)
                 current[4] = candle.close
                 current[5] += candle.volume
+                current[7:10] = values
             if bucket + step <= close_time:
                 if not current[6]:
                     _append_bin(frame, current)
@@ -336,15 +370,20 @@ class MarketData:
         self._seen_any = True
         for name in OHLCV_COLUMNS:
             self.base.columns[name].append(getattr(candle, name))
+        for name, value in zip(PERP_COLUMNS, values, strict=True):
+            self.base.columns[name].append(value)
         self.base.clock.n = self.base.stored()
         self.recompute_indicators(grown)
         return grown
 
 
 def _append_bin(frame: TimeframeData, values: list[float]) -> None:
-    """Append a finished bin ``[ts, o, h, l, c, v, partial]`` unless it is partial."""
+    """Append a finished bin ``[ts, o, h, l, c, v, partial, oi, funding, cvd]`` unless it is
+    partial."""
     if values[6]:
         return  # a leading partial bin is never shown
     for name, value in zip(OHLCV_COLUMNS, values[:6], strict=True):
         frame.columns[name].append(int(value) if name == "timestamp" else value)
+    for name, value in zip(PERP_COLUMNS, values[7:10], strict=True):
+        frame.columns[name].append(value)
     frame.clock.n = frame.stored()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from data.ohlcv import OHLCV_COLUMNS
+from data.perp import PERP_COLUMNS
 from engine.types import Candle
 
 if TYPE_CHECKING:
@@ -20,16 +21,20 @@ class FrameView:
     """What a strategy sees of one timeframe: closed candles only.
 
     ``timestamp, open, high, low, close, volume`` are ``SeriesView``s (ms UTC open time;
-    prices quote; volume base units); ``latest`` the newest closed candle; ``len()`` how many
+    prices quote; volume base units); so are the perpetual inputs ``open_interest``,
+    ``funding_rate`` and ``cvd`` (NaN where unknown; ``cvd_source`` says ``"taker"`` or
+    ``"approx"``, see ``data.perp``); ``latest`` the newest closed candle; ``len()`` how many
     have closed. Nothing here reaches a candle that has not closed.
     """
 
-    __slots__ = ("_frame", "close", "high", "low", "open", "timeframe", "timestamp", "volume")
+    __slots__ = ("_frame", "close", "cvd", "cvd_source", "funding_rate", "high", "low", "open",
+                 "open_interest", "timeframe", "timestamp", "volume")
 
     def __init__(self, frame: TimeframeData) -> None:
         self._frame = frame
         self.timeframe = frame.timeframe
-        for name in OHLCV_COLUMNS:
+        self.cvd_source = frame.cvd_source
+        for name in (*OHLCV_COLUMNS, *PERP_COLUMNS):
             setattr(self, name, getattr(frame, name))
 
     def __len__(self) -> int:

@@ -168,16 +168,29 @@ class PaperService:
                 await client.close()
         return FetchReport(fetched, path)
 
-    async def fetch_open_interest(self, exchange: str, symbol: str, timeframe: str, start: str,
-                                  end: str | None = None, client: Any = None) -> FetchReport:
-        """Fetch open interest history for ``symbol`` and store it beside the candles.
+    async def fetch_perp_history(self, exchange: str, symbol: str, timeframe: str, start: str,
+                                 end: str | None = None, kind: str = "open_interest",
+                                 client: Any = None) -> FetchReport:
+        """Fetch open interest (``kind="open_interest"``, sampled at ``timeframe``, 5m at the
+        finest) or funding rate (``kind="funding"``) history of a perpetual and store it beside
+        the candles (``data.perp_fetch``).
 
         Raises:
-            ServiceError: bad input, an exchange without open interest history, or the
+            ServiceError: bad input, a spot symbol, an exchange without that history, or the
                 exchange could not be reached.
         """
-        from data.derived import fetch_open_interest, store_open_interest
+        from data.perp_fetch import update_funding, update_open_interest
+        from data.symbols import is_perpetual
 
+        what = "funding rates" if kind == "funding" else "open interest"
+        try:
+            timeframe_ms(timeframe)
+            symbol = normalize_symbol(symbol)
+            if not is_perpetual(exchange, symbol):
+                raise ServiceError(f"{what} exist for perpetuals only: use --symbol "
+                                   f"{symbol}:{symbol.split('/')[1]} ({symbol} is spot)")
+        except (TimeframeError, SymbolError) as exc:
+            raise ServiceError(str(exc)) from None
         lo, hi = date_range(start, end)
         if lo is None:
             raise ServiceError("give a start date (YYYY-MM-DD) to fetch from")
@@ -188,15 +201,19 @@ class PaperService:
             client = make_exchange(exchange, rest_url=self.settings.rest_url_for(exchange),
                                    market_type="linear")
         try:
-            frame = await fetch_open_interest(client, normalize_symbol(symbol), timeframe, lo,
-                                              hi if hi is not None else 2**62)
-        except (NotImplementedError, FetchError, SymbolError, TimeframeError) as exc:
-            raise ServiceError(f"open interest for {symbol} on {exchange}: {exc}") from None
+            if kind == "funding":
+                fetched, path = await update_funding(client, self.settings.data_dir, exchange,
+                                                     symbol, lo, hi if hi is not None else 2**62)
+            else:
+                fetched, path = await update_open_interest(
+                    client, self.settings.data_dir, exchange, symbol, timeframe, lo,
+                    hi if hi is not None else 2**62)
+        except (NotImplementedError, FetchError) as exc:
+            raise ServiceError(f"{what} for {symbol} on {exchange}: {exc}") from None
         finally:
             if own:
                 await client.close()
-        path = store_open_interest(frame, self.settings.data_dir, exchange, symbol, timeframe)
-        return FetchReport(len(frame), path)
+        return FetchReport(fetched, path)
 
     def import_candles(self, path: Path, exchange: str, symbol: str,
                        timeframe: str) -> FetchReport:

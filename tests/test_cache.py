@@ -27,7 +27,8 @@ def frame(rows, start=T0):
 
 def test_cache_path_layout(tmp_path):
     assert cache_path(tmp_path, "binance", "BTC/USDT", "1m").name == "binance_BTC-USDT_1m.parquet"
-    assert cache_path(tmp_path, "bybit", "fil/usdt:USDT", "1h").name == "bybit_FIL-USDT_1h.parquet"
+    assert cache_path(tmp_path, "bybit", "fil/usdt:USDT", "1h").name == \
+        "bybit_FIL-USDT-USDT_1h.parquet"  # a perpetual: its own file, apart from spot
     with pytest.raises(SymbolError, match="BASE/QUOTE"):
         split_symbol("BTCUSDT")
 

@@ -238,7 +238,7 @@ def test_data_import_never_writes_outside_the_data_dir(capsys, tmp_path, flag, v
 
 def test_cache_path_stays_inside_the_data_dir(tmp_path):
     path = cache_path(tmp_path, "Binance", "btc/usdt:usdt", " 1h ")
-    assert path == tmp_path / "binance_BTC-USDT_1h.parquet"
+    assert path == tmp_path / "binance_BTC-USDT-USDT_1h.parquet"
     with pytest.raises(ExchangeNameError):
         cache_path(tmp_path, "../x", "BTC/USDT", "1h")
     with pytest.raises(ExchangeNameError):

@@ -8,6 +8,7 @@ import pytest
 
 from data.frames import OHLCV
 from data.loader import CandleLoader
+from data.perp import PerpInputs
 from engine.backtest import BacktestConfig, run_backtest
 from engine.market import MarketData
 from engine.portfolio import Portfolio
@@ -15,6 +16,7 @@ from engine.registry import discover
 from engine.strategy import Strategy
 from engine.types import Candle, Signal
 from tests.helpers import MIN, SAMPLE_DATA, T0, candles
+from tests.standins.exchange_derivs import synthetic_perp
 
 HOUR = 60 * MIN
 
@@ -118,16 +120,18 @@ class SignalLog:
         strategy.on_candle = on_candle  # type: ignore[method-assign]
 
 
-def _signal_logs(make, data: OHLCV, tf: str, cuts: list[int]) -> list[tuple[dict, dict]]:
+def _signal_logs(make, data: OHLCV, tf: str, cuts: list[int],
+                 perp: PerpInputs | None = None) -> list[tuple[dict, dict]]:
     """(full-run signals before the cut, truncated-run signals) for each cut index."""
     strategy = make()
     log = SignalLog(strategy)
-    run_backtest(strategy, data, BacktestConfig("BTC/USDT", tf))
+    run_backtest(strategy, data, BacktestConfig("BTC/USDT", tf), perp=perp)
     pairs = []
     for cut in cuts:
         strategy = make()
         short = SignalLog(strategy)
-        run_backtest(strategy, data.take(slice(0, cut)), BacktestConfig("BTC/USDT", tf))
+        run_backtest(strategy, data.take(slice(0, cut)), BacktestConfig("BTC/USDT", tf),
+                     perp=None if perp is None else perp.take(slice(0, cut)))
         t_cut = int(data.timestamp[cut])
         pairs.append(({t: s for t, s in log.log.items() if t < t_cut}, short.log))
     return pairs
@@ -139,8 +143,9 @@ def test_signals_on_truncated_data_equal_those_on_full_data(name):
     tf = "15m" if name == "mtf_trend" else "1h"
     full = _sample(tf, 4000)
     first_cut = info.cls(None, timeframe=tf).warmup_candles() + 200
+    perp = synthetic_perp(full, tf)  # open interest and funding for oi_divergence
     pairs = _signal_logs(lambda: info.cls(None, timeframe=tf), full, tf,
-                         list(range(first_cut, 4000, 131)))
+                         list(range(first_cut, 4000, 131)), perp)
     for before_cut, truncated in pairs:
         assert truncated == before_cut
     assert len(pairs[-1][0]) >= 3, f"{name} emitted too few signals to prove anything"

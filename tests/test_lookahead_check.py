@@ -17,6 +17,7 @@ from engine.series import Clock, Column
 from engine.strategy import Strategy
 from tests.helpers import SAMPLE_DATA
 from tests.research_helpers import LEAKY
+from tests.standins.exchange_derivs import synthetic_perp
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +72,10 @@ def test_bundled_strategies_are_clean(name, hours):
     if tf != "1h":
         candles, _ = CandleLoader(SAMPLE_DATA).load("binance", "BTC/USDT", tf)
         candles = candles.take(slice(0, 6000))
+    # open interest and funding for the strategies that read them (oi_divergence)
+    perp = synthetic_perp(candles, tf)
     result = run_backtest(info.cls(None), candles, BacktestConfig("BTC/USDT", tf),
-                          lookahead=True)
+                          lookahead=True, perp=perp)
     assert result.lookahead == []
     assert len(result.trades) >= 3
 

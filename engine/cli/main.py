@@ -87,7 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--start", required=True, help="YYYY-MM-DD (UTC)")
     fetch.add_argument("--end", help="YYYY-MM-DD (UTC), included; default: now")
     fetch.add_argument("--open-interest", action="store_true",
-                       help="also fetch open interest history (perpetual markets)")
+                       help="also fetch open interest history (perpetuals, e.g. BTC/USDT:USDT; "
+                            "sampled at the timeframe, 5m at the finest)")
+    fetch.add_argument("--funding", action="store_true",
+                       help="also fetch funding rate history (perpetuals)")
     _add_common(fetch)
     fetch.set_defaults(handler=data_cmd.fetch)
     imp = dsub.add_parser("import", help="import a CSV/Parquet candle file into the cache")

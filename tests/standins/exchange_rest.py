@@ -5,6 +5,7 @@ Binance spot (https://developers.binance.com/docs/binance-spot-api-docs/rest-api
 (binanceusdm) ``/fapi/v1/exchangeInfo``, ``/fapi/v1/klines``, ``/fapi/v1/time``.
 Bybit v5 (https://bybit-exchange.github.io/docs/v5/market/kline):
 ``/v5/market/instruments-info``, ``/v5/market/kline``, ``/v5/market/time``.
+Open interest and funding history of both: ``tests.standins.exchange_derivs`` (``derivs``).
 Anything else answers 404 and is recorded in ``RestServer.unknown``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.standins.exchange_derivs import DerivStore
 from tests.standins.exchange_ws import TIMEFRAMES, CandleSeries, fmt, market_id
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,7 +36,7 @@ class RestRequest:
 
 def venue_of(path: str) -> str:
     """Venue that a request path belongs to."""
-    if path.startswith(("/api/", "/fapi/", "/sapi/", "/dapi/", "/eapi/")):
+    if path.startswith(("/api/", "/fapi/", "/sapi/", "/dapi/", "/eapi/", "/futures/")):
         return "binance"
     return "bybit" if path.startswith("/v5/") else ""
 
@@ -64,6 +66,8 @@ class RestServer:
             "/v5/market/kline": self.bybit_kline,
             "/v5/market/time": self.bybit_time,
         }
+        self.derivs = DerivStore(series, clock_ms)  # open interest and funding history
+        self._routes.update(self.derivs.routes())
 
     async def start(self) -> None:
         """Listen on a free port of 127.0.0.1."""
