@@ -19,11 +19,10 @@ from pathlib import Path
 from data.cache_sync import update_cache
 from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError
-from data.symbols import quote_currency
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
+from engine.backtest_charts import draw_backtest_charts
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
-from engine.charts import render_equity_chart, render_price_chart
 from engine.errors import ServiceError, scrub_secrets
 from engine.fills import FillModel
 from engine.reporting import iso, write_trades_csv
@@ -126,14 +125,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
         if request.charts:
             say("drawing charts")
             out = _out_dir(request, settings, result)
-            title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
-            charts["price"] = render_price_chart(result.candles, result.trades,
-                                                 out / "price.png", title=title,
-                                                 timeframe=timeframe)
-            charts["equity"] = render_equity_chart(
-                result.candles.timestamp, result.equity, out / "equity.png", title=title,
-                starting_balance=config.balance, benchmark=result.candles.close,
-                quote=quote_currency(symbol))
+            charts.update(draw_backtest_charts(result, strategy, out, settings.chart_theme))
             csv_path = write_trades_csv(result.trades, out / "trades.csv")
             json_path = out / "backtest.json"
         report = BacktestReport(result, charts, csv_path, json_path, warnings,

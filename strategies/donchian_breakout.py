@@ -31,6 +31,7 @@ class DonchianBreakout(Strategy):
         "size_percent": 95.0,
         "allow_short": True,
     }
+    plots = {"upper": "price", "lower": "price", "exit_upper": "price", "exit_lower": "price"}
 
     def validate(self) -> None:
         p = self.p

@@ -37,6 +37,7 @@ class MtfTrend(Strategy):
         "take_profit_pct": 3.0,
         "allow_short": True,
     }
+    plots = {"ema{fast}": "price", "ema{slow}": "price", "trend_ema": "price"}
 
     def validate(self) -> None:
         p = self.p

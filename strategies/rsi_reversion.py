@@ -31,6 +31,8 @@ class RsiReversion(Strategy):
         "stop_loss_pct": 0.0,
         "take_profit_pct": 0.0,
     }
+    plots = {"rsi": "panel"}
+    plot_levels = {"rsi": ("oversold", "exit_level", "overbought")}
 
     def validate(self) -> None:
         p = self.p

@@ -27,6 +27,7 @@ class SmaCross(Strategy):
         "stop_loss_pct": 0.0,
         "take_profit_pct": 0.0,
     }
+    plots = {"sma{fast}": "price", "sma{slow}": "price"}
 
     def validate(self) -> None:
         p = self.p
