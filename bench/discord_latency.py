@@ -82,7 +82,7 @@ async def measure(backtests: int, alerts: int) -> None:
 
             took = []
             for _ in range(backtests):
-                record = await ds.invoke("backtest", {
+                record = await ds.invoke("backtest run", {
                     "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h",
                     "start": "2019-01-01", "end": "2019-12-31"}, user_id=trader)
                 await record.wait_done(lambda r: r.final is not None and len(

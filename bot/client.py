@@ -12,11 +12,13 @@ from discord.ext import commands
 from bot.access import check_place
 from bot.alerts import AlertSink
 from bot.buttons import ChartButton, CloseButton
-from bot.cogs.backtest import BacktestCog
+from bot.cogs.backtest import BacktestCog, HistorySelect
 from bot.cogs.forward import ForwardCog
 from bot.cogs.info import InfoCog
 from bot.cogs.portfolio import PortfolioCog
+from bot.cogs.stats import StatsCog
 from bot.errors import reply_error
+from bot.pager import PageButton
 from engine.service import PaperService
 
 log = logging.getLogger(__name__)
@@ -53,9 +55,9 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, register the alert buttons, sync the commands, start alerts."""
-        for cog in (BacktestCog, ForwardCog, PortfolioCog, InfoCog):
+        for cog in (BacktestCog, ForwardCog, PortfolioCog, StatsCog, InfoCog):
             await self.add_cog(cog(self.service))
-        self.add_dynamic_items(CloseButton, ChartButton)
+        self.add_dynamic_items(CloseButton, ChartButton, PageButton, HistorySelect)
         await self.sync_commands()
         self.alerts.start()
 

@@ -8,12 +8,8 @@ from typing import Any
 
 from data.symbols import quote_currency
 from engine.backtest import BacktestResult
-from engine.charts import (
-    plot_lines,
-    render_equity_chart,
-    render_monthly_heatmap,
-    render_price_chart,
-)
+from engine.charts import render_equity_chart, render_monthly_heatmap, render_price_chart
+from engine.plots import plot_lines
 from engine.stats import monthly_returns, span_days
 
 #: A backtest spanning at least this many days gets a monthly-returns heatmap (two months).

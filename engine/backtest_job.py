@@ -23,12 +23,15 @@ from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
 from engine.backtest_charts import draw_backtest_charts
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
-from engine.errors import ServiceError, scrub_secrets
+from engine.errors import MissingCandles, ServiceError, scrub_secrets
 from engine.fills import FillModel
 from engine.reporting import iso, write_trades_csv
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: Days of candles offered for a backtest without dates whose candles are not cached.
+DEFAULT_FETCH_DAYS = {"1m": 30, "5m": 90, "15m": 180, "30m": 180}
 
 
 def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: str,
@@ -74,23 +77,27 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     warnings: list[str] = []
     say("loading candles")
     fetch_note = None
-    if start is not None and not settings.offline:
+    if start is not None and not settings.offline and request.fetch_missing:
         fetch_end = end if end is not None else int(time.time() * 1000)
         if not _covered(loader, exchange, symbol, timeframe, load_from, fetch_end):
             fetch_note = _fetch_missing(settings, exchange, symbol, timeframe, load_from,
                                         fetch_end)
+    missing = missing_span(timeframe, load_from, end)
     try:
         candles, source = loader.load(exchange, symbol, timeframe, load_from, end)
     except MissingDataError as exc:
-        raise ServiceError(str(exc) + (f" (fetch failed: {fetch_note})" if fetch_note else "")) \
+        raise MissingCandles(str(exc) + (f" (fetch failed: {fetch_note})" if fetch_note else ""),
+                             exchange=exchange, symbol=symbol, timeframe=timeframe,
+                             start=missing[0], end=missing[1], offline=settings.offline) \
             from None
     if len(candles) == 0:
-        raise ServiceError(
+        raise MissingCandles(
             f"no {symbol} {timeframe} candles for {exchange} between "
             f"{iso(start) or 'the start'} and {iso(end) or 'now'}; the cache "
             f"({source.path.name}) spans {iso(source.first)} to {iso(source.last)}"
-            + (f"; fetching failed: {fetch_note}" if fetch_note else "")
-        )
+            + (f"; fetching failed: {fetch_note}" if fetch_note else ""),
+            exchange=exchange, symbol=symbol, timeframe=timeframe, start=missing[0],
+            end=missing[1], offline=settings.offline)
     first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
     if start is not None and first > start:
         warnings.append(f"candles start at {iso(first)}, after the requested {iso(start)}")
@@ -139,6 +146,18 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
                            f"{exc.strerror or exc}; choose another folder with --out "
                            "(or PAPERBOT_OUT_DIR)") from None
     return report
+
+
+def missing_span(timeframe: str, start: int | None, end: int | None) -> tuple[int, int]:
+    """The span (ms UTC) to fetch for a backtest of ``[start, end)`` (warm-up included in
+    ``start``): without dates, the last ``DEFAULT_FETCH_DAYS`` for the timeframe."""
+    now = int(time.time() * 1000)
+    hi = min(end, now) if end is not None else now
+    if start is not None:
+        return start, hi
+    days = DEFAULT_FETCH_DAYS.get(timeframe, 365 if timeframe_ms(timeframe) >= 3_600_000
+                                  else 90)
+    return hi - days * 86_400_000, hi
 
 
 def _covered(loader: CandleLoader, exchange: str, symbol: str, timeframe: str, start: int,

@@ -44,6 +44,9 @@ class BacktestRequest:
     params: dict[str, str] = field(default_factory=dict)
     out_dir: Path | None = None
     charts: bool = True
+    #: fetch what a dated span lacks before running (when online); the bot asks first instead
+    #: (``MissingCandles`` → a Fetch candles button)
+    fetch_missing: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +63,18 @@ class BacktestReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``backtest --json`` object (``engine.reporting.result_json``)."""
+        from engine.stats import reason_breakdown
+
+        fills = self.result.config.fills
         return result_json(self.result, {k: str(v) for k, v in self.charts.items()},
                            {"trades_csv": str(self.trades_csv) if self.trades_csv else None,
-                            "data_source": self.data_source, "warnings": self.warnings})
+                            "data_source": self.data_source, "warnings": self.warnings,
+                            "balance": self.result.config.balance,
+                            "fills": {"taker_fee_bps": fills.taker_fee_bps,
+                                      "maker_fee_bps": fills.maker_fee_bps,
+                                      "slippage_bps": fills.slippage_bps},
+                            "exit_reasons": reason_breakdown(self.result.trades),
+                            "elapsed_s": round(self.elapsed_s, 3)})
 
 
 def parse_day(text: str, what: str) -> int:

@@ -19,7 +19,7 @@ def decode_png(data: bytes):
 
 async def test_backtest_posts_metrics_charts_and_csv(tmp_path):
     async with bot_env(tmp_path) as env:
-        record = await env.ds.invoke("backtest", {
+        record = await env.ds.invoke("backtest run", {
             "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h",
             "start": "2019-01-01", "end": "2019-12-31", "params": "fast=10 slow=50"},
             user_id=TRADER)
@@ -58,7 +58,7 @@ async def test_backtest_posts_metrics_charts_and_csv(tmp_path):
 async def test_bad_backtest_input_gets_an_ephemeral_answer(tmp_path, options, message):
     base = {"strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h"}
     async with bot_env(tmp_path) as env:
-        record = await env.ds.invoke("backtest", {**base, **options}, user_id=TRADER)
+        record = await env.ds.invoke("backtest run", {**base, **options}, user_id=TRADER)
         await record.wait_done(lambda r: any(m.ephemeral for m in r.messages)
                                or (r.ephemeral and r.final is not None), timeout=30)
         visible = [m for m in record.messages if not m.deleted]
@@ -69,7 +69,7 @@ async def test_bad_backtest_input_gets_an_ephemeral_answer(tmp_path, options, me
 
 async def test_visitor_may_read_but_not_backtest(tmp_path):
     async with bot_env(tmp_path) as env:
-        refused = await env.ds.invoke("backtest", {"strategy": "sma_cross",
+        refused = await env.ds.invoke("backtest run", {"strategy": "sma_cross",
                                                    "symbol": "BTC/USDT", "timeframe": "1h"},
                                       user_id=VISITOR)
         await refused.wait_done(timeout=10)

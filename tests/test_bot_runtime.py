@@ -15,7 +15,7 @@ from tests.forward_helpers import until
 async def test_long_backtest_does_not_delay_the_heartbeat(tmp_path):
     async with bot_env(tmp_path, processes=1, heartbeat=0.1) as env:
         await env.ds.wait_for_heartbeats(3, timeout=10)
-        record = await env.ds.invoke("backtest", {
+        record = await env.ds.invoke("backtest run", {
             "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1m",
             "params": "stop_loss_pct=0.5 take_profit_pct=1"}, user_id=TRADER)
         await record.wait_done(lambda r: r.final is not None and bool(r.final.embeds),

@@ -13,7 +13,6 @@ from engine.charts.equity import (
     render_equity_chart,
 )
 from engine.charts.heatmap import build_heatmap_figure, render_monthly_heatmap
-from engine.charts.overlays import PlotLine, plot_lines
 from engine.charts.price import build_price_figure, render_price_chart
 from engine.charts.theme import THEMES, Theme, get_theme, min_font_px
 from engine.charts.trade import (
@@ -27,7 +26,6 @@ from engine.charts.trade import (
 __all__ = [
     "THEMES",
     "Bars",
-    "PlotLine",
     "Theme",
     "aggregate_bars",
     "build_equity_figure",
@@ -41,7 +39,6 @@ __all__ = [
     "max_drawdown",
     "min_font_px",
     "minmax_indices",
-    "plot_lines",
     "render_equity_chart",
     "render_monthly_heatmap",
     "render_position_chart",

@@ -27,8 +27,8 @@ from data.symbols import base_currency, quote_currency
 from data.timeframes import timeframe_ms
 from engine.charts import style
 from engine.charts.bars import Bars, aggregate_bars, draw_candles, draw_volume, event_x
-from engine.charts.overlays import PlotLine
 from engine.charts.theme import Theme, get_theme
+from engine.plots import PlotLine
 from engine.types import Position, Trade
 
 #: Bars drawn at most: about 2.5 px per bar at 400 px wide.
@@ -105,7 +105,7 @@ def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timef
         title: the title line, e.g. ``"sma_cross · BTC/USDT 1h"``.
         timeframe: candle length, e.g. ``"1h"``.
         theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
-        lines: indicator lines aligned with ``candles`` (``engine.charts.overlays``).
+        lines: indicator lines aligned with ``candles`` (``engine.plots``).
         open_positions: drawn as entry markers with their SL/TP up to the last bar.
         max_bars: more candles than this are aggregated into at most this many bars.
         max_marked: above this many trades (or one per 3 bars) a PnL panel replaces markers.

@@ -21,9 +21,9 @@ from data.ohlcv import OHLCV
 from data.symbols import quote_currency
 from engine.charts import style
 from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
-from engine.charts.overlays import PlotLine
 from engine.charts.price import draw_trades
 from engine.charts.theme import SMALL_PT, Theme, get_theme
+from engine.plots import PlotLine
 from engine.types import Position, Trade
 
 TRADE_MAX_BARS = 90
