@@ -108,27 +108,29 @@ class AlertSink:
     async def flush(self) -> int:
         """Send every undelivered event; returns how many rows were delivered.
 
-        Rows that waited longer than ``STALE_MS`` go out as one summary per run.
+        Rows that waited longer than ``STALE_MS`` go out as one summary per run, after every
+        page was read (rows that went stale while being retried join them).
         """
         store = self.service.store
         assert store is not None
         done = 0
         tried: set[int] = set()
+        stale: dict[str, list[StoredEvent]] = defaultdict(list)
         for _ in range(1_000):  # bounded: each page either delivers rows or stops
             pending = [p for p in await store.pending_events(limit=PAGE,
                                                              max_attempts=MAX_ATTEMPTS)
                        if p.id not in tried]
             if not pending:
                 break
-            stale: dict[str, list[StoredEvent]] = defaultdict(list)
             for stored in pending:
                 tried.add(stored.id)
-                if _stale(stored):
+                outcome = None if _stale(stored) else await self._deliver(stored)
+                if outcome is None:  # stale, or went stale while being retried
                     stale[stored.event.run_id].append(stored)
-                elif await self._deliver(stored):
+                elif outcome:
                     done += 1
-            for run_id, items in stale.items():
-                done += await self._summarise(run_id, items)
+        for run_id, items in stale.items():
+            done += await self._summarise(run_id, items)
         return done
 
     async def _summarise(self, run_id: str, items: list[StoredEvent]) -> int:
@@ -152,7 +154,9 @@ class AlertSink:
             await store.mark_delivered(stored.id)
         return len(items)
 
-    async def _deliver(self, stored: StoredEvent) -> bool:
+    async def _deliver(self, stored: StoredEvent) -> bool | None:
+        """Send one stored event: True when delivered, False when it failed (it stays in the
+        outbox), None when it went stale while being retried (summarised instead)."""
         store = self.service.store
         assert store is not None
         event = stored.event
@@ -163,8 +167,8 @@ class AlertSink:
             return True
         error = "unknown"
         for delay in (0.5, 1.0, 2.0, None):
-            if _stale(stored):  # gone stale while retrying: the next flush summarises it
-                return False
+            if _stale(stored):  # gone stale while retrying: summarised with the others
+                return None
             try:
                 message = await self._send(event, run)
             except (discord.HTTPException, OSError) as exc:

@@ -341,7 +341,7 @@ async def test_heartbeats_keep_their_interval_while_work_runs_off_loop(
     env: tuple[DiscordStandin, StandinBot],
 ) -> None:
     ds, _ = env
-    record = await ds.invoke("backtest run", {"seconds": 1.0})
+    record = await ds.invoke("backtest", {"seconds": 1.0})
     await record.wait_done(timeout=4.0)
     beats = await ds.wait_for_heartbeats(5, timeout=3.0)
     assert beats[0].sequence is None  # sent right after HELLO, before READY
