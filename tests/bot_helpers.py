@@ -46,17 +46,19 @@ class BotEnv:
 
 @asynccontextmanager
 async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.25,
-                  count: int = 1500, cursor: int = 200, **overrides) -> AsyncIterator[BotEnv]:
+                  count: int = 1500, cursor: int = 200, channels: tuple[int, ...] = (),
+                  **overrides) -> AsyncIterator[BotEnv]:
     """Everything running: serve() with the real discord.py client against the stand-ins.
 
-    ``overrides`` replace settings (e.g. ``guild_id=None`` for global commands).
+    ``overrides`` replace settings (e.g. ``guild_id=None`` for global commands); ``channels``
+    are more text channels of the guild besides ``CHANNEL``.
     """
     series = CandleSeries.from_parquet(MINUTES, "BTC/USDT", "1m", count=count, cursor=cursor)
     users = [StandinUser(TRADER), StandinUser(ROLE_TRADER, role_ids=[TRADER_ROLE]),
              StandinUser(VISITOR), StandinUser(MANAGER, role_ids=[MANAGER_ROLE])]
     async with ExchangeStandin([series]) as ex, DiscordStandin(
             users=users, roles=[StandinRole(TRADER_ROLE), StandinRole(MANAGER_ROLE)],
-            channel_ids=[CHANNEL], heartbeat_interval=heartbeat) as ds:
+            channel_ids=[CHANNEL, *channels], heartbeat_interval=heartbeat) as ds:
         settings = settings_for(tmp_path, ex, "bybit", **{
             "discord_token": ds.token, "guild_id": ds.world.guild_id,
             "allowed_user_ids": str(TRADER), "allowed_role_ids": str(TRADER_ROLE),
