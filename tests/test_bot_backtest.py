@@ -92,20 +92,22 @@ async def test_backtest_run_takes_the_cli_options_and_hides_cagr_for_short_windo
             "strategy": "rsi_reversion", "symbol": "BTC/USDT", "timeframe": "1h",
             "exchange": "binance", "start": "2019-05-01", "end": "2019-05-31",
             "fee_bps": 0.0, "maker_fee_bps": 0.0, "slippage_bps": 5.0, "balance": 2500.0,
-            "params": "oversold=25,overbought=75"}, user_id=TRADER)
+            "params": "oversold=35,overbought=65"}, user_id=TRADER)
         await record.wait_done(lambda r: r.final is not None and bool(r.final.embeds),
                                timeout=60)
     fields = fields_of(record.final)
     embed = record.final.embeds[0]
-    assert "oversold=25.0 overbought=75.0" in embed["description"]
+    assert "oversold=35.0 overbought=65.0" in embed["description"]
+    assert int(fields["Trades"]) > 0
     assert fields["Fees"] == "0.00 USDT"
     assert embed["footer"]["text"].startswith("fees 0/0 bp · slippage 5 bp")
     assert "CAGR" not in fields and "Calmar" not in fields  # 31 days: not annualised
     assert "31 days: too short to annualise, so no CAGR or Calmar" in fields["Note"]
     assert "monthly.png" not in [a.filename for a in record.final.attachments]  # < 2 months
     equity = float(fields["Final equity"].split()[0].replace(",", ""))
+    # the return is shown to 0.01 %: 0.005 % of 2,500 is 0.125
     assert equity == pytest.approx(2500.0 * (1 + float(fields["Return"].split()[0]) / 100),
-                                   abs=0.01)
+                                   abs=0.13)
 
 
 @pytest.mark.parametrize("options,message", [

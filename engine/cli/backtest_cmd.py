@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 from data.symbols import quote_currency
 from engine import formatting as fmt
@@ -12,6 +14,8 @@ from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
 from engine.service import PaperService
 from engine.settings import Settings
+from engine.stats import reason_breakdown
+from engine.store.store import Store
 from engine.strategy import ParamError, parse_param_pairs
 
 
@@ -29,11 +33,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         charts=not args.no_charts,
     )
     report = asyncio.run(PaperService(settings).backtest(request))
+    asyncio.run(_remember(settings, request, report))
     if args.json:
         print(json.dumps(report.to_json(), allow_nan=False))
     else:
         print(summary(report))
     return 0
+
+
+async def _remember(settings: Settings, request: BacktestRequest,
+                    report: BacktestReport) -> None:
+    """Store the backtest in the history when the run database exists (never creates one)."""
+    if not Path(settings.db_path).is_file():
+        return
+    try:
+        store = await Store.open(settings.db_path, create=False)
+    except Exception as exc:  # the result matters more than its history entry
+        print(f"warning: backtest not stored in the history: {exc}", file=sys.stderr)
+        return
+    try:
+        await PaperService(settings, store=store).record_backtest(request, report, "cli")
+    finally:
+        await store.close()
 
 
 def summary(report: BacktestReport) -> str:
@@ -56,14 +77,17 @@ def summary(report: BacktestReport) -> str:
         "",
     ]
     dd_span = f"{fmt.iso(m.max_drawdown_start) or '—'} → {fmt.iso(m.max_drawdown_end) or '—'}"
+    period = "daily" if m.returns_period == "1d" else m.returns_period
     rows = [
         ("Total return", fmt.pct(m.total_return_pct),
          "Buy & hold", fmt.pct(m.buy_and_hold_return_pct)),
-        ("CAGR", fmt.pct(m.cagr_pct), "Final equity", fmt.money(r.final_equity, quote)),
+        ("CAGR", fmt.pct(m.cagr_pct) if not m.short_window else "— (< 90 days)",
+         "Final equity", fmt.money(r.final_equity, quote)),
         ("Max drawdown", fmt.pct(m.max_drawdown_pct), "  from → to", dd_span),
-        (f"Sharpe ({m.returns_period}, ann.)", fmt.number(m.sharpe),
+        (f"Sharpe ({period}, ann.)", fmt.number(m.sharpe),
          "Sortino", fmt.number(m.sortino)),
-        ("Calmar", fmt.number(m.calmar), "Exposure", fmt.pct(m.exposure_pct, signed=False)),
+        ("Calmar", fmt.number(m.calmar) if not m.short_window else "— (< 90 days)",
+         "Exposure", fmt.pct(m.exposure_pct, signed=False)),
         ("Trades", f"{m.num_trades:,}", "Win rate", fmt.pct(m.win_rate_pct, signed=False)),
         ("Profit factor", fmt.number(m.profit_factor),
          "Expectancy", fmt.money(m.expectancy, quote)),
@@ -76,6 +100,11 @@ def summary(report: BacktestReport) -> str:
     for a, b, c, d in rows:
         lines.append(f"  {a:<{width}}  {b:>16}    {c:<12} {d}")
     lines.append("")
+    reasons = reason_breakdown(r.trades)
+    if reasons:
+        lines.append("exits: " + " · ".join(
+            f"{fmt.reason_text(k)} {v['trades']} ({v['wins']} W, {fmt.signed_money(v['pnl'])})"
+            for k, v in reasons.items()))
     lines.append(f"SL/TP in one candle: {r.exit_counts.drill_down} resolved by drill-down, "
                  f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
     if r.rejections:

@@ -41,7 +41,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, data_cmd, forward_cmd, info_cmd
+    from engine.cli import backtest_cmd, data_cmd, forward_cmd, history_cmd, info_cmd
 
     parser = _Parser(
         prog="paperbot",
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
     bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
     bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--db", type=Path, help="run database whose backtest history records it, "
+                                            "when it exists (PAPERBOT_DB_PATH)")
     _add_common(bt)
     bt.set_defaults(handler=backtest_cmd.run)
 
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(handler=info_cmd.strategies)
 
     forward_cmd.add_parsers(sub, _add_common)
+    history_cmd.add_parsers(sub, _add_common)
 
     run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
     run.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
