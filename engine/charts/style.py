@@ -55,8 +55,9 @@ def save_png(fig: Figure, path: Path | str) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # light compression: alerts wait for these files; a few more kB cost nothing to upload
     fig.savefig(out, format="png", dpi=DPI, facecolor=fig.get_facecolor(),
-                metadata={"Software": None})
+                metadata={"Software": None}, pil_kwargs={"compress_level": 2})
     return out
 
 
