@@ -236,10 +236,10 @@ def caught_up(event: CaughtUp, run: RunRecord | None) -> discord.Embed:
                      "candle where it happened.\n" + _trade_lines(closed)).strip(),
         colour=GREEN if total >= 0 else RED)
     if closed:
-        embed.add_field(name="Realised", value=fmt.money(total, quote))
+        embed.add_field(name="Realised", value=fmt.signed_money(total, quote))
     for p in opened[:5]:
         embed.add_field(name=f"Open #{p.id} {p.side.upper()}",
-                        value=f"{fmt.number(p.entry_price)} · SL {_level(p.stop_loss)} · "
+                        value=f"{fmt.money(p.entry_price, quote)} · SL {_level(p.stop_loss)} · "
                               f"TP {_level(p.take_profit)}")
     embed.set_footer(text=_run_line(event.run_id, run, "caught up"))
     return embed
