@@ -49,15 +49,16 @@ class HistoryService:
     store: Any
 
     async def record_backtest(self, request: BacktestRequest, report: BacktestReport,
-                              actor: str) -> int | None:
+                              actor: str, data: dict[str, Any] | None = None) -> int | None:
         """Store a finished backtest; returns its id (None without a run database, or when
-        the write fails: history never costs the trader the result)."""
+        the write fails: history never costs the trader the result). ``data`` is
+        ``report.to_json()`` when the caller has it already."""
         if self.store is None:
             return None
         out = report.json_path.parent if report.json_path is not None else None
         try:
             return await save_backtest(self.store, actor, request_record(request),
-                                       report.to_json(), str(out) if out else None)
+                                       data or report.to_json(), str(out) if out else None)
         except Exception as exc:
             log.warning("backtest not stored in the history: %s", exc)
             return None

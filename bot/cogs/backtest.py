@@ -69,12 +69,13 @@ async def run_and_post(service: PaperService, interaction: discord.Interaction,
         return
     finally:
         await progress.finish()
-    history_id = await service.record_backtest(request, report, actor(interaction.user))
+    data = report.to_json()
+    history_id = await service.record_backtest(request, report, actor(interaction.user), data)
     await interaction.edit_original_response(
         content=f"✅ Backtest done in {report.elapsed_s:.1f} s — results posted below"
                 + (f" (backtest #{history_id})." if history_id else "."), embed=None)
     await interaction.followup.send(
-        embeds=embeds_backtest.backtest(report.to_json(), list(report.charts), history_id),
+        embeds=embeds_backtest.backtest(data, list(report.charts), history_id),
         files=_files(report.charts, report.trades_csv))
 
 
