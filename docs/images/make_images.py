@@ -19,13 +19,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-SHOWN = [  # (file here, strategy, symbol, timeframe, start, end, params, theme)
+SHOWN = [  # (file here, strategy, symbol, timeframe, start, end, params, theme, charts kept)
     ("backtest", "sma_cross", "BTC/USDT", "1h", "2019-01-01", "2019-12-31",
-     {"fast": "10", "slow": "50"}, "dark"),
-    ("rsi", "rsi_reversion", "BTC/USDT", "1h", "2019-05-01", "2019-06-15", {}, "dark"),
-    ("mtf", "mtf_trend", "BTC/USDT", "15m", "2025-06-01", "2025-06-14", {}, "dark"),
+     {"fast": "10", "slow": "50"}, "dark", ("price", "equity", "monthly")),
+    ("rsi", "rsi_reversion", "BTC/USDT", "1h", "2019-05-01", "2019-06-15", {}, "dark",
+     ("price",)),
+    ("mtf", "mtf_trend", "BTC/USDT", "15m", "2025-06-01", "2025-06-14", {}, "dark",
+     ("price",)),
     ("light", "donchian_breakout", "BTC/USDT", "4h", "2018-01-01", "2019-12-31", {},
-     "light"),
+     "light", ("price",)),
 ]
 
 
@@ -42,12 +44,14 @@ def main() -> None:
     from engine.types import Position
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name, strategy, symbol, tf, start, end, params, theme in SHOWN:
+        for name, strategy, symbol, tf, start, end, params, theme, kept in SHOWN:
             settings = Settings(data_dir=args.data_dir, out_dir=Path(tmp), offline=True,
                                 chart_theme=theme)
             report = run_backtest_job(BacktestRequest(strategy, symbol, tf, start=start,
                                                       end=end, params=params), settings)
             for kind, path in report.charts.items():
+                if kind not in kept:
+                    continue
                 shutil.copyfile(path, HERE / f"{name}_{kind}.png")
                 print(HERE / f"{name}_{kind}.png")
             if name == "mtf":
