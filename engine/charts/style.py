@@ -62,8 +62,9 @@ def save_png(fig: Figure, path: Path | str) -> Path:
 
 
 def close_figure(fig: Figure) -> None:
-    """Release every artist of ``fig`` (the pyplot-free equivalent of ``plt.close``)."""
-    fig.clear()
+    """Let ``fig`` go: no pyplot registry holds it, so dropping the canvas is enough (its
+    artists are garbage-collected; ``fig.clear()`` would rebuild every axes first, ~5 ms)."""
+    fig.canvas = None  # type: ignore[assignment]
 
 
 def titles(fig: Figure, theme: Theme, title: str, subtitle: str = "",
