@@ -23,17 +23,11 @@ from engine.charts import style
 from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
 from engine.charts.price import draw_trades
 from engine.charts.theme import SMALL_PT, Theme, get_theme
+from engine.formatting import reason_text
 from engine.plots import PlotLine
 from engine.types import Position, Trade
 
 TRADE_MAX_BARS = 90
-
-
-def reason_text(reason: str) -> str:
-    """An exit reason for people: ``"take_profit"`` → ``"take-profit"``; unknown reasons keep
-    their words (``"trailing_stop"`` → ``"trailing-stop"``)."""
-    return {"end_of_data": "end of data", "manual": "manual close"}.get(
-        reason, reason.replace("_", "-"))
 
 
 def trade_window(candles: OHLCV, trade: Trade, context_bars: int) -> OHLCV:
