@@ -26,6 +26,8 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
+from pathlib import Path
 
 import discord
 
@@ -205,10 +207,9 @@ class AlertSink:
     async def _send_opened(self, event: TradeOpened, run: RunRecord | None) -> discord.Message:
         """The opened alert with its chart and buttons; remembered so they can be disabled."""
         p = event.position
-        path = None
-        with contextlib.suppress(Exception):
-            path = await self.service.opened_chart(event.run_id, p)
-        equity = await self.service.equity_at(event.run_id, p.entry_time)
+        path, equity = await asyncio.gather(
+            self._chart(self.service.opened_chart(event.run_id, p)),
+            self.service.equity_at(event.run_id, p.entry_time))
         embed = embeds.trade_opened(event, run, equity, chart=path is not None)
         extra = {"file": discord.File(path, filename="opened.png")} if path is not None else {}
         message = await self.router.send(event, run, embed=embed,
@@ -221,15 +222,23 @@ class AlertSink:
     async def _send_closed(self, event: TradeClosed, run: RunRecord | None) -> discord.Message:
         """The closed alert with its chart; then the opened alert's buttons are disabled."""
         t = event.trade
-        path = None
-        with contextlib.suppress(Exception):
-            path = await self.service.trade_chart(event.run_id, t)
-        realised = await self.service.realised_until(event.run_id, t)
+        path, realised = await asyncio.gather(
+            self._chart(self.service.trade_chart(event.run_id, t)),
+            self.service.realised_until(event.run_id, t))
         embed = embeds.trade_closed(event, run, chart=path is not None, realised=realised)
         extra = {"file": discord.File(path, filename="trade.png")} if path is not None else {}
         message = await self.router.send(event, run, embed=embed, **extra)
         await self._disable_buttons(event)
         return message
+
+    @staticmethod
+    async def _chart(job: Awaitable[Path | None]) -> Path | None:
+        """An alert's chart, or None when drawing it failed (the alert goes without)."""
+        try:
+            return await job
+        except Exception:
+            log.exception("alert chart not drawn")
+            return None
 
     async def _disable_buttons(self, event: TradeClosed) -> None:
         """Edit the position's opened alert: its buttons greyed out, saying how it ended."""
