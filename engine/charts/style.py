@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from engine.charts.theme import DPI, PHONE_WIDTH_IN, SMALL_PT, TITLE_PT, Theme
 
@@ -89,7 +89,7 @@ def style_axes(ax: Axes, theme: Theme) -> None:
         ax.spines[side].set_color(theme.grid)
     ax.tick_params(labelsize=SMALL_PT, colors=theme.muted, length=2.5, width=0.6, pad=2)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-    ax.yaxis.set_major_formatter(FuncFormatter(_compact_label(ax)))
+    ax.yaxis.set_major_formatter(CompactFormatter())
 
 
 def label_panel(ax: Axes, theme: Theme, text: str) -> None:
@@ -136,15 +136,13 @@ def segments(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> 
     return np.stack((np.column_stack((x0, y0)), np.column_stack((x1, y1))), axis=1)
 
 
-def _compact_label(ax: Axes):
-    """Tick formatter: ``104.5k`` / ``1.25M`` for large values, enough decimals for the step."""
+class CompactFormatter(Formatter):
+    """Tick labels through ``compact_number``, with the tick spacing of this draw."""
 
-    def fmt(value: float, _pos: int | None) -> str:
-        locs = ax.yaxis.get_majorticklocs()
-        step = float(np.min(np.diff(locs))) if len(locs) > 1 else abs(value) or 1.0
-        return compact_number(value, step)
-
-    return fmt
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        locs = np.asarray(self.locs, dtype=np.float64)
+        step = float(np.min(np.diff(locs))) if locs.size > 1 else abs(x) or 1.0
+        return compact_number(x, step)
 
 
 def compact_number(value: float, step: float) -> str:
