@@ -139,10 +139,15 @@ def segments(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> 
 class CompactFormatter(Formatter):
     """Tick labels through ``compact_number``, with the tick spacing of this draw."""
 
+    step = 0.0
+
+    def set_locs(self, locs: list[float]) -> None:
+        """Remember the tick spacing of this draw (called before the labels are made)."""
+        values = np.asarray(locs, dtype=np.float64)
+        self.step = float(np.min(np.diff(values))) if values.size > 1 else 0.0
+
     def __call__(self, x: float, pos: int | None = None) -> str:
-        locs = np.asarray(self.locs, dtype=np.float64)
-        step = float(np.min(np.diff(locs))) if locs.size > 1 else abs(x) or 1.0
-        return compact_number(x, step)
+        return compact_number(x, self.step or abs(x) or 1.0)
 
 
 def compact_number(value: float, step: float) -> str:
