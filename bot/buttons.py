@@ -16,8 +16,10 @@ import discord
 from bot import embeds
 from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
 from bot.errors import fit_text, reply_error
+from engine import formatting as fmt
 from engine.errors import ServiceError
 from engine.service import PaperService
+from engine.types import Trade
 
 
 def _service(interaction: discord.Interaction) -> PaperService:
@@ -131,8 +133,9 @@ class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
         except ServiceError as exc:
             await reply_error(interaction, exc)
             return
-        await interaction.followup.send(file=discord.File(path, filename="position.png"),
-                                        ephemeral=True)
+        await interaction.followup.send(
+            embed=discord.Embed(colour=embeds.BLUE).set_image(url="attachment://position.png"),
+            file=discord.File(path, filename="position.png"), ephemeral=True)
 
 
 def trade_buttons(run_id: str, position_id: int) -> discord.ui.View:
@@ -143,4 +146,15 @@ def trade_buttons(run_id: str, position_id: int) -> discord.ui.View:
     view.add_item(CloseButton(run_id, position_id))
     view.add_item(BreakEvenButton(run_id, position_id))
     view.add_item(ChartButton(run_id, position_id))
+    return view
+
+
+def closed_buttons(run_id: str, trade: Trade) -> discord.ui.View:
+    """What an opened alert shows once its position closed: greyed-out buttons saying how."""
+    view = discord.ui.View(timeout=None)
+    label = f"Closed · {fmt.reason_text(trade.exit_reason)}"[:80]
+    view.add_item(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary,
+                                    disabled=True, custom_id=f"pb:closed:{run_id}:{trade.id}"))
+    view.add_item(discord.ui.Button(label="Chart", style=discord.ButtonStyle.secondary,
+                                    disabled=True, custom_id=f"pb:chart-off:{run_id}:{trade.id}"))
     return view

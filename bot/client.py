@@ -12,14 +12,16 @@ from discord.ext import commands
 from bot.access import check_place
 from bot.alerts import AlertSink
 from bot.buttons import ChartButton, CloseButton
-from bot.cogs.backtest import BacktestCog
+from bot.cogs.backtest import BacktestCog, HistorySelect
 from bot.cogs.forward import ForwardCog
 from bot.cogs.info import InfoCog
 from bot.cogs.portfolio import PortfolioCog
 from bot.cogs.research import OptimizeCog, ResearchCog
 from bot.cogs.safety import SafetyCog
+from bot.cogs.stats import StatsCog
 from bot.errors import reply_error
 from bot.levels import BreakEvenButton, PositionCog
+from bot.pager import PageButton
 from bot.research_buttons import BUTTONS as RESEARCH_BUTTONS
 from engine.service import PaperService
 
@@ -57,10 +59,11 @@ class PaperBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Load the cogs, register the alert buttons, sync the commands, start alerts."""
-        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, SafetyCog, InfoCog,
-                    OptimizeCog, ResearchCog):
+        for cog in (BacktestCog, ForwardCog, PortfolioCog, PositionCog, SafetyCog, StatsCog,
+                    InfoCog, OptimizeCog, ResearchCog):
             await self.add_cog(cog(self.service))
-        self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton, *RESEARCH_BUTTONS)
+        self.add_dynamic_items(CloseButton, ChartButton, BreakEvenButton, PageButton,
+                               HistorySelect, *RESEARCH_BUTTONS)
         await self.sync_commands()
         self.alerts.start()
 

@@ -13,7 +13,6 @@ import discord
 
 from data.symbols import base_currency, quote_currency
 from engine import formatting as fmt
-from engine.backtest_request import BacktestReport
 from engine.events import (
     CaughtUp,
     DailySummary,
@@ -34,13 +33,12 @@ from engine.events import (
     TradeClosed,
     TradeOpened,
 )
-from engine.exit_reasons import exit_breakdown
 from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo
 from engine.store.control import AuditRow
 from engine.store.store import RunRecord
-from engine.types import Trade
-from engine.views import PnlSummary, PnlView, PositionView, RunView
+from engine.types import Position, Trade
+from engine.views import PnlView, PositionView, RunView
 
 GREEN = discord.Colour.from_rgb(38, 166, 91)
 RED = discord.Colour.from_rgb(214, 69, 65)
@@ -52,16 +50,8 @@ REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "si
            "end_of_data": "end of data", "manual": "manual close",
            "trailing_stop": "trailing stop", "time_exit": "time exit",
            "max_drawdown": "max drawdown"}
-
-
-def _breakdown_text(breakdown: dict[str, dict[str, float]], quote: str) -> str:
-    """One line per exit reason: trades ended by it (fills, when parts differ) and PnL."""
-    lines = []
-    for reason, row in breakdown.items():
-        parts = f" ({int(row['exits'])} fills)" if row["exits"] != row["trades"] else ""
-        lines.append(f"{REASONS.get(reason, reason.replace('_', ' '))} "
-                     f"{int(row['trades'])}{parts} · {fmt.money(row['pnl'], quote)}")
-    return "\n".join(lines)[:1024]
+#: a short opened: neither the loss red nor the long blue
+PURPLE = discord.Colour.from_rgb(155, 89, 182)
 
 
 def _level(value: float | None) -> str:
@@ -78,91 +68,81 @@ def _size(size: float, symbol: str) -> str:
     return f"{size:,.6g} {base_currency(symbol)}"
 
 
-# ---- backtests ---------------------------------------------------------------------------------
-def backtest(report: BacktestReport) -> list[discord.Embed]:
-    """The metrics embed (with the price chart) and the equity/drawdown embed."""
-    r = report.result
-    m = r.metrics
-    cfg = r.config
-    quote = quote_currency(cfg.symbol)
-    start, end = int(r.candles.timestamp[0]), int(r.candles.timestamp[-1])
-    params = " ".join(f"{k}={v}" for k, v in r.params.items())
-    embed = discord.Embed(
-        title=f"{r.strategy} · {cfg.symbol} {cfg.timeframe} · {cfg.exchange}",
-        description=f"{fmt.iso(start)} → {fmt.iso(end)} UTC · {len(r.candles):,} candles\n"
-                    f"`{params}`",
-        colour=GREEN if m.total_return_pct >= 0 else RED,
-    )
-    fields = [
-        ("Return", fmt.pct(m.total_return_pct)),
-        ("Max drawdown", fmt.pct(m.max_drawdown_pct)),
-        ("Sharpe", fmt.number(m.sharpe)),
-        ("Win rate", fmt.pct(m.win_rate_pct, signed=False)),
-        ("Profit factor", fmt.number(m.profit_factor)),
-        ("Trades", f"{m.num_trades:,}"),
-        ("Fees", fmt.money(m.fees_paid, quote)),
-        ("Final equity", fmt.money(r.final_equity, quote)),
-        ("Buy & hold", fmt.pct(m.buy_and_hold_return_pct)),
-        ("SL/TP in one candle", f"{r.exit_counts.drill_down} drill-down · "
-                                f"{r.exit_counts.conservative} conservative"),
-    ]
-    for name, value in fields:
-        embed.add_field(name=name, value=value, inline=True)
-    breakdown = exit_breakdown(r.trades, r.exits)
-    if breakdown:
-        embed.add_field(name="Exits", value=_breakdown_text(breakdown, quote), inline=False)
-    if r.guard_blocks:
-        embed.add_field(name="Guard blocks", value=" · ".join(
-            f"{name} {count:,}" for name, count in r.guard_blocks.items())[:1024], inline=False)
-    if report.warnings:
-        embed.add_field(name="Note", value="\n".join(report.warnings)[:1000], inline=False)
-    embed.set_footer(text=f"fees {cfg.fills.taker_fee_bps:g}/{cfg.fills.maker_fee_bps:g} bp · "
-                          f"slippage {cfg.fills.slippage_bps:g} bp · {report.data_source}")
-    embeds = [embed]
-    if "price" in report.charts:
-        embed.set_image(url="attachment://price.png")
-    if "equity" in report.charts:
-        equity = discord.Embed(colour=embed.colour)
-        equity.set_image(url="attachment://equity.png")
-        embeds.append(equity)
-    return embeds
-
-
 # ---- alerts -------------------------------------------------------------------------------------
-def trade_opened(event: TradeOpened, run: RunRecord | None) -> discord.Embed:
-    """Green for a long, red for a short."""
+def _distance(level: float, entry: float) -> str:
+    """A level with its distance from the entry: ``"102,038.09 (-2.00 %)"``."""
+    if level is None or math.isnan(level) or not entry:
+        return "—"
+    return f"{fmt.number(level)} ({fmt.pct((level / entry - 1.0) * 100.0)})"
+
+
+def stop_risk(position: Position, run: RunRecord | None) -> float | None:
+    """Loss (quote) if ``position`` leaves at its stop: the stop fill worsened by the run's
+    slippage, plus the taker fee on it (the entry fee is already paid). None without a stop."""
+    stop = position.stop_loss
+    if stop is None or math.isnan(stop):
+        return None
+    slip = (run.slippage_bps if run else 0.0) / 10_000
+    fee = (run.fee_bps if run else 0.0) / 10_000
+    fill = stop * (1.0 - position.direction * slip)
+    return (position.entry_price - fill) * position.direction * position.size + \
+        fill * position.size * fee
+
+
+def trade_opened(event: TradeOpened, run: RunRecord | None, equity: float | None = None,
+                 chart: bool = False) -> discord.Embed:
+    """A position opened: levels with their distance, the risk to the stop, the run's equity.
+
+    Blue for a long, purple for a short (an opened short is not a loss). ``equity`` is the
+    run's equity after the entry (quote currency).
+    """
     p = event.position
     long = p.side == "long"
+    quote = quote_currency(p.symbol)
     embed = discord.Embed(
-        title=f"{'🟢 LONG' if long else '🔴 SHORT'} opened · {p.symbol}",
-        colour=GREEN if long else RED, timestamp=_when(p.entry_time))
-    embed.add_field(name="Entry", value=fmt.number(p.entry_price))
+        title=f"{'🔼 LONG' if long else '🔽 SHORT'} opened · {p.symbol}",
+        colour=BLUE if long else PURPLE, timestamp=_when(p.entry_time))
+    embed.add_field(name="Entry", value=fmt.money(p.entry_price, quote))
     embed.add_field(name="Size", value=_size(p.size, p.symbol))
-    embed.add_field(name="Notional", value=fmt.money(p.notional, quote_currency(p.symbol)))
-    embed.add_field(name="Stop-loss", value=_level(p.stop_loss))
-    embed.add_field(name="Take-profit", value=_level(p.take_profit))
-    embed.add_field(name="Fee", value=fmt.number(p.entry_fee))
+    embed.add_field(name="Notional", value=fmt.money(p.notional, quote))
+    embed.add_field(name="Stop-loss", value=_distance(p.stop_loss, p.entry_price))
+    embed.add_field(name="Take-profit", value=_distance(p.take_profit, p.entry_price))
+    risk = stop_risk(p, run)
+    share = f" ({fmt.pct(risk / equity * 100.0, signed=False)} of equity)" \
+        if risk is not None and equity else ""
+    embed.add_field(name="Risk to stop", value=fmt.money(risk, quote) + share
+                    if risk is not None else "no stop")
+    embed.add_field(name="Run equity", value=fmt.money(equity, quote))
+    embed.add_field(name="Fee", value=fmt.money(p.entry_fee, quote))
+    if p.tag:
+        embed.add_field(name="Signal", value=p.tag[:1024])
     embed.set_footer(text=_run_line(event.run_id, run, f"position #{p.id}"))
+    if chart:
+        embed.set_image(url="attachment://opened.png")
     return embed
 
 
-def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool) -> discord.Embed:
-    """Green for a profit, red for a loss; the trade chart as image when attached."""
+def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
+                 realised: float | None = None) -> discord.Embed:
+    """Green for a profit, red for a loss; ``realised`` is the run's cumulative realised PnL
+    after this trade (quote currency); the trade chart as image when attached."""
     t = event.trade
     win = t.pnl >= 0
     quote = quote_currency(t.symbol)
     embed = discord.Embed(
         title=f"{'✅' if win else '❌'} {t.side.upper()} closed · {t.symbol} · "
-              f"{fmt.money(t.pnl, quote)} ({fmt.pct(t.pnl_pct)})",
+              f"{fmt.signed_money(t.pnl, quote)} ({fmt.pct(t.pnl_pct)})",
         colour=GREEN if win else RED, timestamp=_when(t.exit_time))
-    embed.add_field(name="Entry", value=fmt.number(t.entry_price))
-    embed.add_field(name="Exit", value=fmt.number(t.exit_price))
+    embed.add_field(name="Entry", value=fmt.money(t.entry_price, quote))
+    embed.add_field(name="Exit", value=fmt.money(t.exit_price, quote))
     embed.add_field(name="Size", value=_size(t.size, t.symbol))
-    embed.add_field(name="PnL", value=f"{fmt.money(t.pnl, quote)}\n{fmt.pct(t.pnl_pct)}")
-    embed.add_field(name="Exit reason", value=REASONS.get(t.exit_reason, t.exit_reason))
+    embed.add_field(name="PnL", value=f"{fmt.signed_money(t.pnl, quote)}\n{fmt.pct(t.pnl_pct)}")
+    embed.add_field(name="Exit reason", value=fmt.reason_text(t.exit_reason))
     embed.add_field(name="Duration", value=fmt.duration(t.duration_ms))
-    embed.add_field(name="SL / TP", value=f"{_level(t.stop_loss)} / {_level(t.take_profit)}")
-    embed.add_field(name="Fees", value=fmt.number(t.fees))
+    embed.add_field(name="SL / TP", value=f"{_level(t.stop_loss)} / {_level(t.take_profit)} "
+                                          f"{quote}".rstrip())
+    embed.add_field(name="Fees", value=fmt.money(t.fees, quote))
+    embed.add_field(name="Run realised", value=fmt.signed_money(realised, quote))
     note = " · settled on recovery (the exit happened while paperbot was down)" \
         if t.settled_on_recovery else ""
     embed.set_footer(text=_run_line(event.run_id, run, f"trade #{t.id}") + note)
@@ -193,7 +173,12 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         why = {"user": "stopped", "shutdown": "paused for a restart", "error": "failed"}
         embed = discord.Embed(title=f"⏹️ Run {event.run_id} {why.get(event.reason, 'stopped')}",
                               colour=GREY if event.reason != "error" else RED)
-        embed.add_field(name="Equity", value=fmt.number(event.equity))
+        quote = quote_currency(run.symbol) if run is not None else ""
+        embed.add_field(name="Equity", value=fmt.money(event.equity, quote))
+        if run is not None:
+            embed.description = f"{run.strategy} on {run.symbol} {run.timeframe} · {run.exchange}"
+            embed.add_field(name="Return", value=fmt.pct(
+                (event.equity / run.starting_balance - 1.0) * 100.0))
     elif isinstance(event, FeedLost):
         embed = discord.Embed(title=f"⚠️ Feed lost · {event.exchange}",
                               description=event.detail, colour=ORANGE)
@@ -208,7 +193,7 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
         embed = discord.Embed(title=f"🚫 Signal {event.action} rejected",
                               description=event.reason, colour=ORANGE)
     elif isinstance(event, DailySummary):
-        embed = daily_summary(event)
+        embed = daily_summary(event, quote_currency(run.symbol) if run is not None else "")
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
     elif isinstance(event, RunPaused):
@@ -310,8 +295,8 @@ def level_reply(view: PositionView, what: str) -> discord.Embed:
 def _trade_line(t: Trade) -> str:
     quote = quote_currency(t.symbol)
     return (f"`#{t.id}` {t.side.upper()} {fmt.number(t.entry_price)} → "
-            f"{fmt.number(t.exit_price)} {REASONS.get(t.exit_reason, t.exit_reason)} · "
-            f"**{fmt.money(t.pnl, quote)}** · {fmt.iso(t.exit_time)[5:]}")
+            f"{fmt.number(t.exit_price)} {fmt.reason_text(t.exit_reason)} · "
+            f"**{fmt.signed_money(t.pnl, quote)}** · {fmt.when(t.exit_time)}")
 
 
 def _trade_lines(trades: list[Trade], limit: int = 10) -> str:
@@ -337,10 +322,10 @@ def caught_up(event: CaughtUp, run: RunRecord | None) -> discord.Embed:
                      "candle where it happened.\n" + _trade_lines(closed)).strip(),
         colour=GREEN if total >= 0 else RED)
     if closed:
-        embed.add_field(name="Realised", value=fmt.money(total, quote))
+        embed.add_field(name="Realised", value=fmt.signed_money(total, quote))
     for p in opened[:5]:
         embed.add_field(name=f"Open #{p.id} {p.side.upper()}",
-                        value=f"{fmt.number(p.entry_price)} · SL {_level(p.stop_loss)} · "
+                        value=f"{fmt.money(p.entry_price, quote)} · SL {_level(p.stop_loss)} · "
                               f"TP {_level(p.take_profit)}")
     embed.set_footer(text=_run_line(event.run_id, run, "caught up"))
     return embed
@@ -384,12 +369,12 @@ def _with_symbol(trade: Trade, symbol: str) -> Trade:
     return replace(trade, symbol=symbol)
 
 
-def daily_summary(event: DailySummary) -> discord.Embed:
-    """Once a day per run."""
+def daily_summary(event: DailySummary, quote: str = "") -> discord.Embed:
+    """Once a day per run (money in the run's quote currency)."""
     embed = discord.Embed(title=f"📊 Daily summary · run {event.run_id}", colour=BLUE)
-    embed.add_field(name="Equity", value=fmt.number(event.equity))
-    embed.add_field(name="Realised PnL", value=fmt.number(event.realised_pnl))
-    embed.add_field(name="Unrealised PnL", value=fmt.number(event.unrealised_pnl))
+    embed.add_field(name="Equity", value=fmt.money(event.equity, quote))
+    embed.add_field(name="Realised PnL", value=fmt.signed_money(event.realised_pnl, quote))
+    embed.add_field(name="Unrealised PnL", value=fmt.signed_money(event.unrealised_pnl, quote))
     embed.add_field(name="Open positions", value=str(event.open_positions))
     embed.add_field(name="Trades (24 h)", value=str(event.trades_today))
     return embed
@@ -407,31 +392,11 @@ def positions(views: list[PositionView]) -> discord.Embed:
             f"{fmt.money(v.unrealised_pnl, quote)} ({fmt.pct(v.unrealised_pct)})"
         embed.add_field(
             name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
-            value=(f"size {_size(v.size, v.symbol)} · entry {fmt.number(v.entry_price)}\n"
-                   f"mark {_level(v.mark_price)} · uPnL {pnl}\n"
-                   f"SL {_level(v.stop_loss)} · TP {_level(v.take_profit)}"),
+            value=(f"size {_size(v.size, v.symbol)} · entry {fmt.number(v.entry_price)} "
+                   f"{quote}\nmark {_level(v.mark_price)} {quote} · uPnL {pnl}\n"
+                   f"SL {_level(v.stop_loss)} · TP {_level(v.take_profit)} {quote} · since "
+                   f"{fmt.when(v.entry_time)}"),
             inline=False)
-    return embed
-
-
-def trades(run_id: str, items: list[Trade], limit: int) -> discord.Embed:
-    """``/trades``: the newest closed trades, one line each."""
-    embed = discord.Embed(title=f"Trades · run {run_id}", colour=BLUE)
-    if not items:
-        embed.description = "No closed trades yet."
-        return embed
-    lines = []
-    for t in items[-limit:]:
-        lines.append(f"`#{t.id}` {t.side.upper()} {fmt.iso(t.entry_time)[5:]} → "
-                     f"{fmt.iso(t.exit_time)[5:]} · {fmt.number(t.entry_price)} → "
-                     f"{fmt.number(t.exit_price)} · **{fmt.number(t.pnl)}** "
-                     f"({REASONS.get(t.exit_reason, t.exit_reason)})")
-    text = "\n".join(lines)
-    while len(text) > 4000:
-        lines.pop(0)
-        text = "\n".join(lines)
-    embed.description = text
-    embed.set_footer(text=f"{len(lines)} trades, newest last")
     return embed
 
 
@@ -463,23 +428,11 @@ def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
         detail = f" ({v.state_detail})" if v.state_detail else ""
         embed.add_field(
             name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
-            value=(f"{v.state}{detail} · equity {fmt.number(v.equity)} "
+            value=(f"{v.state}{detail} · equity "
+                   f"{fmt.money(v.equity, quote_currency(v.symbol))} "
                    f"({fmt.pct(v.return_pct)}) · {v.open_positions} open · {v.trades} trades"
                    )[:1024],
             inline=False)
-    return embed
-
-
-def run_started(view: RunView) -> discord.Embed:
-    """Reply to ``/forward start``."""
-    embed = discord.Embed(title=f"▶️ Run {view.id} started",
-                          description=f"{view.strategy} on {view.symbol} {view.timeframe} · "
-                                      f"{view.exchange}", colour=BLUE)
-    embed.add_field(name="Balance",
-                    value=fmt.money(view.starting_balance, quote_currency(view.symbol)))
-    embed.add_field(name="Params", value="`" + " ".join(
-        f"{k}={v}" for k, v in view.params.items()) + "`", inline=False)
-    embed.set_footer(text="Trade alerts will be posted in this channel.")
     return embed
 
 
@@ -491,31 +444,6 @@ def strategies(infos: list[StrategyInfo]) -> discord.Embed:
         embed.add_field(name=f"{info.name} · {', '.join(info.timeframes)}",
                         value=f"{info.description or '—'}\n`{params or 'no params'}`",
                         inline=False)
-    return embed
-
-
-def pnl_summary(summary: PnlSummary) -> discord.Embed:
-    """``/pnl`` without a run: one line per run and the totals (quote currency)."""
-    embed = discord.Embed(title="PnL · every run",
-                          colour=GREEN if summary.return_pct >= 0 else RED)
-    if not summary.runs:
-        embed.description = "No runs yet. Start one with /forward start."
-        return embed
-    lines = [f"`{v.run_id}` {v.symbol} · {v.status} · equity {fmt.number(v.equity)} "
-             f"({fmt.pct(v.return_pct)}) · realised {fmt.number(v.realised_pnl)} · "
-             f"{v.open_positions} open" for v in summary.runs]
-    text = "\n".join(lines)
-    while len(text) > 3900:
-        lines.pop()
-        text = "\n".join(lines) + f"\n… and {len(summary.runs) - len(lines)} more"
-    embed.description = text
-    quote = quote_currency(summary.runs[0].symbol)
-    embed.add_field(name="Equity", value=fmt.money(summary.equity, quote))
-    embed.add_field(name="Return", value=fmt.pct(summary.return_pct))
-    embed.add_field(name="Open positions", value=str(summary.open_positions))
-    embed.add_field(name="Realised", value=fmt.money(summary.realised_pnl, quote))
-    embed.add_field(name="Unrealised", value=fmt.money(summary.unrealised_pnl, quote))
-    embed.set_footer(text=f"{len(summary.runs)} runs · /pnl run:<id> for one run")
     return embed
 
 
@@ -575,6 +503,7 @@ def closed_reply(trade: Trade) -> discord.Embed:
     quote = quote_currency(trade.symbol)
     return discord.Embed(
         title=f"Closed #{trade.id} {trade.side.upper()} {trade.symbol}",
-        description=f"exit {fmt.number(trade.exit_price)} · PnL {fmt.money(trade.pnl, quote)} "
+        description=f"exit {fmt.money(trade.exit_price, quote)} · PnL "
+                    f"{fmt.signed_money(trade.pnl, quote)} "
                     f"({fmt.pct(trade.pnl_pct)})",
         colour=GREEN if trade.pnl >= 0 else RED)

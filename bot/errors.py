@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import discord
 from discord import app_commands
@@ -26,6 +27,24 @@ def fit_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
     return text[: max(0, limit - 1)] + "…"
 
 
+_CLI_OR = re.compile(r"\s+or paperbot [a-z]+")
+_CLI_HINT = re.compile(r"\s*\((?:or |see )?paperbot [^()]*\)")
+_OUT_FOLDER = re.compile(r"cannot write (?:the charts and files )?to (?:the output folder )?.*")
+
+
+def phone_text(text: str) -> str:
+    """A service error as a phone user should read it: without the command-line hints
+    (``(or paperbot runs)``) and without server paths.
+
+    ``phone_text("unknown run 'x'; list them with /forward list (or paperbot runs)")`` →
+    ``"unknown run 'x'; list them with /forward list"``.
+    """
+    if "--out" in text and _OUT_FOLDER.search(text):
+        return ("the server cannot write the backtest's charts and files (its output folder "
+                "is not writable); ask whoever runs paperbot to fix PAPERBOT_OUT_DIR")
+    return _CLI_HINT.sub("", _CLI_OR.sub("", text))
+
+
 def user_message(error: BaseException) -> str:
     """The text to show for ``error``: user errors verbatim, bugs as a short notice.
 
@@ -34,7 +53,9 @@ def user_message(error: BaseException) -> str:
     original = getattr(error, "original", None) or getattr(error, "__cause__", None)
     if isinstance(error, app_commands.CommandInvokeError) and original is not None:
         error = original
-    if isinstance(error, ServiceError | app_commands.CheckFailure):
+    if isinstance(error, ServiceError):
+        return phone_text(scrub_secrets(str(error)))
+    if isinstance(error, app_commands.CheckFailure):
         return scrub_secrets(str(error))
     if isinstance(error, app_commands.TransformerError):
         return scrub_secrets(f"{shown(error.value, 100)} is not a valid "

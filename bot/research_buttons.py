@@ -14,10 +14,9 @@ from typing import Any
 
 import discord
 
-from bot import embeds, research_embeds
+from bot import research_embeds
 from bot.access import NotAllowed, actor, check_place, require_allowed
 from bot.errors import reply_error
-from bot.progress import ProgressReply
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
 from engine.forward.engine import RunSpec
@@ -37,18 +36,6 @@ def _day(ms: int | None) -> str | None:
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-async def post_backtest(interaction: discord.Interaction, report: BacktestReport,
-                        note: str) -> None:
-    """The /backtest result (metrics, charts, CSV, Monte Carlo button) as a followup."""
-    files = [discord.File(report.charts[name], filename=f"{name}.png")
-             for name in ("price", "equity") if name in report.charts]
-    if report.trades_csv is not None:
-        files.append(discord.File(report.trades_csv, filename="trades.csv"))
-    await interaction.edit_original_response(content=note)
-    await interaction.followup.send(embeds=embeds.backtest(report), files=files,
-                                    view=backtest_view(report))
 
 
 class _Guarded(discord.ui.DynamicItem[discord.ui.Button], template=r"pb:never"):
@@ -88,9 +75,10 @@ class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
     async def callback(self, interaction: discord.Interaction) -> None:
         if not await self._allowed(interaction):
             return
+        from bot.cogs.backtest import run_and_post  # the cog imports this module
+
         service = _service(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = ProgressReply(interaction)
         try:
             best = await service.research.study_best(self.study_id)
             meta = best.meta
@@ -101,14 +89,9 @@ class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
                 fee_bps=meta["fees"][0], maker_fee_bps=meta["fees"][1],
                 slippage_bps=meta["fees"][2],
                 params={k: _text(v) for k, v in best.params.items()})
-            report = await service.backtest(request, progress=progress.update)
+            await run_and_post(service, interaction, request)
         except ServiceError as exc:
-            await progress.finish()
             await reply_error(interaction, exc)
-            return
-        await progress.finish()
-        await post_backtest(interaction, report,
-                            f"✅ Best of study #{self.study_id} backtested.")
 
 
 class ForwardBestButton(_Guarded, template=r"pb:best:fw:(?P<study>[0-9]+)"):
@@ -146,8 +129,9 @@ class ForwardBestButton(_Guarded, template=r"pb:best:fw:(?P<study>[0-9]+)"):
             await reply_error(interaction, exc)
             return
         await interaction.edit_original_response(
-            content=f"✅ Run {view.id} started with the best of study #{self.study_id}.")
-        await interaction.followup.send(embed=embeds.run_started(view))
+            content=f"✅ Run `{view.id}` started with the best of study #{self.study_id}: "
+                    f"{view.strategy} on {view.symbol} {view.timeframe}. Its alerts are posted "
+                    "like those of /forward start.")
 
 
 class MonteCarloButton(_Guarded, template=r"pb:mc:(?P<folder>[A-Za-z0-9_.-]+)"):

@@ -142,7 +142,8 @@ def lookahead(report: Any) -> discord.Embed:
 def monte_carlo(report: Any) -> discord.Embed:
     """The Monte Carlo button's answer: percentiles per method and the fan chart."""
     embed = discord.Embed(title=fit_text(f"🎲 {report.title}", 256), colour=BLUE)
-    embed.description = (f"{report.trades} trades · actual return "
+    embed.description = (f"{report.runs:,} runs each · seed {report.seed} · "
+                         f"{report.trades} trades · actual return "
                          f"{fmt.pct(report.actual_return_pct)}, max drawdown (closed trades) "
                          f"{fmt.pct(report.actual_drawdown_pct)}")
     for m in report.methods:

@@ -22,9 +22,10 @@ from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError, Source
 from data.ohlcv import OHLCV
 from data.perp import PerpInputs
-from data.symbols import is_perpetual, quote_currency
+from data.symbols import is_perpetual
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest import BacktestConfig, BacktestResult, NotEnoughData, run_backtest
+from engine.backtest_charts import draw_backtest_charts
 from engine.backtest_request import (
     BacktestReport,
     BacktestRequest,
@@ -32,14 +33,16 @@ from engine.backtest_request import (
     date_range,
     request_protections,
 )
-from engine.charts import render_equity_chart, render_price_chart
-from engine.errors import ServiceError, scrub_secrets
+from engine.errors import MissingCandles, ServiceError, scrub_secrets
 from engine.fills import FillModel
 from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
 from engine.strategy_errors import describe, strategy_file, where
 
 log = logging.getLogger(__name__)
+
+#: Days of candles offered for a backtest without dates whose candles are not cached.
+DEFAULT_FETCH_DAYS = {"1m": 30, "5m": 90, "15m": 180, "30m": 180}
 
 
 def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: str,
@@ -85,23 +88,27 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     warnings: list[str] = []
     say("loading candles")
     fetch_note = None
-    if start is not None and not settings.offline:
+    if start is not None and not settings.offline and request.fetch_missing:
         fetch_end = end if end is not None else int(time.time() * 1000)
         if not _covered(loader, exchange, symbol, timeframe, load_from, fetch_end):
             fetch_note = _fetch_missing(settings, exchange, symbol, timeframe, load_from,
                                         fetch_end)
+    missing = missing_span(timeframe, load_from, end)
     try:
         candles, source = loader.load(exchange, symbol, timeframe, load_from, end)
     except MissingDataError as exc:
-        raise ServiceError(str(exc) + (f" (fetch failed: {fetch_note})" if fetch_note else "")) \
+        raise MissingCandles(str(exc) + (f" (fetch failed: {fetch_note})" if fetch_note else ""),
+                             exchange=exchange, symbol=symbol, timeframe=timeframe,
+                             start=missing[0], end=missing[1], offline=settings.offline) \
             from None
     if len(candles) == 0:
-        raise ServiceError(
+        raise MissingCandles(
             f"no {symbol} {timeframe} candles for {exchange} between "
             f"{iso(start) or 'the start'} and {iso(end) or 'now'}; the cache "
             f"({source.path.name}) spans {iso(source.first)} to {iso(source.last)}"
-            + (f"; fetching failed: {fetch_note}" if fetch_note else "")
-        )
+            + (f"; fetching failed: {fetch_note}" if fetch_note else ""),
+            exchange=exchange, symbol=symbol, timeframe=timeframe, start=missing[0],
+            end=missing[1], offline=settings.offline)
     first, last = int(candles.timestamp[0]), int(candles.timestamp[-1])
     if start is not None and first > start:
         warnings.append(f"candles start at {iso(first)}, after the requested {iso(start)}")
@@ -146,14 +153,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
         if request.charts:
             say("drawing charts")
             out = _out_dir(request, settings, result)
-            title = f"{result.strategy} {symbol} {timeframe} ({exchange})"
-            charts["price"] = render_price_chart(result.candles, result.trades,
-                                                 out / "price.png", title=title,
-                                                 timeframe=timeframe)
-            charts["equity"] = render_equity_chart(
-                result.candles.timestamp, result.equity, out / "equity.png", title=title,
-                starting_balance=config.balance, benchmark=result.candles.close,
-                quote=quote_currency(symbol))
+            charts.update(draw_backtest_charts(result, strategy, out, settings.chart_theme))
             csv_path = write_trades_csv(result.trades, out / "trades.csv")
             write_exits_csv(result.exits, out / "exits.csv")
             json_path = out / "backtest.json"
@@ -184,6 +184,18 @@ def _perp_inputs(settings: Settings, exchange: str, symbol: str, timeframe: str,
                         "strategies see NaN; fetch with `paperbot data fetch --open-interest "
                         "--funding`")
     return loaded.inputs
+
+
+def missing_span(timeframe: str, start: int | None, end: int | None) -> tuple[int, int]:
+    """The span (ms UTC) to fetch for a backtest of ``[start, end)`` (warm-up included in
+    ``start``): without dates, the last ``DEFAULT_FETCH_DAYS`` for the timeframe."""
+    now = int(time.time() * 1000)
+    hi = min(end, now) if end is not None else now
+    if start is not None:
+        return start, hi
+    days = DEFAULT_FETCH_DAYS.get(timeframe, 365 if timeframe_ms(timeframe) >= 3_600_000
+                                  else 90)
+    return hi - days * 86_400_000, hi
 
 
 def _covered(loader: CandleLoader, exchange: str, symbol: str, timeframe: str, start: int,

@@ -47,6 +47,9 @@ class BacktestRequest:
     out_dir: Path | None = None
     charts: bool = True
     protect: dict[str, str] = field(default_factory=dict)
+    #: fetch what a dated span lacks before running (when online); the bot asks first instead
+    #: (``MissingCandles`` → a Fetch candles button)
+    fetch_missing: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +66,16 @@ class BacktestReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``backtest --json`` object (``engine.reporting.result_json``)."""
+        fills = self.result.config.fills
         return result_json(self.result, {k: str(v) for k, v in self.charts.items()},
                            {"trades_csv": str(self.trades_csv) if self.trades_csv else None,
                             "data_source": self.data_source, "warnings": self.warnings,
-                            "lookahead": [f.to_dict() for f in self.result.lookahead]})
+                            "lookahead": [f.to_dict() for f in self.result.lookahead],
+                            "balance": self.result.config.balance,
+                            "fills": {"taker_fee_bps": fills.taker_fee_bps,
+                                      "maker_fee_bps": fills.maker_fee_bps,
+                                      "slippage_bps": fills.slippage_bps},
+                            "elapsed_s": round(self.elapsed_s, 3)})
 
 
 def parse_day(text: str, what: str) -> int:

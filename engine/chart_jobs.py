@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from data.ohlcv import OHLCV
 from engine.types import Position, Trade
 
 
-def trade_png(candles: OHLCV, trade: Trade, path: Path, title: str,
+def trade_png(candles: OHLCV, trade: Trade, path: Path, title: str, theme: str = "dark",
+              lines: list[Any] | None = None,
               progress: Callable[[str], None] | None = None) -> Path:
-    """A small chart of one closed trade (alert attachment)."""
+    """The chart of one closed trade (alert attachment)."""
     from engine.charts import render_trade_chart
 
-    return render_trade_chart(candles, trade, path, title=title)
+    return render_trade_chart(candles, trade, path, title=title, theme=theme,
+                              lines=lines or [])
 
 
-def position_png(candles: OHLCV, position: Position, path: Path, title: str, timeframe: str,
+def position_png(candles: OHLCV, position: Position, path: Path, title: str,
+                 theme: str = "dark", mark: float | None = None,
+                 lines: list[Any] | None = None,
                  progress: Callable[[str], None] | None = None) -> Path:
-    """Recent candles with an open position's entry, stop-loss and take-profit."""
-    from engine.charts import render_price_chart
+    """Recent candles with an open position's entry, stop-loss and take-profit (and the last
+    price ``mark``, quote)."""
+    from engine.charts import render_position_chart
 
-    return render_price_chart(candles, [], path, title=title, timeframe=timeframe,
-                              open_positions=[position], max_bars=200)
+    return render_position_chart(candles, position, path, title=title, theme=theme, mark=mark,
+                                 lines=lines or [])

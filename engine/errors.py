@@ -46,6 +46,26 @@ class ServiceError(Exception):
         super().__init__(scrub_secrets(str(message)))
 
 
+class MissingCandles(ServiceError):
+    """A backtest found no cached candles for its span; a front-end may offer to fetch them.
+
+    ``str(error)`` is the command-line text (it names the cache and ``paperbot data fetch``);
+    the fields let a phone front-end say it without paths or shell commands: ``exchange``,
+    ``symbol``, ``timeframe`` and the span to fetch, ``start``/``end`` ms UTC (warm-up
+    included), ``offline`` when fetching is switched off (``PAPERBOT_OFFLINE``).
+    """
+
+    def __init__(self, message: object, *, exchange: str, symbol: str, timeframe: str,
+                 start: int, end: int, offline: bool = False) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.start = start
+        self.end = end
+        self.offline = offline
+
+
 class SecretScrubber(logging.Filter):
     """A logging filter that masks credentials in the message and traceback of each record.
 

@@ -12,15 +12,25 @@ from __future__ import annotations
 from engine.types import EXIT_REASONS, Exit, Trade
 
 
+def _row() -> dict[str, float]:
+    return {"trades": 0, "wins": 0, "losses": 0, "exits": 0, "pnl": 0.0}
+
+
 def exit_breakdown(trades: list[Trade], exits: list[Exit]) -> dict[str, dict[str, float]]:
     """Per exit reason (in ``EXIT_REASONS`` order, reasons that never occurred left out):
-    ``trades`` (positions whose final part had that reason), ``exits`` (fills with that
-    reason) and ``pnl`` (net PnL of those fills, quote currency)."""
+    ``trades`` (positions whose final part had that reason) with their ``wins`` and
+    ``losses`` (net PnL > 0 / ≤ 0), ``exits`` (fills with that reason) and ``pnl`` (net PnL of
+    those fills, quote currency). Without ``exits`` (data from before partial exits), each
+    trade counts as one fill with its whole PnL."""
     out: dict[str, dict[str, float]] = {}
     for trade in trades:
-        out.setdefault(trade.exit_reason, {"trades": 0, "exits": 0, "pnl": 0.0})["trades"] += 1
-    for exit_ in exits:
-        row = out.setdefault(exit_.reason, {"trades": 0, "exits": 0, "pnl": 0.0})
+        row = out.setdefault(trade.exit_reason, _row())
+        row["trades"] += 1
+        row["wins" if trade.pnl > 0 else "losses"] += 1
+    fills = exits or [Exit(t.id, t.exit_time, t.exit_price, t.size, t.exit_reason, t.pnl,
+                           t.exit_fee) for t in trades]
+    for exit_ in fills:
+        row = out.setdefault(exit_.reason, _row())
         row["exits"] += 1
         row["pnl"] += exit_.pnl
     order = {reason: k for k, reason in enumerate(EXIT_REASONS)}

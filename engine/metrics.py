@@ -8,11 +8,16 @@ Definitions (docs/backtesting.md has them with worked examples):
 * ``max_drawdown_pct`` = min over t of (equity_t / max_{s≤t} equity_s − 1) × 100 (≤ 0), with the
   peak time (``max_drawdown_start``) and trough time (``max_drawdown_end``): candle close
   times, ms UTC (the start of the run when the peak is the starting balance).
-* Per-period returns r_t = equity_t / equity_{t−1} − 1, one period = one base candle, the first
-  period measured from the starting balance. Annualisation factor A = candles per 365-day year.
-  ``sharpe`` = mean(r) / std(r, ddof=1) × √A (risk-free rate 0; Sharpe 1994).
-  ``sortino`` = mean(r) / √(mean(min(r, 0)²)) × √A (target 0; Sortino & Price 1994).
-* ``calmar`` = CAGR % / |max drawdown %|.
+* ``sharpe`` = mean(r) / std(r, ddof=1) × √A (risk-free rate 0; Sharpe 1994) and ``sortino`` =
+  mean(r) / √(mean(min(r, 0)²)) × √A (target 0; Sortino & Price 1994) over **daily** returns
+  r_d = equity at the last close of UTC day d / that of the day before − 1 (the first day
+  measured from the starting balance), A = 365: runs on different timeframes compare
+  (``engine.stats.returns``). ``returns_period`` is ``"1d"`` (a timeframe above a day uses its
+  own candles, and names it). ``sharpe_per_candle`` / ``sortino_per_candle``: the same over
+  per-candle returns, A = candles per 365-day year.
+* ``calmar`` = CAGR % / |max drawdown %|. ``short_window`` is True when the traded span is
+  under ``ANNUALISE_MIN_DAYS`` (90) days: CAGR and Calmar are then extrapolations (kept in the
+  JSON, not shown).
 * ``win_rate_pct`` = winning trades (pnl > 0) / trades × 100.
 * ``profit_factor`` = Σ winning pnl / |Σ losing pnl| (``inf`` with wins and no losses).
 * ``expectancy`` = mean net pnl per trade (quote); ``avg_win``/``avg_loss`` likewise per side.
@@ -31,7 +36,11 @@ from typing import Any
 import numpy as np
 
 from data.timeframes import YEAR_MS, periods_per_year, timeframe_ms
+from engine.stats.returns import daily_ratios, sharpe_sortino
 from engine.types import Trade
+
+#: Spans shorter than this (days) flag CAGR and Calmar as unreliable (``short_window``).
+ANNUALISE_MIN_DAYS = 90
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,10 @@ class Metrics:
     buy_and_hold_return_pct: float | None
     starting_balance: float
     final_equity: float
+    sharpe_per_candle: float | None = None
+    sortino_per_candle: float | None = None
+    span_days: float = 0.0
+    short_window: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON: ``inf`` becomes the string ``"inf"``, ``nan`` becomes None."""
@@ -128,18 +141,14 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
             dd_start = int(timestamps[0]) if peak == 0 else int(timestamps[peak - 1]) + step
             dd_end = int(timestamps[trough - 1]) + step
 
-    sharpe = sortino = None
+    sharpe_candle = sortino_candle = sharpe = sortino = None
+    period = "1d"
     if n > 1:
         returns = np.diff(np.concatenate(([starting_balance], equity))) / \
             np.concatenate(([starting_balance], equity[:-1]))
-        scale = math.sqrt(periods_per_year(timeframe))
-        mean = float(returns.mean())
-        std = float(returns.std(ddof=1))
-        if std > 0:
-            sharpe = mean / std * scale
-        downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
-        if downside > 0:
-            sortino = mean / downside * scale
+        sharpe_candle, sortino_candle = sharpe_sortino(returns, periods_per_year(timeframe))
+        sharpe, sortino, period = daily_ratios(timestamps, equity, timeframe, starting_balance)
+    days = (int(timestamps[-1]) + step - int(timestamps[0])) / 86_400_000 if n else 0.0
     calmar = cagr / abs(dd_pct) if cagr is not None and dd_pct < 0 else None
 
     pnls = [t.pnl for t in trades]
@@ -167,7 +176,7 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
         sharpe=sharpe,
         sortino=sortino,
         calmar=calmar,
-        returns_period=timeframe,
+        returns_period=period,
         win_rate_pct=len(wins) / len(trades) * 100.0 if trades else None,
         profit_factor=profit_factor,
         expectancy=_mean(pnls),
@@ -182,4 +191,8 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
         buy_and_hold_return_pct=bh,
         starting_balance=starting_balance,
         final_equity=final,
+        sharpe_per_candle=sharpe_candle,
+        sortino_per_candle=sortino_candle,
+        span_days=days,
+        short_window=days < ANNUALISE_MIN_DAYS,
     )

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from data.history import FetchError
-from data.ohlcv import OHLCV
 from data.symbols import SymbolError, normalize_symbol
 from data.timeframes import TimeframeError, timeframe_ms
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
@@ -29,16 +28,17 @@ from engine.forward.engine import ForwardEngine, RunSpec
 from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo, discover
 from engine.research.service import ResearchService
+from engine.service_charts import ChartService
+from engine.service_history import HistoryService
+from engine.service_stats import StatsService
 from engine.settings import Settings
 from engine.store.control import AuditRow, audit_log
 from engine.store.store import RunRecord, Store
 from engine.types import Exit, Position, Trade
 from engine.views import (
-    PnlSummary,
     PnlView,
     PositionView,
     RunView,
-    pnl_summary,
     pnl_view,
     position_view,
     run_view,
@@ -66,8 +66,9 @@ class FetchReport:
     path: Path
 
 
-class PaperService:
-    """Backtests, market data and forward runs behind one API.
+class PaperService(StatsService, HistoryService, ChartService):
+    """Backtests, market data and forward runs behind one API (statistics and backtest history
+    come from the mixins of ``engine.service_stats`` and ``engine.service_history``).
 
     Args:
         settings: validated settings.
@@ -395,13 +396,6 @@ class PaperService:
         curve = [e for _, e in await store.equity_curve(record.id)]
         return pnl_view(record, balance, equity, trades, curve, len(positions))
 
-    async def pnl_all(self) -> PnlSummary:
-        """PnL of every run (one line each, newest first) and the totals (``/pnl``)."""
-        views = []
-        for record in await self._need_store().runs():
-            views.append(await self.pnl(record.id))
-        return pnl_summary(views)
-
     async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
         """Paper market exit of one position of any run that holds it (``/close``)."""
         record = await self.run_record(run_id)
@@ -461,44 +455,3 @@ class PaperService:
         """Record a command or a refused attempt in the audit log."""
         if self.store is not None:
             await self.store.audit(run_id, actor, action, detail or {})
-
-    # ---- charts of live runs ---------------------------------------------------------------
-    def _recent_candles(self, run_id: str, start: int | None = None,
-                        count: int = 120) -> OHLCV | None:
-        live = self.engine.runs.get(run_id) if self.engine is not None else None
-        if live is None or live.market is None:
-            return None
-        base = live.market.base
-        n = len(base)
-        ts = base.timestamp.values
-        first = max(0, n - count)
-        if start is not None:  # keep the trade's entry in view, with some context
-            first = min(first, max(0, int(ts.searchsorted(start)) - 20))
-        cols = [getattr(base, c).values[first:n].copy() for c in
-                ("timestamp", "open", "high", "low", "close", "volume")]
-        return OHLCV(*cols)
-
-    async def trade_chart(self, run_id: str, trade: Trade) -> Path | None:
-        """PNG of a closed trade of a live run (None when its candles are not in memory)."""
-        candles = self._recent_candles(run_id, trade.entry_time)
-        if candles is None or len(candles) == 0:
-            return None
-        path = Path(self.settings.out_dir) / "alerts" / f"{run_id}_trade{trade.id}.png"
-        title = f"{trade.symbol} #{trade.id} {trade.side}"
-        return await self.jobs.run("engine.chart_jobs:trade_png", candles, trade, path, title)
-
-    async def position_chart(self, run_id: str, position_id: int) -> Path:
-        """PNG of an open position with the recent candles.
-
-        Raises:
-            ServiceError: the run is not live or has no such open position.
-        """
-        live = self.engine.runs.get(run_id) if self.engine is not None else None
-        pos = live.portfolio.get(position_id) if live is not None else None
-        candles = self._recent_candles(run_id, pos.entry_time if pos else None)
-        if pos is None or candles is None:
-            raise ServiceError(f"run {run_id} has no open position #{position_id}")
-        path = Path(self.settings.out_dir) / "alerts" / f"{run_id}_position{position_id}.png"
-        title = f"{pos.symbol} #{pos.id} {pos.side} (open)"
-        return await self.jobs.run("engine.chart_jobs:position_png", candles, pos, path, title,
-                                   live.record.timeframe)

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         default_factory=list, description="guilds the bot serves (PAPERBOT_GUILD_ID, "
         "comma-separated); commands are synced to each and refused anywhere else")
     alerts_channel_id: int | None = Field(None, description="channel for every trade alert")
+    trade_alerts_channel_id: int | None = Field(
+        None, description="channel for trade alerts (opened, closed, rejected, caught up)")
+    ops_alerts_channel_id: int | None = Field(
+        None, description="channel for run and feed alerts (started, stopped, feed, errors)")
+    summary_alerts_channel_id: int | None = Field(
+        None, description="channel for daily summaries and outage summaries")
+    thread_per_run: bool = Field(False, description="a thread per run for its alerts")
+    chart_theme: str = Field("dark", description="chart colours: dark or light")
     allowed_user_ids: IdList = Field(default_factory=list)
     allowed_role_ids: IdList = Field(default_factory=list)
     manager_role_ids: IdList = Field(default_factory=list,
@@ -175,6 +183,14 @@ class Settings(BaseSettings):
     @classmethod
     def _balance(cls, value: float) -> float:
         return check_balance(value, "value")
+
+    @field_validator("chart_theme")
+    @classmethod
+    def _theme(cls, value: str) -> str:
+        theme = value.strip().lower()
+        if theme not in ("dark", "light"):
+            raise ValueError(f"must be dark or light, got {shown(value)}")
+        return theme
 
     @field_validator("log_level")
     @classmethod

@@ -159,6 +159,13 @@ class Strategy:
     #: default search ranges for ``paperbot optimize`` (``engine.research.space``), e.g.
     #: ``{"fast": "5:50", "slow": "20:200:10"}``
     param_space: ClassVar[dict[str, str]] = {}
+    #: what the price chart draws: registered indicator name → ``"price"`` (over the candles),
+    #: ``"panel"`` (a panel of its own) or ``"panel:<group>"`` (one panel per group). Names may
+    #: hold parameters, formatted with the resolved params: ``{"sma{fast}": "price"}``.
+    plots: ClassVar[dict[str, str]] = {}
+    #: horizontal guide lines of a panel: indicator name → numbers or parameter names,
+    #: e.g. ``{"rsi": ("oversold", "overbought")}``
+    plot_levels: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def __init__(self, params: Mapping[str, Any] | None = None,
                  timeframe: str | None = None) -> None:
@@ -221,7 +228,9 @@ class Strategy:
         if self._market is None:
             raise RuntimeError("register indicators in on_init")
         label = name or getattr(fn, "__name__", "indicator")
-        return self._market.add_indicator(fn, args, kwargs, label)
+        views = self._market.add_indicator(fn, args, kwargs, label)
+        self.registered[label] = views
+        return views
 
     def bind(self, market: MarketData) -> None:
         """Attach the market data and run ``on_init`` (engine use).
@@ -231,6 +240,8 @@ class Strategy:
         it gets the view whatever the runner passes.
         """
         self._market = market
+        #: indicators registered in ``on_init`` by name (charts draw those in ``plots``)
+        self.registered: dict[str, Any] = {}
         view = market.view
         user = self.__dict__.get("_user_on_candle") or self.on_candle
         self._user_on_candle = user

@@ -118,31 +118,3 @@ def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],
         win_rate_pct=wins / len(trades) * 100.0 if trades else None,
         max_drawdown_pct=drawdown, fees_paid=sum(t.fees for t in trades), status=rec.status,
         open_positions=open_positions)
-
-
-@dataclass(frozen=True, slots=True)
-class PnlSummary:
-    """PnL of several runs (``runs``, newest first) and their totals (quote currency; runs
-    of different quote currencies are summed as they are: paperbot trades USDT pairs)."""
-
-    runs: list[PnlView]
-    realised_pnl: float
-    unrealised_pnl: float
-    equity: float
-    starting_balance: float
-    open_positions: int
-
-    @property
-    def return_pct(self) -> float:
-        """Total equity over total starting balance, percent."""
-        if not self.starting_balance:
-            return 0.0
-        return (self.equity / self.starting_balance - 1.0) * 100.0
-
-
-def pnl_summary(views: list[PnlView], open_positions: int = 0) -> PnlSummary:
-    """Totals of ``views``."""
-    return PnlSummary(views, sum(v.realised_pnl for v in views),
-                      sum(v.unrealised_pnl for v in views), sum(v.equity for v in views),
-                      sum(v.starting_balance for v in views),
-                      open_positions or sum(v.open_positions for v in views))

@@ -35,6 +35,7 @@ class DonchianBreakout(Strategy):
         "allow_short": True,
     }
     param_space = {"entry_period": "10:60:5", "exit_period": "5:30:5", "atr_stop": "0:4:0.5"}
+    plots = {"upper": "price", "lower": "price", "exit_upper": "price", "exit_lower": "price"}
 
     def validate(self) -> None:
         p = self.p

@@ -38,6 +38,7 @@ class MtfTrend(Strategy):
         "allow_short": True,
     }
     param_space = {"fast": "5:20", "slow": "15:60:5", "trend_period": "20:100:10"}
+    plots = {"ema{fast}": "price", "ema{slow}": "price", "trend_ema": "price"}
 
     def validate(self) -> None:
         p = self.p

@@ -32,6 +32,8 @@ class RsiReversion(Strategy):
         "take_profit_pct": 0.0,
     }
     param_space = {"period": "7:28", "oversold": "20:40:5", "exit_level": "45:60:5"}
+    plots = {"rsi": "panel"}
+    plot_levels = {"rsi": ("oversold", "exit_level", "overbought")}
 
     def validate(self) -> None:
         p = self.p

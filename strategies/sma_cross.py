@@ -30,6 +30,7 @@ class SmaCross(Strategy):
         "trailing_stop_pct": 0.0,
     }
     param_space = {"fast": "5:50", "slow": "20:200:10"}
+    plots = {"sma{fast}": "price", "sma{slow}": "price"}
 
     def validate(self) -> None:
         p = self.p

@@ -46,17 +46,19 @@ class BotEnv:
 
 @asynccontextmanager
 async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.25,
-                  count: int = 1500, cursor: int = 200, **overrides) -> AsyncIterator[BotEnv]:
+                  count: int = 1500, cursor: int = 200, channels: tuple[int, ...] = (),
+                  **overrides) -> AsyncIterator[BotEnv]:
     """Everything running: serve() with the real discord.py client against the stand-ins.
 
-    ``overrides`` replace settings (e.g. ``guild_id=None`` for global commands).
+    ``overrides`` replace settings (e.g. ``guild_id=None`` for global commands); ``channels``
+    are more text channels of the guild besides ``CHANNEL``.
     """
     series = CandleSeries.from_parquet(MINUTES, "BTC/USDT", "1m", count=count, cursor=cursor)
     users = [StandinUser(TRADER), StandinUser(ROLE_TRADER, role_ids=[TRADER_ROLE]),
              StandinUser(VISITOR), StandinUser(MANAGER, role_ids=[MANAGER_ROLE])]
     async with ExchangeStandin([series]) as ex, DiscordStandin(
             users=users, roles=[StandinRole(TRADER_ROLE), StandinRole(MANAGER_ROLE)],
-            channel_ids=[CHANNEL], heartbeat_interval=heartbeat) as ds:
+            channel_ids=[CHANNEL, *channels], heartbeat_interval=heartbeat) as ds:
         settings = settings_for(tmp_path, ex, "bybit", **{
             "discord_token": ds.token, "guild_id": ds.world.guild_id,
             "allowed_user_ids": str(TRADER), "allowed_role_ids": str(TRADER_ROLE),
@@ -79,3 +81,26 @@ async def bot_env(tmp_path: Path, *, processes: int = 0, heartbeat: float = 41.2
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=20)
+
+
+async def start_run(env: BotEnv, strategy: str = "always_long",
+                    params: str = "stop_pct=1 take_pct=0.5", user: int = TRADER,
+                    channel: int = CHANNEL, symbol: str = "BTC/USDT", timeframe: str = "1m"):
+    """``/forward start`` from ``user``; waits for its ephemeral reply and the run's subscription.
+
+    Returns ``(record, run_id)``; the run's one public message is its "started" alert.
+    """
+    record = await env.ds.invoke("forward start", {"strategy": strategy, "symbol": symbol,
+                                                   "timeframe": timeframe, "params": params},
+                                 user_id=user, channel_id=channel)
+    await record.wait_done(lambda r: r.final is not None and "started" in r.final.content,
+                           timeout=30)
+    run_id = record.final.content.split("`")[1]  # "✅ Run `<id>` started: …"
+    await env.ex.wait_for_subscription("bybit", f"kline.1.{symbol.replace('/', '')}")
+    return record, run_id
+
+
+def titled(env: BotEnv, channel: int, part: str) -> list:
+    """Live channel messages whose first embed title contains ``part``."""
+    return [m for m in env.ds.channel_messages(channel) if not m.deleted and m.embeds
+            and part in (m.embeds[0].get("title") or "")]

@@ -14,24 +14,21 @@ import pytest
 from engine.forward.engine import RunSpec
 from engine.settings import SettingsError, load_settings
 from tests.bot_helpers import CHANNEL, MANAGER, ROLE_TRADER, TRADER, VISITOR, bot_env
+from tests.bot_helpers import start_run as start
 from tests.forward_helpers import until
 
 SECOND_GUILD = 900_000_000_000_000_002  # configured too, in the multi-guild test
 OTHER_GUILD = 900_000_000_000_000_003  # never configured
 COMMANDS = {"backtest", "forward", "positions", "trades", "pnl", "close", "strategies",
-            "position", "panic", "audit", "optimize", "walkforward", "lookahead"}
+            "position", "panic", "audit", "optimize", "walkforward", "lookahead", "stats",
+            "daily", "weekly", "monthly", "performance"}
 DM_REFUSAL = "paperbot does not answer in direct messages"
 GUILD_REFUSAL = "paperbot is not set up for this server"
 
 
 async def start_run(env, user=TRADER):
     """A run of ``user`` with one open position (and its alert); returns (run id, alert)."""
-    record = await env.ds.invoke("forward start", {
-        "strategy": "always_long", "symbol": "BTC/USDT", "timeframe": "1m",
-        "params": "stop_pct=5 take_pct=5"}, user_id=user, channel_id=CHANNEL)
-    await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-    run_id = record.final.embeds[0]["title"].split()[2]  # "▶️ Run <id> started"
-    await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
+    _, run_id = await start(env, params="stop_pct=5 take_pct=5", user=user)
     await env.ex.emit_candle("BTC/USDT", "1m")
     alert = await env.ds.wait_for_message(
         CHANNEL, lambda m: bool(m.embeds) and "opened" in m.embeds[0]["title"]
@@ -174,15 +171,15 @@ async def test_runs_belong_to_their_starter_managers_may_act_on_any(tmp_path):
                                      user_id=MANAGER)
         await confirm.wait_done(lambda r: "Closed" in title(r), timeout=10)
         await until(lambda: not live.portfolio.positions)
-        owner_stop = await answered(await env.ds.invoke("forward stop", {"run": run_id},
-                                                        user_id=TRADER))
+        owner_stop = await env.ds.invoke("forward stop", {"run": run_id}, user_id=TRADER)
+        await owner_stop.wait_done(timeout=10)
         # a run started from the command line: only a manager may stop it
         cli = await env.runtime.service.start_run(RunSpec(
             strategy="always_long", symbol="BTC/USDT", timeframe="1m", started_by="cli"))
         cli_refused = await answered(await env.ds.invoke("forward stop", {"run": cli.id},
                                                          user_id=TRADER))
-        manager_stop = await answered(await env.ds.invoke("forward stop", {"run": cli.id},
-                                                          user_id=MANAGER))
+        manager_stop = await env.ds.invoke("forward stop", {"run": cli.id}, user_id=MANAGER)
+        await manager_stop.wait_done(timeout=10)
         runs = {r.id: r.status for r in await env.runtime.service.runs()}
         trades = await env.runtime.service.trades(run_id)
         audit = await audit_rows(env)
@@ -195,11 +192,11 @@ async def test_runs_belong_to_their_starter_managers_may_act_on_any(tmp_path):
     assert untouched == (True, "running")  # the refusals changed nothing
     assert chart.ephemeral and chart.attachments[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     assert [(t.exit_reason, t.id) for t in trades] == [("manual", 1)]
-    assert "Run stopped" in title(owner_stop) and not owner_stop.ephemeral
+    assert owner_stop.ephemeral and f"Run `{run_id}` stopped" in owner_stop.final.content
     assert cli_refused.ephemeral and text(cli_refused) == (
         f"⚠️ run {cli.id} was started from the command line; only a manager (a role in "
         "PAPERBOT_MANAGER_ROLE_IDS) can stop it")
-    assert "Run stopped" in title(manager_stop)
+    assert f"Run `{cli.id}` stopped" in manager_stop.final.content
     assert runs == {run_id: "stopped", cli.id: "stopped"}
     refusals = [(a[0], a[1], a[3]["action"], a[3]["owner"]) for a in audit
                 if a[2] == "refused" and a[3].get("reason") == "not the run's owner"]

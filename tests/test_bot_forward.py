@@ -9,66 +9,103 @@ import matplotlib.image as mpimg
 import pytest
 
 from tests.bot_helpers import CHANNEL, ROLE_TRADER, TRADER, VISITOR, bot_env
+from tests.bot_helpers import start_run as start
 from tests.forward_helpers import until
 
 LONG = "stop_pct=1 take_pct=0.5"
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 async def start_run(env, strategy="always_long", params=LONG, user=TRADER):
-    record = await env.ds.invoke("forward start", {"strategy": strategy, "symbol": "BTC/USDT",
-                                                   "timeframe": "1m", "params": params},
-                                 user_id=user, channel_id=CHANNEL)
-    await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-    run_id = next(iter(env.runtime.engine.runs))
-    await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
-    return record, run_id
+    return await start(env, strategy, params, user)
 
 
-def alerts(env, title_part: str):
-    return [m for m in env.ds.channel_messages(CHANNEL)
-            if m.embeds and title_part in (m.embeds[0].get("title") or "")]
+def fields_of(message) -> dict[str, str]:
+    return {f["name"]: f["value"] for f in message.embeds[0]["fields"]}
 
 
-async def test_forward_start_posts_trade_alerts_with_the_right_numbers(tmp_path):
+def expected_exit(candle, stop: float, take: float) -> tuple[str, float] | None:
+    """Which level a long's candle hits and the fill (DESIGN §4: both → the stop; opening
+    beyond a level fills at the open)."""
+    if candle.low <= stop:
+        return "stop_loss", min(candle.open, stop)
+    if candle.high >= take:
+        return "take_profit", max(candle.open, take)
+    return None
+
+
+async def test_trade_alerts_carry_exact_figures_charts_and_disabled_buttons(tmp_path):
+    """A replay of real candles: every number of both alerts recomputed from the candles
+    (fee 10 bp, no slippage, 50 % of equity per position), over two trades."""
     async with bot_env(tmp_path) as env:
-        record, run_id = await start_run(env)
-        assert record.ephemeral and not record.final.ephemeral
-        assert record.final.embeds[0]["title"] == f"▶️ Run {run_id} started"
-        live = env.runtime.engine.runs[run_id]
-        opened_at = await env.ex.emit_candle("BTC/USDT", "1m")
-        opened = await env.ds.wait_for_message(
-            CHANNEL, lambda m: bool(m.embeds) and "LONG opened" in m.embeds[0]["title"],
-            timeout=10)
-        position = live.portfolio.positions[0]
-        for _ in range(400):  # until the stop-loss (1 %) or take-profit (0.5 %) is hit
-            await env.ex.emit_candle("BTC/USDT", "1m")
-            if not live.portfolio.positions or live.portfolio.trades:
-                break
-        closed = await env.ds.wait_for_message(
-            CHANNEL, lambda m: bool(m.embeds) and "closed" in m.embeds[0]["title"], timeout=15)
-        trade = (await env.runtime.service.trades(run_id))[0]
+        _, run_id = await start_run(env)
+        started = await env.ds.wait_for_message(
+            CHANNEL, lambda m: bool(m.embeds) and "started" in m.embeds[0]["title"], timeout=10)
+        balance, realised, trades = 10_000.0, 0.0, []
+        candle = await env.ex.emit_candle("BTC/USDT", "1m")
+        for k in (1, 2):  # always_long re-enters at the close of the candle that exited
+            entry = candle.close
+            size = balance * 0.5 / entry
+            stop, take = entry * 0.99, entry * 1.005
+            opened = await env.ds.wait_for_message(
+                CHANNEL, lambda m, n=k: bool(m.embeds) and "opened" in m.embeds[0]["title"]
+                and f"pb:close:{run_id}:{n}" in m.custom_ids, timeout=10)
+            for _ in range(1000):
+                candle = await env.ex.emit_candle("BTC/USDT", "1m")
+                hit = expected_exit(candle, stop, take)
+                if hit:
+                    break
+            reason, fill = hit
+            pnl = (fill - entry) * size - entry * size * 0.001 - fill * size * 0.001
+            closed = await env.ds.wait_for_message(
+                CHANNEL, lambda m, n=k: bool(m.embeds) and "closed" in m.embeds[0]["title"]
+                and f"trade #{n}" in m.embeds[0]["footer"]["text"], timeout=15)
+            await env.ds.wait_until(lambda o=opened: o.edited_at is not None, timeout=10,
+                                    what="the opened alert's buttons disabled")
+            equity_open = balance - entry * size * 0.001
+            trades.append((entry, size, stop, take, reason, fill, pnl, equity_open, opened,
+                           closed))
+            realised += pnl
+            balance += pnl
+            trades[-1] += (realised,)
 
-    embed = opened.embeds[0]
-    fields = {f["name"]: f["value"] for f in embed["fields"]}
-    assert embed["title"] == "🟢 LONG opened · BTC/USDT"
-    assert fields["Entry"] == f"{opened_at.close:,.2f}" == f"{position.entry_price:,.2f}"
-    assert fields["Take-profit"] == f"{position.take_profit:,.2f}"
-    assert fields["Stop-loss"] == f"{position.stop_loss:,.2f}"
-    assert fields["Size"] == f"{position.size:,.6g} BTC"
-    assert opened.custom_ids == [f"pb:close:{run_id}:1", f"pb:be:{run_id}:1",
-                                 f"pb:chart:{run_id}:1"]
-    embed = closed.embeds[0]
-    fields = {f["name"]: f["value"] for f in embed["fields"]}
-    win = trade.pnl >= 0
-    assert trade.exit_reason in ("take_profit", "stop_loss")
-    assert embed["title"] == (f"{'✅' if win else '❌'} LONG closed · BTC/USDT · "
-                              f"{trade.pnl:,.2f} USDT ({trade.pnl_pct:+,.2f} %)")
-    assert fields["Exit"] == f"{trade.exit_price:,.2f}"
-    assert fields["Exit reason"] == trade.exit_reason.replace("_", "-")
-    assert fields["PnL"] == f"{trade.pnl:,.2f} USDT\n{trade.pnl_pct:+,.2f} %"
-    assert embed["color"] == (0x26A65B if win else 0xD64541)  # green win, red loss
-    chart = mpimg.imread(io.BytesIO(closed.attachment("trade.png").data), format="png")
-    assert chart.shape[1] >= 500
+    embed = started.embeds[0]
+    assert embed["title"] == f"▶️ Run {run_id} started"
+    assert [m for m in env.ds.channel_messages(CHANNEL) if m.embeds and "started" in
+            m.embeds[0]["title"]] == [started]  # one message per start
+    for k, (entry, size, stop, take, reason, fill, pnl, equity, opened, closed,
+            total) in enumerate(trades, 1):
+        o = fields_of(opened)
+        assert opened.embeds[0]["title"] == "🔼 LONG opened · BTC/USDT"
+        assert opened.embeds[0]["color"] == 0x5865F2  # blurple: an opened trade is no win
+        assert o["Entry"] == f"{entry:,.2f} USDT"
+        assert o["Size"] == f"{size:,.6g} BTC"
+        assert o["Notional"] == f"{entry * size:,.2f} USDT"
+        assert o["Stop-loss"] == f"{stop:,.2f} (-1.00 %)"
+        assert o["Take-profit"] == f"{take:,.2f} (+0.50 %)"
+        risk = (entry - stop) * size + stop * size * 0.001
+        assert o["Risk to stop"] == f"{risk:,.2f} USDT ({risk / equity * 100:,.2f} % of equity)"
+        assert o["Run equity"] == f"{equity:,.2f} USDT"
+        assert o["Fee"] == f"{entry * size * 0.001:,.2f} USDT"
+        assert opened.attachment("opened.png").data[:8] == PNG
+        assert opened.embeds[0]["image"]["url"] == "attachment://opened.png"
+        # closed: the buttons of the opened alert are disabled, saying how it ended
+        buttons = [c for row in opened.components for c in row["components"]]
+        assert [b["disabled"] for b in buttons] == [True, True]  # "Closed · reason", chart
+        assert buttons[0]["label"] == f"Closed · {reason.replace('_', '-')}"
+        c = fields_of(closed)
+        win = pnl >= 0
+        pct = pnl / (entry * size) * 100
+        assert closed.embeds[0]["title"] == (f"{'✅' if win else '❌'} LONG closed · BTC/USDT · "
+                                             f"{pnl:+,.2f} USDT ({pct:+,.2f} %)")
+        assert closed.embeds[0]["color"] == (0x26A65B if win else 0xD64541)
+        assert c["Exit"] == f"{fill:,.2f} USDT"
+        assert c["Exit reason"] == reason.replace("_", "-")
+        assert c["Run realised"] == f"{total:+,.2f} USDT"
+        assert c["Fees"] == f"{entry * size * 0.001 + fill * size * 0.001:,.2f} USDT"
+        chart = mpimg.imread(io.BytesIO(closed.attachment("trade.png").data), format="png")
+        assert chart.shape[:2] == (600, 800)
+        assert f"trade #{k}" in closed.embeds[0]["footer"]["text"]
 
 
 async def test_positions_pnl_trades_and_close_with_confirmation(tmp_path):

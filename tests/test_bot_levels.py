@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env
+from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env, start_run
 from tests.forward_helpers import until
 
 SCALE_LONG = textwrap.dedent('''
@@ -32,13 +32,8 @@ def titles(env) -> list[str]:
 
 
 async def start(env, strategy: str, params: str = "") -> str:
-    options = {"strategy": strategy, "symbol": "BTC/USDT", "timeframe": "1m"}
-    if params:
-        options["params"] = params
-    record = await env.ds.invoke("forward start", options, user_id=TRADER, channel_id=CHANNEL)
-    await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-    await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
-    return next(iter(env.runtime.engine.runs))
+    _, run_id = await start_run(env, strategy, params)
+    return run_id
 
 
 async def test_break_even_button_and_position_command(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bot_helpers import CHANNEL, ROLE_TRADER, TRADER, VISITOR, bot_env
+from tests.bot_helpers import CHANNEL, ROLE_TRADER, TRADER, VISITOR, bot_env, start_run
 from tests.forward_helpers import until
 from tests.test_lifecycle import BOOM
 
@@ -16,14 +16,7 @@ WIDE = "stop_pct=5 take_pct=5"
 
 async def start(env, strategy: str = "always_long", params: str = WIDE,
                 user: int = TRADER) -> str:
-    options = {"strategy": strategy, "symbol": "BTC/USDT", "timeframe": "1m"}
-    if params:
-        options["params"] = params
-    before = set(env.runtime.engine.runs)
-    record = await env.ds.invoke("forward start", options, user_id=user, channel_id=CHANNEL)
-    await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-    await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
-    [run_id] = set(env.runtime.engine.runs) - before
+    _, run_id = await start_run(env, strategy, params, user)
     return run_id
 
 
@@ -111,7 +104,7 @@ async def test_panic_closes_everything_after_confirmation_and_views_cover_every_
         await candles_until(env, lambda: all(live.portfolio.positions for live in lives))
         positions = await invoke(env, "positions", {}, user=VISITOR)
         pnl = await invoke(env, "pnl", {}, user=VISITOR)
-        summary = await env.runtime.service.pnl_all()
+        summary = await env.runtime.service.pnl_summary()
         refused = await invoke(env, "panic", {}, user=VISITOR)
         asked = await invoke(env, "panic", {})
         question = asked.final.embeds[0]["description"]

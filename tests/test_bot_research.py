@@ -39,7 +39,8 @@ async def test_optimize_posts_the_study_and_its_buttons_work(tmp_path):
         refused = await env.ds.click(f"pb:best:fw:{study_id}", user_id=VISITOR)
         await refused.wait_done(timeout=10)
         forward = await env.ds.click(f"pb:best:fw:{study_id}", user_id=TRADER)
-        await forward.wait_done(lambda r: len(r.messages) == 2, timeout=30)
+        await forward.wait_done(lambda r: r.final is not None and "started" in r.final.content,
+                                timeout=30)
         runs = list(env.runtime.engine.runs.values())
 
     assert not record.expired and record.ephemeral and "Study done: 9 trials" in \
@@ -52,7 +53,7 @@ async def test_optimize_posts_the_study_and_its_buttons_work(tmp_path):
     assert "fast slow" in embed["description"]  # the top-10 table
     assert embed["footer"]["text"].startswith("9 complete · 0 pruned · 0 failed")
     assert [a.filename for a in final.attachments] == ["heatmap.png"]
-    assert png_shape(final.attachment("heatmap.png").data)[:2] == (675, 1200)
+    assert png_shape(final.attachment("heatmap.png").data)[:2] == (720, 800)
     assert final.custom_ids == [f"pb:best:bt:{study_id}", f"pb:best:fw:{study_id}"]
     studies = history.final.embeds[0]
     assert not history.final.ephemeral and studies["fields"][0]["name"].startswith(
@@ -68,13 +69,15 @@ async def test_optimize_posts_the_study_and_its_buttons_work(tmp_path):
         refused.final.embeds[0]["description"]
     assert [(r.record.params["fast"], r.record.params["slow"]) for r in runs] == \
         [(best.params["fast"], best.params["slow"])]
-    assert forward.final.embeds[0]["title"].startswith("▶️ Run ")
+    [run] = runs
+    assert forward.ephemeral and f"✅ Run `{run.id}` started with the best of study " \
+        f"#{study_id}" in forward.final.content
 
 
 async def test_monte_carlo_button_lookahead_and_refusals(tmp_path):
     write_strategies(tmp_path / "strategies")
     async with bot_env(tmp_path) as env:
-        record = await env.ds.invoke("backtest", {
+        record = await env.ds.invoke("backtest run", {
             "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h",
             "start": "2019-01-01", "end": "2019-12-31"}, user_id=TRADER)
         await record.wait_done(lambda r: r.final is not None and bool(r.final.embeds),
@@ -103,12 +106,13 @@ async def test_monte_carlo_button_lookahead_and_refusals(tmp_path):
 
     assert button.startswith("pb:mc:sma_cross_BTC-USDT_1h_")
     mc = carlo.final.embeds[0]
-    assert mc["title"].startswith("🎲 sma_cross BTC/USDT 1h · Monte Carlo, 1,000 runs each")
+    assert mc["title"] == "🎲 sma_cross BTC/USDT 1h · Monte Carlo"
+    assert mc["description"].startswith("1,000 runs each · seed 7 · ")
     names = [f["name"] for f in mc["fields"]]
     assert names == ["shuffle · return p5 / p50 / p95", "shuffle · max drawdown p5 / p50 / p95",
                      "bootstrap · return p5 / p50 / p95",
                      "bootstrap · max drawdown p5 / p50 / p95"]
-    assert png_shape(carlo.final.attachment("montecarlo.png").data)[:2] == (675, 1200)
+    assert png_shape(carlo.final.attachment("montecarlo.png").data)[:2] == (720, 800)
     found = leak.final.embeds[0]
     assert found["title"] == "⚠️ Look-ahead found · leaky · BTC/USDT 1h"
     assert "indicator next_close (1h)" in found["description"]

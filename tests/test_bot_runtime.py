@@ -8,14 +8,14 @@ import os
 import subprocess
 import sys
 
-from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env
+from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env, start_run
 from tests.forward_helpers import until
 
 
 async def test_long_backtest_does_not_delay_the_heartbeat(tmp_path):
     async with bot_env(tmp_path, processes=1, heartbeat=0.1) as env:
         await env.ds.wait_for_heartbeats(3, timeout=10)
-        record = await env.ds.invoke("backtest", {
+        record = await env.ds.invoke("backtest run", {
             "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1m",
             "params": "stop_loss_pct=0.5 take_profit_pct=1"}, user_id=TRADER)
         await record.wait_done(lambda r: r.final is not None and bool(r.final.embeds),
@@ -33,13 +33,8 @@ async def test_long_backtest_does_not_delay_the_heartbeat(tmp_path):
 
 async def test_alert_buttons_close_with_confirmation_and_chart(tmp_path):
     async with bot_env(tmp_path) as env:
-        record = await env.ds.invoke("forward start", {
-            "strategy": "always_long", "symbol": "BTC/USDT", "timeframe": "1m",
-            "params": "stop_pct=5 take_pct=5"}, user_id=TRADER, channel_id=CHANNEL)
-        await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-        run_id = next(iter(env.runtime.engine.runs))
+        _, run_id = await start_run(env, params="stop_pct=5 take_pct=5")
         live = env.runtime.engine.runs[run_id]
-        await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
         await env.ex.emit_candle("BTC/USDT", "1m")
         alert = await env.ds.wait_for_message(
             CHANNEL, lambda m: bool(m.embeds) and "opened" in m.embeds[0]["title"], timeout=10)
@@ -58,7 +53,12 @@ async def test_alert_buttons_close_with_confirmation_and_chart(tmp_path):
         await confirm.wait_done(timeout=10)
         await until(lambda: not live.portfolio.positions)
         trades = await env.runtime.service.trades(run_id)
+        await env.ds.wait_until(lambda: alert.edited_at is not None, timeout=10,
+                                what="the alert's buttons disabled after the close")
     assert chart.ephemeral and chart.attachments[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    buttons = [c for row in alert.components for c in row["components"]]
+    assert [(b["label"], b["disabled"]) for b in buttons] == [("Closed · manual close", True),
+                                                              ("Chart", True)]
     assert refused.ephemeral and "You may not use the Close button" in \
         refused.final.embeds[0]["description"]
     assert still_open and "Nothing was closed" in cancel.final.embeds[0]["description"]
@@ -69,13 +69,8 @@ async def test_alert_buttons_close_with_confirmation_and_chart(tmp_path):
 async def test_failed_alerts_stay_in_the_outbox_and_do_not_block_the_engine(tmp_path):
     async with bot_env(tmp_path) as env:
         env.runtime.service.settings.alerts_channel_id = 123  # a channel that does not exist
-        record = await env.ds.invoke("forward start", {
-            "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1m",
-            "params": "fast=5 slow=20"}, user_id=TRADER, channel_id=CHANNEL)
-        await record.wait_done(lambda r: len(r.messages) == 2, timeout=30)
-        run_id = next(iter(env.runtime.engine.runs))
+        _, run_id = await start_run(env, "sma_cross", "fast=5 slow=20")
         live = env.runtime.engine.runs[run_id]
-        await env.ex.wait_for_subscription("bybit", "kline.1.BTCUSDT")
         await env.ex.replay("BTC/USDT", "1m", 60)
         await until(lambda: live.last_candle_ts == int(env.series.ts[259]), timeout=20,
                     what="candles processed while alerts fail")

@@ -176,11 +176,11 @@ def test_price_chart_png(candles: OHLCV, tmp_path: Path) -> None:
     out = render_price_chart(window, trades, tmp_path / "a" / "price.png", title="BTC/USDT 1h",
                              timeframe="1h", open_positions=[pos])
     assert out == tmp_path / "a" / "price.png"
-    assert _png_shape(out) == (700, 1400, 4)
+    assert _png_shape(out)[1] == 800
     cut = int(np.searchsorted(candles.timestamp, trades[0].entry_time)) + 3  # trade 1 clipped
     clipped = render_price_chart(candles.take(slice(cut, end)), trades, tmp_path / "cut.png",
                                  title="clipped", timeframe="1h")
-    assert _png_shape(clipped) == (700, 1400, 4)
+    assert _png_shape(clipped)[1] == 800
 
 
 def test_price_chart_aggregated_and_deterministic_across_threads(candles: OHLCV,
@@ -194,13 +194,13 @@ def test_price_chart_aggregated_and_deterministic_across_threads(candles: OHLCV,
     with ThreadPoolExecutor(2) as pool:
         images = list(pool.map(render, range(2)))
     assert images[0] == images[1] == render(2)
-    assert _png_shape(tmp_path / "p0.png") == (700, 1400, 4)
+    assert _png_shape(tmp_path / "p0.png")[1] == 800
 
 
 def test_price_chart_empty(tmp_path: Path) -> None:
     out = render_price_chart(OHLCV.empty(), [], tmp_path / "empty.png", title="none",
                              timeframe="1h")
-    assert _png_shape(out) == (700, 1400, 4)
+    assert _png_shape(out)[1] == 800
 
 
 def test_equity_chart_png(candles: OHLCV, tmp_path: Path) -> None:
@@ -209,10 +209,10 @@ def test_equity_chart_png(candles: OHLCV, tmp_path: Path) -> None:
     out = render_equity_chart(window.timestamp, equity, tmp_path / "eq" / "equity.png",
                               title="equity", starting_balance=10_000.0,
                               benchmark=window.close, quote="USDT")
-    assert _png_shape(out) == (600, 1400, 4)
+    assert _png_shape(out) == (640, 800, 4)
     flat = render_equity_chart(window.timestamp[:3], np.array([1.0, 2.0, 3.0]),
                                tmp_path / "flat.png", title="up only", starting_balance=1.0)
-    assert _png_shape(flat) == (600, 1400, 4)
+    assert _png_shape(flat) == (640, 800, 4)
     with pytest.raises(ValueError):
         render_equity_chart(window.timestamp, equity[:-1], tmp_path / "bad.png", title="x",
                             starting_balance=1.0)
@@ -222,9 +222,9 @@ def test_trade_charts_png(candles: OHLCV, tmp_path: Path) -> None:
     for trade in _trades(candles, 7000):
         out = render_trade_chart(candles, trade, tmp_path / f"trade_{trade.id}.png",
                                  title=f"#{trade.id} BTC/USDT 1h")
-        assert _png_shape(out) == (350, 600, 4)
+        assert _png_shape(out) == (600, 800, 4)
     long_hold = Trade(7, "BTC/USDT", "long", 0.1, int(candles.timestamp[5000]),
                       float(candles.close[4999]), int(candles.timestamp[6500]),
                       float(candles.open[6500]), 12.0, 0.5, 0.5, "end_of_data")
     out = render_trade_chart(candles, long_hold, tmp_path / "long.png", title="long hold")
-    assert _png_shape(out) == (350, 600, 4)
+    assert _png_shape(out) == (600, 800, 4)

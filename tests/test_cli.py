@@ -143,3 +143,30 @@ def test_installed_console_script_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: bad start date 'yesterday': use YYYY-MM-DD, " \
                                   "e.g. 2025-06-01"
+
+
+def test_backtests_are_recorded_in_the_history_and_listed(capsys, tmp_path):
+    import asyncio
+
+    from engine.store.store import Store
+
+    db = tmp_path / "runs.db"
+    asyncio.run(Store.open(db)).db  # noqa: B018 - create the database
+    common = ["--data-dir", str(SAMPLE_DATA), "--out", str(tmp_path / "o"), "--offline",
+              "--db", str(db)]
+    code, out, err = run_cli(capsys, "backtest", "--strategy", "rsi_reversion", "--symbol",
+                             "BTC/USDT", "--start", "2019-05-01", "--end", "2019-05-31",
+                             "--param", "oversold=35", *common)
+    assert code == 0, err
+    assert "CAGR                     — (< 90 days)" in out and "Sharpe (daily, ann.)" in out
+    assert "exits: signal" in out
+    code, listed, err = run_cli(capsys, "backtests", "--db", str(db))
+    assert code == 0, err
+    assert listed.startswith("#1    ") and "rsi_reversion" in listed and " cli" in listed
+    code, shown, _ = run_cli(capsys, "backtests", "1", "--db", str(db), "--json")
+    record = json.loads(shown)
+    assert record["request"]["params"] == {"oversold": "35"}
+    assert record["result"]["trades"] == record["result"]["metrics"]["num_trades"]
+    assert record["result"]["metrics"]["short_window"] is True
+    code, _, err = run_cli(capsys, "backtests", "7", "--db", str(db))
+    assert code == 2 and err.startswith("error: no stored backtest #7; the newest are #1")

@@ -180,13 +180,13 @@ async def test_discord_bad_protection_is_ephemeral_and_good_ones_are_counted(tmp
     async with bot_env(tmp_path) as env:
         answers = []
         for command, options in [
-                ("backtest", {**base, "protect": "cooldown=-1"}),
-                ("backtest", {**base, "protect": "daily_loss_limit_pct=nan cooldown=5"}),
+                ("backtest run", {**base, "protect": "cooldown=-1"}),
+                ("backtest run", {**base, "protect": "daily_loss_limit_pct=nan cooldown=5"}),
                 ("forward start", {**base, "timeframe": "1m", "protect": "cooldwn=5"})]:
             record = await env.ds.invoke(command, options, user_id=TRADER)
             await record.wait_done(lambda r: r.final is not None, timeout=30)
             answers.append(record)
-        good = await env.ds.invoke("backtest", {
+        good = await env.ds.invoke("backtest run", {
             **base, "start": "2019-01-01", "end": "2019-03-31",
             "params": "fast=5 slow=20 stop_loss_pct=0.5",
             "protect": "cooldown=10 stoploss_guard=2/24/24"}, user_id=TRADER)

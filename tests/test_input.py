@@ -467,7 +467,7 @@ async def test_discord_errors_fit_an_embed_and_huge_warmups_are_refused(tmp_path
     async with bot_env(tmp_path) as env:
         long_id = await env.ds.invoke("positions", {"run": "r" * 5000}, user_id=TRADER)
         await long_id.wait_done(timeout=20)
-        warmup = await env.ds.invoke("backtest", {
+        warmup = await env.ds.invoke("backtest run", {
             "strategy": "sma_cross", "symbol": "BTC/USDT", "timeframe": "1h",
             "params": "slow=100000000"}, user_id=TRADER)
         await warmup.wait_done(lambda r: any(m.ephemeral for m in r.messages)

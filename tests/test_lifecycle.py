@@ -150,7 +150,7 @@ async def test_close_on_a_stopped_run_with_stranded_positions_and_the_kill_switc
         # an old paperbot stopped run 0 without closing its position (stranded)
         await engine.detach(runs[0])
         await env.runtime.store.set_status(records[0].id, "stopped", "stopped by user", "cli")
-        summary = await service.pnl_all()
+        summary = await service.pnl_summary()
         every = await service.positions()
         trade = await service.close_position(records[0].id, 1, "cli")
         after_close = (await service.run(records[0].id)).status
@@ -158,8 +158,8 @@ async def test_close_on_a_stopped_run_with_stranded_positions_and_the_kill_switc
         views = [await service.run(r.id) for r in records]
         closed_events = [e for e in drain(env.events) if isinstance(e, TradeClosed)]
     assert len(every) == 3 and {v.run_id for v in every} == {r.id for r in records}
-    assert summary.open_positions == 3 and len(summary.runs) == 3
-    assert summary.equity == pytest.approx(sum(v.equity for v in summary.runs))
+    assert summary.open_positions == 3 and len(summary.views) == 3
+    assert summary.equity == pytest.approx(sum(v.equity for v in summary.views))
     assert trade.exit_reason == "manual" and after_close == "paused"
     assert sorted(report.paused) == sorted(r.id for r in records[1:])
     assert sorted(rid for rid, _ in report.closed) == sorted(r.id for r in records[1:])

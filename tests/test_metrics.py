@@ -31,9 +31,11 @@ def test_returns_drawdown_sharpe_sortino_exact():
     assert m.max_drawdown_end == T0 + 3 * HOUR
     returns = np.array([0.0, 0.2, -0.25, 130 / 90 - 1])
     scale = math.sqrt(8760)
-    assert m.sharpe == pytest.approx(returns.mean() / returns.std(ddof=1) * scale)
+    assert m.sharpe_per_candle == pytest.approx(returns.mean() / returns.std(ddof=1) * scale)
     downside = math.sqrt(np.mean(np.minimum(returns, 0) ** 2))
-    assert m.sortino == pytest.approx(returns.mean() / downside * scale)
+    assert m.sortino_per_candle == pytest.approx(returns.mean() / downside * scale)
+    assert m.sharpe is None and m.returns_period == "1d"  # one UTC day: no daily returns
+    assert m.short_window and m.span_days == pytest.approx(4 / 24)
     years = 4 * HOUR / (365 * 24 * HOUR)
     assert m.cagr_pct == pytest.approx((1.3 ** (1 / years) - 1) * 100)
     assert m.calmar == pytest.approx(m.cagr_pct / 25.0)
@@ -68,3 +70,24 @@ def test_no_trades_and_flat_curve_give_undefined_not_zero():
     assert m.sharpe is None and m.sortino is None and m.win_rate_pct is None
     assert m.profit_factor is None and m.max_drawdown_pct == 0.0 and m.calmar is None
     assert m.num_trades == 0 and m.total_return_pct == 0.0
+
+
+def test_sharpe_and_sortino_come_from_daily_returns_whatever_the_timeframe():
+    # three UTC days of 12h candles; the equity at each day's last close drives the ratios
+    ts = np.array([T0 + i * 12 * HOUR for i in range(6)])
+    equity = np.array([101.0, 102.0, 99.0, 97.0, 103.0, 110.0])
+    m = compute_metrics([], equity, ts, "12h", 100.0, np.ones(6), 0)
+    daily = np.array([102 / 100 - 1, 97 / 102 - 1, 110 / 97 - 1])
+    assert m.returns_period == "1d"
+    assert m.sharpe == pytest.approx(daily.mean() / daily.std(ddof=1) * math.sqrt(365))
+    downside = math.sqrt(np.mean(np.minimum(daily, 0) ** 2))
+    assert m.sortino == pytest.approx(daily.mean() / downside * math.sqrt(365))
+    per_candle = np.diff(np.concatenate(([100.0], equity))) / np.concatenate(([100.0],
+                                                                             equity[:-1]))
+    assert m.sharpe_per_candle == pytest.approx(
+        per_candle.mean() / per_candle.std(ddof=1) * math.sqrt(730))
+    # the same equity on 1h candles closing at the same times: the same daily figure
+    hourly = np.array([T0 + 11 * HOUR + i * 12 * HOUR for i in range(6)])
+    assert compute_metrics([], equity, hourly, "1h", 100.0, np.ones(6), 0).sharpe == \
+        pytest.approx(m.sharpe)
+    assert m.to_dict()["short_window"] is True and m.to_dict()["sharpe_per_candle"] is not None

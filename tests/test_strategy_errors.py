@@ -50,7 +50,7 @@ def test_backtest_of_a_raising_strategy_is_one_line_and_traceback_on_request(tmp
 async def test_backtest_of_a_raising_strategy_in_discord_is_ephemeral(tmp_path):
     async with bot_env(tmp_path) as env:
         (tmp_path / "strategies" / "my_breakout.py").write_text(RAISES)
-        record = await env.ds.invoke("backtest", {"strategy": "my_breakout",
+        record = await env.ds.invoke("backtest run", {"strategy": "my_breakout",
                                                   "symbol": "BTC/USDT", "timeframe": "1h",
                                                   "start": "2019-01-01", "end": "2019-01-31"},
                                      user_id=TRADER)

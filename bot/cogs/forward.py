@@ -2,6 +2,10 @@
 
 The group is guild-only as a whole (``guild_only`` on the class: Discord ignores it on
 subcommands); stopping someone else's run needs a manager role (``bot.access``).
+
+Starting or stopping a run posts one message in the channel: its alert (run started / stopped,
+with the details), delivered like every alert (``bot.alerts``). The command's own reply is
+ephemeral: only the member who typed it sees it, saying where the alert went.
 """
 
 from __future__ import annotations
@@ -46,8 +50,9 @@ class ForwardCog(commands.GroupCog, group_name="forward",
         self.service.check_run(spec)
         await interaction.response.defer(ephemeral=True, thinking=True)  # warm-up takes a while
         view = await self.service.start_run(spec)
-        await interaction.edit_original_response(content=f"✅ Run {view.id} started.")
-        await interaction.followup.send(embed=embeds.run_started(view))
+        await interaction.edit_original_response(
+            content=f"✅ Run `{view.id}` started: {view.strategy} on {view.symbol} "
+                    f"{view.timeframe} · {view.exchange}. {self._where(interaction)}")
 
     @app_commands.command(name="stop", description="Stop a forward run for good")
     @app_commands.describe(run="run id")
@@ -67,7 +72,17 @@ class ForwardCog(commands.GroupCog, group_name="forward",
                 view=stop_choices(self.service, run, count), ephemeral=True)
             return
         view = await self.service.stop_run(run, actor(interaction.user))
-        await interaction.response.send_message(embed=embeds.runs([view], "Run stopped"))
+        await interaction.response.send_message(
+            content=f"⏹️ Run `{view.id}` stopped. {self._where(interaction)}", ephemeral=True)
+
+    def _where(self, interaction: discord.Interaction) -> str:
+        """Where the run's alerts are posted, for the ephemeral reply."""
+        s = self.service.settings
+        channel = s.ops_alerts_channel_id or s.alerts_channel_id or interaction.channel_id
+        if s.thread_per_run:
+            channel = s.trade_alerts_channel_id or s.alerts_channel_id or interaction.channel_id
+            return f"Its alerts go to its own thread in <#{channel}>."
+        return f"Its alerts are posted in <#{channel}>."
 
     @app_commands.command(name="pause",
                           description="Stop a run's entries; its exits keep being managed")

@@ -6,10 +6,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import choices, embeds
+from bot import choices, embeds, embeds_stats
 from bot.access import actor, require_owner, trader_only
 from bot.buttons import ConfirmClose, confirm_embed
 from bot.confirm import close_all_choices
+from bot.pager import page_buttons
 from engine.errors import ServiceError
 from engine.service import PaperService
 
@@ -28,28 +29,24 @@ class PortfolioCog(commands.Cog):
         views = await self.service.positions(run)
         await interaction.response.send_message(embed=embeds.positions(views))
 
-    @app_commands.command(description="Closed trades of a run")
-    @app_commands.describe(run="run id (default: the newest running run)",
-                           limit="how many of the newest trades (default 10)")
+    @app_commands.command(description="Closed trades, newest first, 10 a page")
+    @app_commands.describe(run="run id (default: every run)", page="page to open (default 1)")
     @app_commands.autocomplete(run=choices.runs)
     @app_commands.guild_only()
     async def trades(self, interaction: discord.Interaction, run: str | None = None,
-                     limit: app_commands.Range[int, 1, 50] = 10) -> None:
-        run_id = run or await self.service.default_run()
-        items = await self.service.trades(run_id, limit)
-        await interaction.response.send_message(embed=embeds.trades(run_id, items, limit))
+                     page: app_commands.Range[int, 1] = 1) -> None:
+        result = await self.service.trades_page(run, page)
+        view = page_buttons(result)
+        await interaction.response.send_message(embed=embeds_stats.trades_page(result),
+                                                **({"view": view} if view else {}))
 
     @app_commands.command(description="Realised/unrealised PnL, equity, win rate, max drawdown")
-    @app_commands.describe(run="run id (default: every run, with totals)")
+    @app_commands.describe(run="run id (default: every run, with their sums)")
     @app_commands.autocomplete(run=choices.runs)
     @app_commands.guild_only()
     async def pnl(self, interaction: discord.Interaction, run: str | None = None) -> None:
-        if run:
-            view = await self.service.pnl(run)
-            await interaction.response.send_message(embed=embeds.pnl(view))
-            return
-        await interaction.response.send_message(
-            embed=embeds.pnl_summary(await self.service.pnl_all()))
+        summary = await self.service.pnl_summary(run)
+        await interaction.response.send_message(embed=embeds_stats.pnl_summary(summary))
 
     @app_commands.command(description="Close a position (or all of a run's) at market")
     @app_commands.describe(run="run id", position="position id, or all")

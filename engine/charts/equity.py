@@ -1,7 +1,8 @@
 """Equity chart: equity curve (with optional buy-and-hold benchmark) over an underwater panel.
 
 Times are int ms UTC; equity, balances and the benchmark are in quote currency; drawdowns in
-percent (``<= 0``). Long curves are drawn min/max-downsampled so spikes survive.
+percent (``<= 0``). Long curves are drawn min/max-downsampled so spikes survive. Laid out for a
+phone like every chart (``engine.charts.theme``): 4 × 3 inches, legend inside the plot.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from engine.charts import style
+from engine.charts.theme import Theme, get_theme
 
-DEFAULT_MAX_POINTS = 2_000
+DEFAULT_MAX_POINTS = 800
 
 
 def drawdown_pct(equity: np.ndarray) -> np.ndarray:
@@ -66,10 +69,43 @@ def minmax_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -> 
     return idx[idx < n]
 
 
+
+def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: str,
+                        starting_balance: float, benchmark: np.ndarray | None = None,
+                        quote: str = "", theme: str | Theme | None = None,
+                        subtitle: str = "") -> Figure:
+    """The equity/drawdown chart as a ``Figure`` (``render_equity_chart`` writes it).
+
+    Raises:
+        ValueError: when ``timestamps``, ``equity`` and ``benchmark`` differ in shape.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    if ts.shape != eq.shape:
+        raise ValueError(f"timestamps {ts.shape} and equity {eq.shape} differ in shape")
+    if benchmark is not None and np.shape(benchmark) != eq.shape:
+        raise ValueError(f"benchmark {np.shape(benchmark)} and equity {eq.shape} differ in shape")
+    th = get_theme(theme)
+    fig = style.new_figure(th, 3.2)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw=style.frame(
+        fig, height_ratios=[2.6, 1]))
+    for ax in (top, bottom):
+        style.style_axes(ax, th)
+    unit = style.plain(quote)
+    style.titles(fig, th, title, subtitle or (f"equity and drawdown ({unit})" if unit
+                                              else "equity and drawdown"))
+    if eq.size == 0:
+        top.text(0.5, 0.5, "no equity data", transform=top.transAxes, ha="center",
+                 va="center", fontsize=style.TITLE_PT, color=th.muted)
+        return fig
+    _draw_panels(top, bottom, ts, eq, starting_balance, benchmark, th)
+    return fig
+
+
 def render_equity_chart(timestamps: np.ndarray, equity: np.ndarray, path: Path, *, title: str,
                         starting_balance: float, benchmark: np.ndarray | None = None,
-                        quote: str = "") -> Path:
-    """Equity curve over drawdown (underwater) panel, written as a 1400×600 px PNG.
+                        quote: str = "", theme: str | Theme | None = None) -> Path:
+    """Equity curve over a drawdown (underwater) panel, written as an 800 × 640 px PNG.
 
     Args:
         timestamps: ms UTC of each equity point (ascending).
@@ -79,79 +115,67 @@ def render_equity_chart(timestamps: np.ndarray, equity: np.ndarray, path: Path, 
         starting_balance: quote currency; drawn as a reference line.
         benchmark: optional buy-and-hold price series aligned with ``timestamps``; scaled so
             its first finite value equals ``starting_balance``.
-        quote: quote currency name for the axis label (e.g. ``"USDT"``).
+        quote: quote currency name (e.g. ``"USDT"``).
+        theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
 
     Returns:
         ``path``.
+
+    Raises:
+        ValueError: when the arrays differ in shape.
     """
-    ts = np.asarray(timestamps, dtype=np.int64)
-    eq = np.asarray(equity, dtype=np.float64)
-    if ts.shape != eq.shape:
-        raise ValueError(f"timestamps {ts.shape} and equity {eq.shape} differ in shape")
-    if benchmark is not None and np.shape(benchmark) != eq.shape:
-        raise ValueError(f"benchmark {np.shape(benchmark)} and equity {eq.shape} differ in shape")
-    unit = style.plain(quote) or "quote"
-    dd = drawdown_pct(eq)
-    fig = style.new_figure(14, 6, 100)
+    fig = build_equity_figure(timestamps, equity, title=title,
+                              starting_balance=starting_balance, benchmark=benchmark,
+                              quote=quote, theme=theme)
     try:
-        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-        for ax in (top, bottom):
-            style.style_axes(ax)
-        top.set_title(style.plain(title), loc="left", fontsize=13, fontweight="bold")
-        if eq.size == 0:
-            top.text(0.5, 0.5, "no equity data", transform=top.transAxes, ha="center",
-                     va="center", fontsize=12, color=style.MUTED)
-        else:
-            _draw_panels(top, bottom, ts, eq, dd, starting_balance, benchmark, unit)
-        top.set_ylabel(f"equity ({unit})", fontsize=9)
-        bottom.set_ylabel("drawdown (%)", fontsize=9)
-        bottom.set_xlabel("time (UTC)", fontsize=9)
-        return style.save_png(fig, path, 100)
+        return style.save_png(fig, path)
     finally:
         style.close_figure(fig)
 
 
-def _draw_panels(top: Axes, bottom: Axes, ts: np.ndarray, eq: np.ndarray, dd: np.ndarray,
-                 starting_balance: float, benchmark: np.ndarray | None, unit: str) -> None:
+def _draw_panels(top: Axes, bottom: Axes, ts: np.ndarray, eq: np.ndarray,
+                 starting_balance: float, benchmark: np.ndarray | None, th: Theme) -> None:
     x = style.to_datenum(ts)
+    dd = drawdown_pct(eq)
     final = eq[-1]
     ret = (final / starting_balance - 1) * 100 if starting_balance else 0.0
-    top.axhline(starting_balance, color=style.MUTED, linewidth=0.9, linestyle=":",
-                label=f"starting balance {starting_balance:,.2f}", zorder=2)
+    top.axhline(starting_balance, color=th.muted, linewidth=0.7, linestyle=(0, (2, 2)),
+                zorder=2)
+    handles = []
+    values = [eq[np.isfinite(eq)]]
     if benchmark is not None:
         bench = _scaled_benchmark(np.asarray(benchmark, dtype=np.float64), starting_balance)
         keep = minmax_indices(bench)
         b_ret = (bench[-1] / starting_balance - 1) * 100 if starting_balance else 0.0
-        top.plot(x[keep], bench[keep], color=style.BENCHMARK, linewidth=1.0, zorder=3,
-                 label=f"buy & hold {bench[-1]:,.2f} ({b_ret:+.1f} %)")
+        handles += top.plot(x[keep], bench[keep], color=th.benchmark, linewidth=0.9, zorder=3,
+                            label=f"buy & hold {b_ret:+.1f} %")
+        values.append(bench[np.isfinite(bench)])
     keep = minmax_indices(eq)
-    top.plot(x[keep], eq[keep], color=style.EQUITY, linewidth=1.4, zorder=4,
-             label=f"equity {final:,.2f} ({ret:+.1f} %)")
-
+    handles.insert(0, top.plot(x[keep], eq[keep], color=th.equity, linewidth=1.3, zorder=4,
+                               label=f"equity {ret:+.1f} %")[0])
     keep = minmax_indices(dd)
-    bottom.fill_between(x[keep], dd[keep], 0.0, color=style.LOSS, alpha=0.28, linewidth=0,
+    bottom.fill_between(x[keep], dd[keep], 0.0, color=th.loss, alpha=0.3, linewidth=0,
                         zorder=2)
-    bottom.plot(x[keep], dd[keep], color=style.LOSS, linewidth=0.8, zorder=3)
+    bottom.plot(x[keep], dd[keep], color=th.loss, linewidth=0.7, zorder=3)
     trough, depth = max_drawdown(eq)
     if depth < 0:
         peak = int(np.nanargmax(eq[: trough + 1]))
-        label = (f"max drawdown {depth:.1f} % ({style.format_time(int(ts[peak]))[:10]} → "
-                 f"{style.format_time(int(ts[trough]))[:10]})")
-        top.axvspan(x[peak], x[trough], color=style.LOSS, alpha=0.07, linewidth=0, zorder=1)
-        top.scatter([x[trough]], [eq[trough]], s=36, color=style.LOSS, edgecolors="black",
-                    linewidths=0.6, zorder=5, label=label)
-        bottom.scatter([x[trough]], [depth], s=36, color=style.LOSS, edgecolors="black",
-                       linewidths=0.6, zorder=5)
-        bottom.annotate(f"{depth:.1f} %", (x[trough], depth), xytext=(6, 4),
-                        textcoords="offset points", fontsize=8, color=style.LOSS,
-                        ha="left" if trough < 0.85 * len(eq) else "right", va="bottom")
-        bottom.set_ylim(depth * 1.15, max(-depth * 0.05, 0.5))
+        top.axvspan(x[peak], x[trough], color=th.loss, alpha=0.12, linewidth=0, zorder=1)
+        bottom.scatter([x[trough]], [depth], s=14, color=th.loss, zorder=5)
+        bottom.annotate(f"{depth:.1f} %", (x[trough], depth), xytext=(4, 2),
+                        textcoords="offset points", fontsize=style.SMALL_PT, color=th.text,
+                        ha="left" if trough < 0.7 * len(eq) else "right", va="bottom")
+        bottom.set_ylim(depth * 1.15, -depth * 0.6)  # headroom for the label
     else:
-        bottom.set_ylim(-1.0, 0.5)
-    top.legend(loc="upper left", fontsize=8, framealpha=0.9)
+        bottom.set_ylim(-1.0, 0.8)
+    style.label_panel(bottom, th, "drawdown %")
+    every = np.concatenate([*values, np.array([starting_balance])])
+    lo, hi = float(every.min()), float(every.max())
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.01 or 1.0
+    top.set_ylim(lo - pad, hi + pad * 5)  # headroom for the legend
+    style.legend(top, th, handles, ncol=2)
     top.set_xlim(x[0], x[-1] if len(x) > 1 else x[0] + 1)
-    style.setup_time_axis(bottom)
-    top.tick_params(labelbottom=False)
+    style.setup_time_axis(bottom, th)
 
 
 def _scaled_benchmark(bench: np.ndarray, starting_balance: float) -> np.ndarray:

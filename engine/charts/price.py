@@ -1,276 +1,253 @@
-"""Price chart: candlesticks of a span with the trades drawn on top.
+"""Price chart for a phone: candles, the strategy's indicators, volume, and the trades.
 
-Large spans are aggregated into at most ``max_bars`` bars of a "nice" width (``4h``, ``1d``,
-``1w``…, aligned to the UTC time grid), so a year of minute candles draws as fast as a week
-of hourly ones. Drawing is vectorised: one ``LineCollection`` for the wicks and one
-``PolyCollection`` for the bodies. Times are int ms UTC; prices quote currency.
+Layout, top to bottom: a title line and a subtitle (span, bar width, trades), the candles with
+the indicators the strategy declares for the price (legend inside the plot), one panel per
+declared indicator panel (RSI, MACD…), and volume. Trades are drawn as entry triangles (long
+▲, short ▼), exit dots coloured by outcome (win / loss), a thin entry→exit link and their own
+stop-loss / take-profit segments. When more trades happened than can be told apart at 400 px
+(``max_marked``), the markers give way to a panel of the trades' cumulative PnL, and the
+subtitle says so. Times are int ms UTC; prices quote currency.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from data.ohlcv import OHLCV
-from data.symbols import quote_currency
+from data.symbols import base_currency, quote_currency
 from data.timeframes import timeframe_ms
 from engine.charts import style
+from engine.charts.bars import Bars, aggregate_bars, draw_candles, draw_volume, event_x
+from engine.charts.theme import Theme, get_theme
+from engine.plots import PlotLine
 from engine.types import Position, Trade
 
-_NICE_MINUTES = (1, 2, 3, 5, 10, 15, 30, 60, 120, 180, 240, 360, 480, 720,
-                 1440, 2880, 4320, 10080, 20160, 40320)
-_NICE_WIDTHS_MS = tuple(m * style.MINUTE_MS for m in _NICE_MINUTES)
-_WEEK_ORIGIN_MS = 4 * style.DAY_MS  # Monday 1970-01-05 00:00 UTC
+#: Bars drawn at most: about 2.5 px per bar at 400 px wide.
+PHONE_BARS = 140
+#: More trades than this (or more than one per 3 bars) are summarised as a PnL panel.
+MAX_MARKED_TRADES = 40
 
 
-@dataclass(frozen=True, slots=True)
-class Bars:
-    """Candles as drawn: bar ``i`` covers ``[start[i], end[i])`` (ms UTC), OHLC in quote.
+def draw_trades(ax: Axes, bars: Bars, trades: Sequence[Trade], theme: Theme, *,
+                marker_size: float = 22, levels: bool = True) -> list[Line2D]:
+    """Entry/exit markers, entry→exit links and (with ``levels``) each trade's SL/TP segments.
 
-    ``width_ms`` is the nominal bar width; ``source_ms`` the length of the candles they were
-    made of (equal when nothing was aggregated).
-    """
-
-    start: np.ndarray
-    end: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    width_ms: int
-    source_ms: int
-
-    def __len__(self) -> int:
-        return int(self.start.shape[0])
-
-    @property
-    def aggregated(self) -> bool:
-        """True when each bar may hold more than one source candle."""
-        return self.width_ms != self.source_ms
-
-
-def aggregate_bars(candles: OHLCV, max_bars: int, interval_ms: int) -> Bars:
-    """Group ``candles`` (each ``interval_ms`` long) into at most ``max_bars`` bars.
-
-    With ``len(candles) <= max_bars`` every candle is its own bar. Otherwise the bar width is
-    the smallest nice multiple of ``interval_ms`` (``2h, 4h, 1d, 1w``…, else a plain multiple)
-    giving ``<= max_bars`` bars on the UTC grid (weeks start Monday); each bar holds the first
-    open, highest high, lowest low and last close of its candles.
-
-    Raises:
-        ValueError: when ``max_bars < 1`` or ``interval_ms < 1``.
-    """
-    if max_bars < 1 or interval_ms < 1:
-        raise ValueError(f"need max_bars >= 1 and interval_ms >= 1, got {max_bars}, {interval_ms}")
-    ts = np.asarray(candles.timestamp, dtype=np.int64)
-    n = ts.shape[0]
-    if n <= max_bars:
-        return Bars(ts, ts + interval_ms, candles.open, candles.high, candles.low, candles.close,
-                    interval_ms, interval_ms)
-    width = interval_ms * math.ceil(n / max_bars)  # fewer candles per bar cannot fit
-    width = _next_width(width, interval_ms, inclusive=True)
-    while True:
-        origin = _WEEK_ORIGIN_MS if width % style.WEEK_MS == 0 else 0
-        bucket = (ts - origin) // width
-        if 1 + np.count_nonzero(bucket[1:] != bucket[:-1]) <= max_bars:
-            break
-        width = _next_width(width, interval_ms)
-    first = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    last = np.concatenate((first[1:], [n])) - 1
-    start = bucket[first] * width + origin
-    return Bars(start, start + width, candles.open[first],
-                np.maximum.reduceat(candles.high, first), np.minimum.reduceat(candles.low, first),
-                candles.close[last], int(width), interval_ms)
-
-
-def _next_width(width: int, interval_ms: int, *, inclusive: bool = False) -> int:
-    """The next nice multiple of ``interval_ms`` above (or at) ``width`` ms, else ``width``
-    itself (inclusive) or its double: a multiple of ``interval_ms`` whenever ``width`` is."""
-    nice = (w for w in _NICE_WIDTHS_MS
-            if (w >= width if inclusive else w > width) and w % interval_ms == 0)
-    return next(nice, width if inclusive else 2 * width)
-
-
-def locate_bars(bars: Bars, times: np.ndarray | Sequence[int]) -> np.ndarray:
-    """Index of the bar whose span ``[start, end)`` holds each time (ms UTC), ``-1`` if none.
-
-    A time in a gap between bars maps to the bar before the gap; a time equal to the last bar's
-    end (a fill at the final candle's close) maps to the last bar; a time before the first bar
-    or after the last one gives ``-1``.
-    """
-    t = np.asarray(times, dtype=np.int64)
-    if len(bars) == 0:
-        return np.full(t.shape, -1, dtype=np.int64)
-    idx = np.searchsorted(bars.start, t, side="right").astype(np.int64) - 1
-    idx[t > bars.end[-1]] = -1
-    return idx
-
-
-def bar_centers(bars: Bars) -> np.ndarray:
-    """Centre of each bar in matplotlib date numbers."""
-    return style.to_datenum((bars.start + bars.end) / 2)
-
-
-def draw_candles(ax: Axes, bars: Bars) -> None:
-    """Draw ``bars`` as candlesticks on ``ax`` (x in date numbers) with two collections."""
-    if len(bars) == 0:
-        return
-    x = bar_centers(bars)
-    half = 0.35 * bars.width_ms / style.DAY_MS
-    up = bars.close >= bars.open
-    colors = np.where(up[:, None], to_rgba(style.UP), to_rgba(style.DOWN))
-    ax.add_collection(LineCollection(style.segments(x, bars.low, x, bars.high), colors=colors,
-                                     linewidths=0.7, zorder=2))
-    lo = np.minimum(bars.open, bars.close)
-    hi = np.maximum(bars.open, bars.close)
-    min_height = (np.max(bars.high) - np.min(bars.low)) * 0.002
-    hi = np.maximum(hi, lo + min_height)  # keep doji bodies visible
-    verts = np.stack((np.column_stack((x - half, lo)), np.column_stack((x - half, hi)),
-                      np.column_stack((x + half, hi)), np.column_stack((x + half, lo))), axis=1)
-    ax.add_collection(PolyCollection(verts, facecolors=colors, edgecolors=colors,
-                                     linewidths=0.4, zorder=3))
-
-
-def _event_x(bars: Bars, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x (date numbers) of events at ``times`` (ms UTC) and whether they fall on a bar."""
-    idx = locate_bars(bars, times)
-    on_bar = idx >= 0
-    x = style.to_datenum(times)
-    if len(bars):
-        x[on_bar] = bar_centers(bars)[idx[on_bar]]
-    return x, on_bar
-
-
-def draw_trades(ax: Axes, bars: Bars, trades: Sequence[Trade], *, marker_size: float = 46,
-                levels: bool = True) -> list[str]:
-    """Draw entry/exit markers, entry→exit lines and (with ``levels``) SL/TP segments.
-
-    Markers sit at the fill price on the bar whose span contains the fill time. Returns the
-    legend keys used: ``"long"``, ``"short"``, exit reasons, ``"win"``, ``"loss"``, ``"sl"``,
-    ``"tp"``.
+    Markers sit at the fill price on the bar whose span holds the fill time. Returns legend
+    handles for what was drawn.
     """
     if not trades:
         return []
     side = np.array([t.side for t in trades])
-    reason = np.array([t.exit_reason for t in trades])
     t_in = np.array([t.entry_time for t in trades], dtype=np.int64)
     t_out = np.array([t.exit_time for t in trades], dtype=np.int64)
     p_in = np.array([t.entry_price for t in trades], dtype=np.float64)
     p_out = np.array([t.exit_price for t in trades], dtype=np.float64)
     win = np.array([t.pnl for t in trades], dtype=np.float64) > 0
-    x_in, in_on = _event_x(bars, t_in)
-    x_out, out_on = _event_x(bars, t_out)
-    used: list[str] = []
-
-    link_colors = np.where(win[:, None], to_rgba(style.WIN), to_rgba(style.LOSS))
-    ax.add_collection(LineCollection(style.segments(x_in, p_in, x_out, p_out), colors=link_colors,
-                                     linewidths=1.1, alpha=0.85, zorder=4), autolim=False)
-    used += [k for k, m in (("win", win), ("loss", ~win)) if m.any()]
-
+    x_in, in_on = event_x(bars, t_in)
+    x_out, out_on = event_x(bars, t_out)
+    link = np.where(win[:, None], to_rgba(theme.win, 0.8), to_rgba(theme.loss, 0.8))
+    ax.add_collection(LineCollection(style.segments(x_in, p_in, x_out, p_out), colors=link,
+                                     linewidths=0.9, zorder=4), autolim=False)
+    handles: list[Line2D] = []
     if levels:
         half = 0.5 * bars.width_ms / style.DAY_MS
-        for key, price, color in (("sl", [t.stop_loss for t in trades], style.SL_LEVEL),
-                                  ("tp", [t.take_profit for t in trades], style.TP_LEVEL)):
-            used += style.draw_levels(ax, np.asarray(price, dtype=np.float64), x_in - half,
-                                x_out + half, color, key)
-
-    for key, kind in style.ENTRY_KINDS.items():
+        for name, prices, colour in (
+                ("stop-loss", [t.stop_loss for t in trades], theme.stop_loss),
+                ("take-profit", [t.take_profit for t in trades], theme.take_profit)):
+            price = np.asarray(prices, dtype=np.float64)
+            ok = np.isfinite(price)
+            if ok.any():
+                ax.add_collection(LineCollection(
+                    style.segments(x_in[ok] - half, price[ok], x_out[ok] + half, price[ok]),
+                    colors=colour, linewidths=0.9, linestyles=(0, (2, 1.5)), zorder=4),
+                    autolim=False)
+                handles.append(Line2D([], [], color=colour, linestyle=(0, (2, 1.5)),
+                                      linewidth=0.9, label=name))
+    for key, marker, colour in (("long", "^", theme.long), ("short", "v", theme.short)):
         m = in_on & (side == key)
         if m.any():
-            style.scatter_markers(ax, x_in[m], p_in[m], kind, marker_size)
-            used.append(key)
-    for key, kind in style.EXIT_KINDS.items():
-        m = out_on & (reason == key)
+            ax.scatter(x_in[m], p_in[m], s=marker_size, marker=marker, c=colour,
+                       edgecolors=theme.background, linewidths=0.4, zorder=6)
+            handles.append(_marker(marker, colour, theme, f"{key} entry"))
+    for outcome, mask, colour in (("win", win, theme.win), ("loss", ~win, theme.loss)):
+        m = out_on & mask
         if m.any():
-            style.scatter_markers(ax, x_out[m], p_out[m], kind, marker_size)
-            used.append(key)
-    return used
+            ax.scatter(x_out[m], p_out[m], s=marker_size, marker="o", c=colour,
+                       edgecolors=theme.background, linewidths=0.4, zorder=6)
+            handles.append(_marker("o", colour, theme, f"{outcome} exit"))
+    return handles
 
 
-def _draw_open_positions(ax: Axes, bars: Bars, positions: Sequence[Position],
-                         marker_size: float) -> list[str]:
-    t_in = np.array([p.entry_time for p in positions], dtype=np.int64)
-    p_in = np.array([p.entry_price for p in positions], dtype=np.float64)
-    side = np.array([p.side for p in positions])
-    x_in, on = _event_x(bars, t_in)
-    x0 = x_in - 0.5 * bars.width_ms / style.DAY_MS
-    x_end = np.full_like(x_in, style.to_datenum(bars.end[-1]))
-    used: list[str] = []
-    for key, price, color in (("sl", [p.stop_loss for p in positions], style.SL_LEVEL),
-                              ("tp", [p.take_profit for p in positions], style.TP_LEVEL)):
-        used += style.draw_levels(ax, np.asarray(price, dtype=np.float64), x0, x_end, color, key)
-    for key, kind in style.ENTRY_KINDS.items():
-        m = on & (side == key)
-        if m.any():
-            style.scatter_markers(ax, x_in[m], p_in[m], kind, marker_size * 1.3, hollow=True)
-            used.append(f"open_{key}")
-    return used
+def _marker(marker: str, colour: str, theme: Theme, label: str) -> Line2D:
+    return Line2D([], [], linestyle="None", marker=marker, markersize=4.5,
+                  markerfacecolor=colour, markeredgecolor=theme.background, label=label)
 
 
-def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title: str,
-                       timeframe: str, open_positions: list[Position] | None = None,
-                       max_bars: int = 600, quote: str | None = None) -> Path:
-    """Candlestick chart of ``candles`` with ``trades`` (and open positions) marked; PNG.
+def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timeframe: str,
+                       theme: str | Theme | None = None, lines: Sequence[PlotLine] = (),
+                       open_positions: Sequence[Position] = (), max_bars: int = PHONE_BARS,
+                       max_marked: int = MAX_MARKED_TRADES, symbol: str | None = None,
+                       volume: bool = True) -> Figure:
+    """The price chart as a matplotlib ``Figure`` (``render_price_chart`` writes it).
 
     Args:
-        candles: the span to draw (open times ms UTC, prices quote), ``timeframe`` candles.
-        trades: closed trades; those outside the span are left out, partly inside are clipped.
-        path: PNG file to write (parents created); 1400×700 px.
-        title: chart title.
+        candles: the span to draw, ``timeframe`` candles (open times ms UTC, prices quote).
+        trades: closed trades; those outside the span are left out.
+        title: the title line, e.g. ``"sma_cross · BTC/USDT 1h"``.
         timeframe: candle length, e.g. ``"1h"``.
-        open_positions: drawn as hollow entry markers with SL/TP up to the last bar.
+        theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
+        lines: indicator lines aligned with ``candles`` (``engine.plots``).
+        open_positions: drawn as entry markers with their SL/TP up to the last bar.
         max_bars: more candles than this are aggregated into at most this many bars.
-        quote: quote currency for the price axis; default taken from the trades' symbol.
-
-    Returns:
-        ``path``.
+        max_marked: above this many trades (or one per 3 bars) a PnL panel replaces markers.
+        symbol: for the units (default: the trades' symbol).
+        volume: draw the volume panel.
     """
-    interval = timeframe_ms(timeframe)
-    bars = aggregate_bars(candles, max_bars, interval)
-    positions = list(open_positions or [])
+    th = get_theme(theme)
+    bars = aggregate_bars(candles, max_bars, timeframe_ms(timeframe))
+    positions = list(open_positions)
     if len(bars):
         lo, hi = int(bars.start[0]), int(bars.end[-1])
         trades = [t for t in trades if t.exit_time >= lo and t.entry_time <= hi]
         positions = [p for p in positions if p.entry_time <= hi]
-    if quote is None:
-        symbols = [t.symbol for t in trades] + [p.symbol for p in positions]
-        quote = quote_currency(symbols[0]) if symbols else ""
-    fig = style.new_figure(14, 7, 100)
+    symbol = symbol or next((t.symbol for t in trades), None) or \
+        next((p.symbol for p in positions), "")
+    marked = len(trades) <= max_marked and len(trades) <= max(3, len(bars) // 3)
+    panels = list(dict.fromkeys(ln.panel for ln in lines if ln.panel != "price"))
+    heights = [2.1] + [0.6] * len(panels) + ([0.7] if trades and not marked else []) + \
+        ([0.45] if volume and len(bars) else [])
+    fig = style.new_figure(th, 0.5 + 0.32 + sum(heights) + 0.06 * len(heights))
+    axes = fig.subplots(len(heights), 1, sharex=True, squeeze=False,
+                        gridspec_kw=style.frame(fig, height_ratios=heights))[:, 0]
+    for ax in axes:
+        style.style_axes(ax, th)
+    price = axes[0]
+    style.titles(fig, th, title, _subtitle(candles, bars, timeframe, trades, marked))
+    if len(bars) == 0:
+        price.text(0.5, 0.5, "no candles in this span", transform=price.transAxes,
+                   ha="center", va="center", fontsize=style.TITLE_PT, color=th.muted)
+        return fig
+    draw_candles(price, bars, th)
+    handles = _draw_lines(price, bars, [ln for ln in lines if ln.panel == "price"], th, 0)
+    palette_used = len(handles)
+    if marked:
+        handles += draw_trades(price, bars, trades, th)
+    if positions:
+        handles += _draw_positions(price, bars, positions, th)
+    x0, x1 = style.to_datenum(bars.start[0]), style.to_datenum(bars.end[-1])
+    price.set_xlim(x0, x1)
+    price.set_ylim(*_price_limits(bars, trades if marked else [], positions))
+    style.legend(price, th, handles, ncol=3 if len(handles) > 4 else 2)
+    k = 1
+    for name in panels:
+        group = [ln for ln in lines if ln.panel == name]
+        style.legend(axes[k], th, _draw_lines(axes[k], bars, group, th, palette_used),
+                     ncol=3)
+        palette_used += len(group)
+        for level in sorted({lv for ln in group for lv in ln.levels}):
+            axes[k].axhline(level, color=th.muted, linewidth=0.6, linestyle=(0, (2, 2)))
+        k += 1
+    if trades and not marked:
+        _draw_trade_pnl(axes[k], trades, x0, th, quote_currency(symbol) if symbol else "")
+        k += 1
+    if volume:
+        draw_volume(axes[k], bars, th)
+        unit = base_currency(symbol) if symbol else ""
+        style.label_panel(axes[k], th, f"volume{f' ({unit})' if unit else ''}")
+    style.setup_time_axis(axes[-1], th)
+    return fig
+
+
+def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title: str,
+                       timeframe: str, open_positions: list[Position] | None = None,
+                       max_bars: int = PHONE_BARS, quote: str | None = None,
+                       theme: str | Theme | None = None, lines: Sequence[PlotLine] = (),
+                       symbol: str | None = None, max_marked: int = MAX_MARKED_TRADES) -> Path:
+    """Write the price chart (``build_price_figure``) as an 800 px wide PNG; returns ``path``.
+
+    ``quote`` is accepted for compatibility (units come from ``symbol`` or the trades).
+    """
+    fig = build_price_figure(candles, trades, title=title, timeframe=timeframe, theme=theme,
+                             lines=lines, open_positions=open_positions or [],
+                             max_bars=max_bars, symbol=symbol, max_marked=max_marked)
     try:
-        ax = fig.add_subplot()
-        style.style_axes(ax)
-        used: list[str] = []
-        if len(bars) == 0:
-            ax.text(0.5, 0.5, "no candles in this span", transform=ax.transAxes, ha="center",
-                    va="center", fontsize=12, color=style.MUTED)
-        else:
-            draw_candles(ax, bars)
-            size = style.marker_size_for(len(trades))
-            used += draw_trades(ax, bars, trades, marker_size=size)
-            if positions:
-                used += _draw_open_positions(ax, bars, positions, max(size, 30.0))
-            ax.set_xlim(style.to_datenum(bars.start[0]), style.to_datenum(bars.end[-1]))
-            ax.set_ylim(*_price_limits(bars, trades, positions))
-            style.setup_time_axis(ax)
-        ax.set_title(style.plain(title), loc="left", fontsize=13, fontweight="bold")
-        ax.set_title(style.plain(_subtitle(candles, bars, timeframe, len(trades), positions)),
-                     loc="right", fontsize=9, color=style.MUTED)
-        ax.set_ylabel(f"price ({style.plain(quote) or 'quote'})", fontsize=9)
-        ax.set_xlabel("time (UTC)", fontsize=9)
-        handles = style.legend_handles(used)
-        if handles:
-            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.005, 1.0),
-                      fontsize=8, frameon=False, borderaxespad=0.0)
-        return style.save_png(fig, path, 100)
+        return style.save_png(fig, path)
     finally:
         style.close_figure(fig)
+
+
+def _draw_lines(ax: Axes, bars: Bars, lines: Sequence[PlotLine], theme: Theme,
+                offset: int) -> list[Line2D]:
+    x = style.to_datenum((bars.start + bars.end) / 2)
+    handles = []
+    for k, line in enumerate(lines):
+        colour = theme.palette[(offset + k) % len(theme.palette)]
+        (drawn,) = ax.plot(x, bars.sample(line.values), color=colour, linewidth=1.1,
+                           zorder=5, label=line.name)
+        handles.append(drawn)
+    if lines and any(ln.panel != "price" for ln in lines):
+        values = np.concatenate([bars.sample(ln.values) for ln in lines] +
+                                [np.asarray(ln.levels, dtype=np.float64) for ln in lines])
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+            ax.set_ylim(lo - pad, hi + pad * 3.5)  # headroom for the legend
+    return handles
+
+
+def _draw_positions(ax: Axes, bars: Bars, positions: Sequence[Position],
+                    theme: Theme) -> list[Line2D]:
+    t_in = np.array([p.entry_time for p in positions], dtype=np.int64)
+    p_in = np.array([p.entry_price for p in positions], dtype=np.float64)
+    x_in, on = event_x(bars, t_in)
+    x_end = style.to_datenum(bars.end[-1])
+    handles: list[Line2D] = []
+    for p, x in zip(positions, x_in, strict=True):
+        for name, level, colour in (("stop-loss", p.stop_loss, theme.stop_loss),
+                                    ("take-profit", p.take_profit, theme.take_profit)):
+            if math.isfinite(level):
+                ax.plot([x, x_end], [level, level], color=colour, linewidth=0.9,
+                        linestyle=(0, (2, 1.5)), zorder=4)
+                if name not in [h.get_label() for h in handles]:
+                    handles.append(Line2D([], [], color=colour, linestyle=(0, (2, 1.5)),
+                                          label=name))
+    for key, marker, colour in (("long", "^", theme.long), ("short", "v", theme.short)):
+        m = on & (np.array([p.side for p in positions]) == key)
+        if m.any():
+            ax.scatter(x_in[m], p_in[m], s=40, marker=marker, c=theme.background,
+                       edgecolors=colour, linewidths=1.2, zorder=7)
+            handles.append(Line2D([], [], linestyle="None", marker=marker, markersize=5,
+                                  markerfacecolor=theme.background, markeredgecolor=colour,
+                                  label=f"open {key}"))
+    return handles
+
+
+def _draw_trade_pnl(ax: Axes, trades: Sequence[Trade], x0: float, theme: Theme,
+                    quote: str) -> None:
+    """Cumulative realised PnL of ``trades`` at their exit times (a step line)."""
+    order = sorted(trades, key=lambda t: t.exit_time)
+    x = np.concatenate(([x0], style.to_datenum(np.array([t.exit_time for t in order]))))
+    y = np.concatenate(([0.0], np.cumsum([t.pnl for t in order])))
+    ax.step(x, y, where="post", color=theme.equity, linewidth=1.0, zorder=4)
+    ax.fill_between(x, y, 0, where=y >= 0, step="post", color=theme.win, alpha=0.25,
+                    linewidth=0)
+    ax.fill_between(x, y, 0, where=y < 0, step="post", color=theme.loss, alpha=0.25,
+                    linewidth=0)
+    ax.axhline(0, color=theme.muted, linewidth=0.6)
+    lo, hi = float(y.min()), float(y.max())
+    pad = (hi - lo) * 0.12 or 1.0
+    ax.set_ylim(lo - pad, hi + pad * 2.5)
+    style.label_panel(ax, theme, f"trades' PnL, cumulative{f' ({quote})' if quote else ''}")
 
 
 def _price_limits(bars: Bars, trades: Sequence[Trade],
@@ -282,16 +259,28 @@ def _price_limits(bars: Bars, trades: Sequence[Trade],
     finite = [v for v in values if math.isfinite(v)]
     lo, hi = min(finite), max(finite)
     pad = (hi - lo) * 0.04 or abs(hi) * 0.01 or 1.0
-    return lo - pad, hi + pad
+    return lo - pad, hi + pad * 6  # the top sixth stays free for the legend
 
 
-def _subtitle(candles: OHLCV, bars: Bars, timeframe: str, n_trades: int,
-              positions: Sequence[Position]) -> str:
+def span_text(first_ms: int, last_ms: int) -> str:
+    """``"2019-01-01 → 12-31 UTC"`` (the year once when both days share it)."""
+    a, b = style.format_day(first_ms), style.format_day(last_ms)
+    return f"{a} → {b[5:] if a[:4] == b[:4] else b} UTC"
+
+
+def _subtitle(candles: OHLCV, bars: Bars, timeframe: str, trades: Sequence[Trade],
+              marked: bool) -> str:
     if len(bars) == 0:
-        return f"{timeframe} candles · {n_trades} trades"
-    span = f"{style.format_time(int(bars.start[0]))} → {style.format_time(int(bars.end[-1]))}"
-    shown = (f"{len(candles):,} × {timeframe} candles as {len(bars):,} "
-             f"{style.format_duration(bars.width_ms)} bars" if bars.aggregated
-             else f"{len(candles):,} × {timeframe} candles")
-    extra = f" · {len(positions)} open" if positions else ""
-    return f"{shown} · {n_trades:,} trades{extra} · {span} UTC"
+        return f"{timeframe} candles"
+    step = timeframe_ms(timeframe)
+    span = span_text(int(candles.timestamp[0]), int(candles.timestamp[-1]) + step - 1)
+    width = f"{style.format_duration(bars.width_ms)} bars" if bars.aggregated \
+        else f"{timeframe} candles"
+    n = len(trades)
+    if not n:
+        count = "no trades"
+    elif marked:
+        count = f"{n} trade{'s' * (n != 1)}"
+    else:
+        count = f"{n:,} trades (PnL panel)"
+    return f"{span} · {width} · {count}"

@@ -1,95 +1,128 @@
-"""Shared chart plumbing: colours, marker table, figure creation/saving and the UTC time axis.
+"""Shared chart plumbing: figures in a theme, axes styling, the UTC time axis, number labels.
 
 Every chart is drawn on its own ``matplotlib.figure.Figure`` attached to a ``FigureCanvasAgg``:
 no pyplot, no global figure registry and no rcParams changes, so charts can be rendered from
-worker threads at the same time. Times are int ms UTC; prices are in quote currency.
+worker threads at the same time. Figures are ``theme.PHONE_WIDTH_IN`` wide (see
+``engine.charts.theme``) and laid out with fixed margins (no ``tight_layout``: alert charts
+must render in well under 100 ms). Times are int ms UTC; prices are in quote currency.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+from matplotlib.legend import Legend
+from matplotlib.ticker import Formatter, MaxNLocator
+
+from engine.charts.theme import DPI, PHONE_WIDTH_IN, SMALL_PT, TITLE_PT, Theme
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 
-# Candles (TradingView-like, slightly muted so trade markers stand out).
-UP = "#26a69a"
-DOWN = "#ef5350"
-# Trades.
-WIN = "#1b8a3a"
-LOSS = "#c62828"
-LONG = "#00a152"
-SHORT = "#e01b1b"
-SIGNAL = "#3d5afe"
-OTHER = "#8a8a8a"
-ENTRY_LEVEL = "#1e64c8"
-SL_LEVEL = "#e53935"
-TP_LEVEL = "#2e9e44"
-EQUITY = "#1e64c8"
-BENCHMARK = "#9e9e9e"
-GRID = "#e8e8e8"
-MUTED = "#555555"
+#: Fixed margins (fractions of the figure): room for the y tick labels and the title lines.
+LEFT, RIGHT = 0.15, 0.975
 
 
-@dataclass(frozen=True, slots=True)
-class MarkerKind:
-    """How one kind of trade event is drawn: legend label, matplotlib marker, fill colour."""
-
-    label: str
-    marker: str
-    color: str
-
-
-ENTRY_KINDS: dict[str, MarkerKind] = {
-    "long": MarkerKind("long entry", "^", LONG),
-    "short": MarkerKind("short entry", "v", SHORT),
-}
-EXIT_KINDS: dict[str, MarkerKind] = {
-    "stop_loss": MarkerKind("stop-loss exit", "X", SHORT),
-    "take_profit": MarkerKind("take-profit exit", "o", LONG),
-    "signal": MarkerKind("signal exit", "D", SIGNAL),
-    "end_of_data": MarkerKind("end-of-data / manual exit", "s", OTHER),
-    "manual": MarkerKind("end-of-data / manual exit", "s", OTHER),
-}
-
-
-def new_figure(width_in: float, height_in: float, dpi: int) -> Figure:
-    """A white figure of fixed size (inches) with its own Agg canvas (no pyplot state)."""
-    fig = Figure(figsize=(width_in, height_in), dpi=dpi, facecolor="white")
+def new_figure(theme: Theme, height_in: float) -> Figure:
+    """A figure ``PHONE_WIDTH_IN`` × ``height_in`` inches in ``theme`` with its own Agg canvas."""
+    fig = Figure(figsize=(PHONE_WIDTH_IN, height_in), dpi=DPI, facecolor=theme.background)
     FigureCanvasAgg(fig)
     return fig
 
 
-def save_png(fig: Figure, path: Path | str, dpi: int) -> Path:
-    """Lay out ``fig`` tightly, write it to ``path`` as PNG (parents created) and return the path.
+def frame(fig: Figure, top_in: float = 0.5, bottom_in: float = 0.32, hspace: float = 0.08,
+          **gridspec: object) -> dict[str, float]:
+    """Subplot parameters leaving ``top_in``/``bottom_in`` inches for titles and time labels."""
+    height = fig.get_figheight()
+    return {"left": LEFT, "right": RIGHT, "top": 1 - top_in / height,
+            "bottom": bottom_in / height, "hspace": hspace, **gridspec}
 
-    The pixel size is exactly ``figsize × dpi`` (no ``bbox_inches="tight"``); the PNG carries no
-    version metadata so the same input gives the same bytes.
+
+def save_png(fig: Figure, path: Path | str) -> Path:
+    """Write ``fig`` to ``path`` as PNG (parents created) and return the path.
+
+    The pixel size is exactly ``figsize × DPI``; the PNG carries no version metadata, so the
+    same input gives the same bytes.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(pad=0.6)
-    fig.savefig(out, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    # light compression: alerts wait for these files; a few more kB cost nothing to upload
+    fig.savefig(out, format="png", dpi=DPI, facecolor=fig.get_facecolor(),
+                metadata={"Software": None}, pil_kwargs={"compress_level": 2})
     return out
 
 
 def close_figure(fig: Figure) -> None:
-    """Release every artist of ``fig`` (the pyplot-free equivalent of ``plt.close``)."""
-    fig.clear()
+    """Let ``fig`` go: no pyplot registry holds it, so dropping the canvas is enough (its
+    artists are garbage-collected; ``fig.clear()`` would rebuild every axes first, ~5 ms)."""
+    fig.canvas = None  # type: ignore[assignment]
+
+
+def titles(fig: Figure, theme: Theme, title: str, subtitle: str = "",
+           colour: str | None = None) -> None:
+    """The title line (bold) and a muted subtitle line under it, at the figure's top left."""
+    height = fig.get_figheight()
+    fig.text(0.02, 1 - 0.06 / height, plain(title), ha="left", va="top", fontsize=TITLE_PT,
+             fontweight="bold", color=colour or theme.text)
+    if subtitle:
+        fig.text(0.02, 1 - 0.26 / height, plain(subtitle), ha="left", va="top",
+                 fontsize=SMALL_PT, color=theme.muted)
+
+
+def style_axes(ax: Axes, theme: Theme) -> None:
+    """Theme background, a faint grid behind the data, no top/right spines, phone-size ticks."""
+    ax.set_facecolor(theme.background)
+    ax.set_axisbelow(True)
+    ax.grid(True, color=theme.grid, linewidth=0.6)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color(theme.grid)
+    ax.tick_params(labelsize=SMALL_PT, colors=theme.muted, length=2.5, width=0.6, pad=2)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.yaxis.set_major_formatter(CompactFormatter())
+
+
+def label_panel(ax: Axes, theme: Theme, text: str) -> None:
+    """A small muted label in the top-left corner inside a panel (no y label eating width)."""
+    ax.text(0.01, 0.97, plain(text), transform=ax.transAxes, ha="left", va="top",
+            fontsize=SMALL_PT, color=theme.muted, zorder=10)
+
+
+def legend(ax: Axes, theme: Theme, handles: list, loc: str = "upper left",
+           ncol: int = 2) -> Legend | None:
+    """A compact legend inside ``ax`` on a translucent theme background (None: no handles)."""
+    if not handles:
+        return None
+    found = ax.legend(handles=handles, loc=loc, ncol=ncol, fontsize=SMALL_PT, frameon=True,
+                      framealpha=0.75, facecolor=theme.background, edgecolor=theme.grid,
+                      labelcolor=theme.text, handlelength=1.2, handletextpad=0.4,
+                      columnspacing=0.8, borderpad=0.3, labelspacing=0.25)
+    found.set_zorder(20)
+    return found
+
+
+def setup_time_axis(ax: Axes, theme: Theme, max_ticks: int = 5) -> None:
+    """Concise UTC date ticks on the x axis of ``ax`` (x data in matplotlib date numbers)."""
+    locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=3, maxticks=max_ticks)
+    # more steps than matplotlib's defaults, so every span finds 3 to ~6 ticks
+    locator.intervald[mdates.YEARLY] = [1, 2, 5, 10, 20, 50, 100]
+    locator.intervald[mdates.MONTHLY] = [1, 2, 3, 4, 6, 12]
+    locator.intervald[mdates.DAILY] = [1, 2, 3, 5, 7, 10, 14, 15]
+    locator.intervald[mdates.HOURLY] = [1, 2, 3, 4, 6, 8, 12, 24]
+    locator.intervald[mdates.MINUTELY] = [1, 2, 5, 10, 15, 20, 30, 60]
+    formatter = mdates.ConciseDateFormatter(locator, tz=dt.UTC, show_offset=False)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(formatter)
 
 
 def to_datenum(ts_ms: np.ndarray | float) -> np.ndarray:
@@ -98,87 +131,40 @@ def to_datenum(ts_ms: np.ndarray | float) -> np.ndarray:
     return np.asarray(ts_ms, dtype=np.float64) / DAY_MS + offset
 
 
-def setup_time_axis(ax: Axes) -> None:
-    """Concise UTC date ticks on the x axis of ``ax`` (x data in matplotlib date numbers)."""
-    locator = mdates.AutoDateLocator(tz=dt.UTC, minticks=4, maxticks=10)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=dt.UTC))
-    ax.xaxis.get_offset_text().set_fontsize(8)
-
-
-def style_axes(ax: Axes) -> None:
-    """Light grid behind the data, no top/right spines, small tick labels."""
-    ax.set_axisbelow(True)
-    ax.grid(True, color=GRID, linewidth=0.8)
-    ax.spines["top"].set_visible(False)
-    ax.spines["right"].set_visible(False)
-    ax.tick_params(labelsize=8)
-
-
-def marker_handle(kind: MarkerKind, *, hollow: bool = False, label: str | None = None) -> Line2D:
-    """A legend entry showing the marker of ``kind``."""
-    return Line2D([], [], linestyle="None", marker=kind.marker, markersize=7,
-                  markerfacecolor="white" if hollow else kind.color,
-                  markeredgecolor=kind.color if hollow else "black",
-                  markeredgewidth=1.4 if hollow else 0.6, label=label or kind.label)
-
-
-def line_handle(color: str, label: str, *, linestyle: str = "-", linewidth: float = 1.2) -> Line2D:
-    """A legend entry showing a line."""
-    return Line2D([], [], color=color, linestyle=linestyle, linewidth=linewidth, label=label)
-
-
 def segments(x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray) -> np.ndarray:
     """Line segments ``(x0, y0)→(x1, y1)`` as an ``(n, 2, 2)`` array for ``LineCollection``."""
     return np.stack((np.column_stack((x0, y0)), np.column_stack((x1, y1))), axis=1)
 
 
-def draw_levels(ax: Axes, price: np.ndarray, x0: np.ndarray, x1: np.ndarray, color: str,
-                key: str) -> list[str]:
-    """Dashed horizontal segments at ``price`` (quote) from ``x0`` to ``x1``; NaN skipped."""
-    m = np.isfinite(price)
-    if not m.any():
-        return []
-    ax.add_collection(LineCollection(segments(x0[m], price[m], x1[m], price[m]), colors=color,
-                                     linewidths=1.0, linestyles="--", zorder=4), autolim=False)
-    return [key]
+class CompactFormatter(Formatter):
+    """Tick labels through ``compact_number``, with the tick spacing of this draw."""
+
+    step = 0.0
+
+    def set_locs(self, locs: list[float]) -> None:
+        """Remember the tick spacing of this draw (called before the labels are made)."""
+        values = np.asarray(locs, dtype=np.float64)
+        self.step = float(np.min(np.diff(values))) if values.size > 1 else 0.0
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return compact_number(x, self.step or abs(x) or 1.0)
 
 
-def scatter_markers(ax: Axes, x: np.ndarray, y: np.ndarray, kind: MarkerKind, size: float,
-                    *, hollow: bool = False) -> None:
-    """Markers of ``kind`` (area ``size`` pt²) at ``x`` (date numbers), ``y`` (quote)."""
-    ax.scatter(x, y, s=size, marker=kind.marker, zorder=6,
-               c="white" if hollow else kind.color,
-               edgecolors=kind.color if hollow else "black",
-               linewidths=1.4 if hollow else 0.6)
+def compact_number(value: float, step: float) -> str:
+    """``value`` short enough for a phone axis, precise enough to tell ticks ``step`` apart:
+    ``compact_number(104500, 500)`` → ``"104.5k"``, ``compact_number(0.01234, 0.001)`` →
+    ``"0.012"``."""
+    size = abs(value)
+    for scale, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if size >= 10 * scale and step >= scale / 100:
+            return f"{value / scale:,.{_decimals(step / scale)}f}{suffix}"
+    return f"{value:,.{_decimals(step)}f}"
 
 
-def marker_size_for(n_trades: int) -> float:
-    """Marker area (pt²): 46 up to 150 trades, then shrinking so crowds stay legible (≥ 10)."""
-    return 46.0 if n_trades <= 150 else max(10.0, 46.0 * math.sqrt(150 / n_trades))
-
-
-def legend_handles(used: Sequence[str]) -> list[Line2D]:
-    """Legend entries for the keys from ``price.draw_trades`` (deduplicated, fixed order)."""
-    table = {
-        **{k: marker_handle(v) for k, v in ENTRY_KINDS.items()},
-        **{f"open_{k}": marker_handle(v, hollow=True, label=f"open {k} position")
-           for k, v in ENTRY_KINDS.items()},
-        **{k: marker_handle(v) for k, v in EXIT_KINDS.items()},
-        "win": line_handle(WIN, "winning trade (entry→exit)"),
-        "loss": line_handle(LOSS, "losing trade (entry→exit)"),
-        "sl": line_handle(SL_LEVEL, "stop-loss level", linestyle="--"),
-        "tp": line_handle(TP_LEVEL, "take-profit level", linestyle="--"),
-    }
-    order = ["long", "short", "open_long", "open_short", "take_profit", "stop_loss", "signal",
-             "end_of_data", "manual", "win", "loss", "tp", "sl"]
-    handles: list[Line2D] = []
-    labels: set[str] = set()
-    for key in order:
-        if key in used and table[key].get_label() not in labels:
-            handles.append(table[key])
-            labels.add(table[key].get_label())
-    return handles
+def _decimals(step: float) -> int:
+    if step <= 0 or not math.isfinite(step):
+        return 2
+    return int(min(8, max(0, -math.floor(math.log10(step) + 1e-9))))
 
 
 def plain(text: str) -> str:
@@ -217,8 +203,15 @@ def format_time(ts_ms: int) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def format_day(ts_ms: int) -> str:
+    """``"2024-03-01"`` (UTC) for a time in ms UTC."""
+    return format_time(ts_ms)[:10]
+
+
 def format_price(price: float) -> str:
     """A price with thousands separators and enough decimals for its magnitude."""
     size = abs(price)
     decimals = 2 if size >= 100 else 4 if size >= 1 else 6
     return f"{price:,.{decimals}f}"
+
+

@@ -1,31 +1,33 @@
-"""Trade chart: one closed trade on its candles, small enough for a Discord alert (600×350 px).
+"""Alert charts: one closed trade on its candles, or an open position on the recent candles.
 
+Both are 4 × 3 inches (800 × 600 px), laid out for a phone: the title says the trade and its
+result, horizontal lines mark entry, exit, stop-loss and take-profit with their prices written
+at the right edge (no legend to decode), and indicator lines the strategy plots on the price
+may be drawn under them. They render in a few tens of milliseconds (alerts wait for them).
 Times are int ms UTC; prices and PnL in quote currency.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from data.ohlcv import OHLCV
 from data.symbols import quote_currency
 from engine.charts import style
-from engine.charts.price import Bars, aggregate_bars, draw_candles, draw_trades
-from engine.types import Trade
+from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
+from engine.charts.price import draw_trades
+from engine.charts.theme import SMALL_PT, Theme, get_theme
+from engine.formatting import reason_text
+from engine.plots import PlotLine
+from engine.types import Position, Trade
 
-TRADE_MAX_BARS = 120
-
-_REASON_TEXT = {
-    "stop_loss": "stop-loss",
-    "take_profit": "take-profit",
-    "signal": "signal",
-    "end_of_data": "end of data",
-    "manual": "manual",
-}
+TRADE_MAX_BARS = 90
 
 
 def trade_window(candles: OHLCV, trade: Trade, context_bars: int) -> OHLCV:
@@ -37,86 +39,167 @@ def trade_window(candles: OHLCV, trade: Trade, context_bars: int) -> OHLCV:
     return candles.take(slice(max(first, 0), max(min(last, len(candles)), 0)))
 
 
-def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
-                       context_bars: int = 40) -> Path:
-    """Small chart of one closed trade, written as a 600×350 px PNG.
+def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars: int = 30,
+                       theme: str | Theme | None = None,
+                       lines: Sequence[PlotLine] = ()) -> Figure:
+    """The closed-trade chart as a ``Figure`` (``render_trade_chart`` writes it).
 
-    Shows the candles around the trade (aggregated to at most 120 bars when it lasted long),
-    the entry/exit markers, horizontal lines at entry, exit, stop-loss and take-profit prices
-    and the net PnL (quote and percent), exit reason and holding time under the title.
-
-    Args:
-        candles: candles covering the trade (open times ms UTC); more is fine, the window
-            is cut from them.
-        trade: the closed trade.
-        path: PNG file to write (parents created).
-        title: chart title, e.g. ``"#12 BTC/USDT 1h · sma_cross"``.
-        context_bars: candles shown before the entry and after the exit.
-
-    Returns:
-        ``path``.
+    ``lines`` are aligned with ``candles`` (price overlays only are drawn).
     """
+    th = get_theme(theme)
     window = trade_window(candles, trade, max(context_bars, 0))
-    interval = style.infer_interval_ms(candles.timestamp)
-    bars = aggregate_bars(window, TRADE_MAX_BARS, interval)
+    offset = int(np.searchsorted(candles.timestamp, window.timestamp[0])) if len(window) else 0
+    bars = aggregate_bars(window, TRADE_MAX_BARS, style.infer_interval_ms(candles.timestamp))
     quote = quote_currency(trade.symbol)
     win = trade.pnl > 0
-    fig = style.new_figure(6, 3.5, 100)
+    unit = f" {quote}" if quote else ""
+    subtitle = (f"{trade.side.upper()} · {trade.pnl:+,.2f}{unit} ({trade.pnl_pct:+.2f} %) · "
+                f"{reason_text(trade.exit_reason)} · held "
+                f"{style.format_duration(trade.duration_ms)}")
+    fig, ax = _figure(th, title, subtitle)
+    fig.texts[1].set_color(th.win if win else th.loss)
+    if len(bars) == 0:
+        _empty(ax, th, "no candles around this trade")
+        return fig
+    draw_candles(ax, bars, th)
+    _overlays(ax, bars, lines, offset, len(window), th)
+    ax.axvspan(style.to_datenum(trade.entry_time), style.to_datenum(trade.exit_time),
+               color=th.win if win else th.loss, alpha=0.1, linewidth=0, zorder=1)
+    levels = [(trade.take_profit, th.take_profit, "TP"), (trade.entry_price, th.entry, "entry"),
+              (trade.exit_price, th.win if win else th.loss, "exit"),
+              (trade.stop_loss, th.stop_loss, "SL")]
+    _levels(ax, levels, th)
+    draw_trades(ax, bars, [trade], th, marker_size=40, levels=False)
+    _finish(ax, bars, levels, th)
+    return fig
+
+
+def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
+                       context_bars: int = 30, theme: str | Theme | None = None,
+                       lines: Sequence[PlotLine] = ()) -> Path:
+    """Write the chart of one closed trade (800 × 600 px PNG); returns ``path``.
+
+    Args:
+        candles: candles covering the trade (open times ms UTC); more is fine, the window is
+            cut from them.
+        trade: the closed trade.
+        path: PNG file to write (parents created).
+        title: the title line, e.g. ``"#12 BTC/USDT 1h · sma_cross"``.
+        context_bars: candles shown before the entry and after the exit.
+        theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
+        lines: indicator lines aligned with ``candles``.
+    """
+    fig = build_trade_figure(candles, trade, title=title, context_bars=context_bars,
+                             theme=theme, lines=lines)
     try:
-        ax = fig.add_subplot()
-        style.style_axes(ax)
-        ax.tick_params(labelsize=7)
-        if len(bars) == 0:
-            ax.text(0.5, 0.5, "no candles around this trade", transform=ax.transAxes,
-                    ha="center", va="center", fontsize=9, color=style.MUTED)
-        else:
-            draw_candles(ax, bars)
-            x0 = style.to_datenum(bars.start[0])
-            x1 = style.to_datenum(bars.end[-1])
-            ax.axvspan(style.to_datenum(trade.entry_time), style.to_datenum(trade.exit_time),
-                       color=style.WIN if win else style.LOSS, alpha=0.08, linewidth=0,
-                       zorder=1)
-            _draw_price_lines(ax, trade)
-            draw_trades(ax, bars, [trade], marker_size=70, levels=False)
-            ax.set_xlim(x0, x1)
-            ax.set_ylim(*_limits(bars, trade))
-            style.setup_time_axis(ax)
-            ax.legend(loc="best", fontsize=6.5, framealpha=0.85, handlelength=1.6)
-        fig.suptitle(style.plain(title), x=0.01, ha="left", fontsize=10, fontweight="bold")
-        ax.set_title(style.plain(_summary(trade, quote)), loc="left", fontsize=8,
-                     color=style.WIN if win else style.LOSS)
-        ax.set_ylabel(f"price ({style.plain(quote) or 'quote'})", fontsize=7)
-        return style.save_png(fig, path, 100)
+        return style.save_png(fig, path)
     finally:
         style.close_figure(fig)
 
 
-def _draw_price_lines(ax: Axes, trade: Trade) -> None:
-    kind = style.EXIT_KINDS.get(trade.exit_reason, style.EXIT_KINDS["manual"])
-    lines = [
-        (trade.take_profit, style.TP_LEVEL, "--", "take-profit"),
-        (trade.entry_price, style.ENTRY_LEVEL, "-", "entry"),
-        (trade.exit_price, kind.color, ":", "exit"),
-        (trade.stop_loss, style.SL_LEVEL, "--", "stop-loss"),
-    ]
-    for price, color, linestyle, name in lines:
-        if math.isfinite(price):
-            ax.axhline(price, color=color, linestyle=linestyle, linewidth=1.0, alpha=0.9,
-                       zorder=3, label=f"{name} {style.format_price(price)}")
-
-
-def _limits(bars: Bars, trade: Trade) -> tuple[float, float]:
-    values = [float(np.min(bars.low)), float(np.max(bars.high)), trade.entry_price,
-              trade.exit_price, trade.stop_loss, trade.take_profit]
-    finite = [v for v in values if math.isfinite(v)]
-    lo, hi = min(finite), max(finite)
-    pad = (hi - lo) * 0.06 or abs(hi) * 0.01 or 1.0
-    return lo - pad, hi + pad
-
-
-def _summary(trade: Trade, quote: str) -> str:
-    reason = _REASON_TEXT.get(trade.exit_reason, trade.exit_reason)
+def build_position_figure(candles: OHLCV, position: Position, *, title: str,
+                          theme: str | Theme | None = None, mark: float | None = None,
+                          lines: Sequence[PlotLine] = (),
+                          max_bars: int = TRADE_MAX_BARS) -> Figure:
+    """An open position on the recent ``candles``: entry marker, entry/SL/TP lines (and the
+    last price ``mark``, quote)."""
+    th = get_theme(theme)
+    bars = aggregate_bars(candles, max_bars, style.infer_interval_ms(candles.timestamp))
+    quote = quote_currency(position.symbol)
     unit = f" {quote}" if quote else ""
-    return (f"{trade.side.upper()} {trade.symbol} · PnL {trade.pnl:+,.2f}{unit} "
-            f"({trade.pnl_pct:+.2f} %) · {reason} exit · held "
-            f"{style.format_duration(trade.duration_ms)}")
+    parts = [f"{position.side.upper()} {position.size:,.6g} @ "
+             f"{style.format_price(position.entry_price)}{unit}"]
+    if mark is not None and math.isfinite(mark):
+        pnl = position.unrealised_pnl(mark)
+        parts.append(f"open PnL {pnl:+,.2f}{unit}")
+    fig, ax = _figure(th, title, " · ".join(parts))
+    if len(bars) == 0:
+        _empty(ax, th, "no recent candles")
+        return fig
+    draw_candles(ax, bars, th)
+    _overlays(ax, bars, lines, 0, len(candles), th)
+    levels = [(position.take_profit, th.take_profit, "TP"),
+              (position.entry_price, th.entry, "entry"), (position.stop_loss, th.stop_loss, "SL")]
+    _levels(ax, levels, th)
+    x, on = event_x(bars, np.array([position.entry_time], dtype=np.int64))
+    if on[0]:
+        long = position.side == "long"
+        ax.scatter(x, [position.entry_price], s=60, marker="^" if long else "v",
+                   c=th.long if long else th.short, edgecolors=th.background, linewidths=0.5,
+                   zorder=7)
+    _finish(ax, bars, levels, th)
+    return fig
+
+
+def render_position_chart(candles: OHLCV, position: Position, path: Path, *, title: str,
+                          theme: str | Theme | None = None, mark: float | None = None,
+                          lines: Sequence[PlotLine] = ()) -> Path:
+    """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
+    fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
+                                lines=lines)
+    try:
+        return style.save_png(fig, path)
+    finally:
+        style.close_figure(fig)
+
+
+# ---- shared pieces ---------------------------------------------------------------------------
+def _figure(th: Theme, title: str, subtitle: str) -> tuple[Figure, Axes]:
+    fig = style.new_figure(th, 3.0)
+    ax = fig.subplots(1, 1, gridspec_kw=style.frame(fig, right=0.8))
+    style.style_axes(ax, th)
+    style.titles(fig, th, title, subtitle)
+    return fig, ax
+
+
+def _empty(ax: Axes, th: Theme, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+            fontsize=SMALL_PT, color=th.muted)
+
+
+def _overlays(ax: Axes, bars: Bars, lines: Sequence[PlotLine], offset: int, count: int,
+              th: Theme) -> None:
+    x = style.to_datenum((bars.start + bars.end) / 2)
+    for k, line in enumerate(ln for ln in lines if ln.panel == "price"):
+        values = np.asarray(line.values, dtype=np.float64)[offset:offset + count]
+        if values.shape[0] == count:
+            ax.plot(x, bars.sample(values), color=th.palette[k % len(th.palette)],
+                    linewidth=1.0, alpha=0.9, zorder=4)
+
+
+def _levels(ax: Axes, levels: list[tuple[float, str, str]], th: Theme) -> None:
+    """Horizontal lines at each level (labels come in ``_finish``, once the scale is set)."""
+    for price, colour, name in levels:
+        if math.isfinite(price):
+            style_ = "-" if name in ("entry", "exit") else (0, (3, 2))
+            ax.axhline(price, color=colour, linewidth=0.9, linestyle=style_, alpha=0.95,
+                       zorder=3)
+
+
+def _labels(ax: Axes, levels: list[tuple[float, str, str]], lo: float, hi: float) -> None:
+    """"name price" just right of the plot at each level, pushed apart so none overlap."""
+    items = sorted(((p - lo) / (hi - lo), p, c, n) for p, c, n in levels if math.isfinite(p))
+    gap = 0.12
+    ys = [y for y, *_ in items]
+    for i in range(1, len(ys)):
+        ys[i] = max(ys[i], ys[i - 1] + gap)
+    overflow = ys[-1] - 1.0 if ys else 0.0
+    if overflow > 0:  # shift down, keeping the gaps, as far as the bottom allows
+        ys = [y - overflow for y in ys]
+        for i in range(len(ys) - 2, -1, -1):
+            ys[i] = min(ys[i], ys[i + 1] - gap)
+    for y, (_, price, colour, name) in zip(ys, items, strict=True):
+        ax.annotate(f"{name}\n{style.format_price(price)}", (1.0, y), xycoords="axes fraction",
+                    xytext=(3, 0), textcoords="offset points", ha="left", va="center",
+                    fontsize=SMALL_PT, color=colour, linespacing=0.95, annotation_clip=False)
+
+
+def _finish(ax: Axes, bars: Bars, levels: list[tuple[float, str, str]], th: Theme) -> None:
+    values = [float(np.min(bars.low)), float(np.max(bars.high))] + \
+        [p for p, _, _ in levels if math.isfinite(p)]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.01 or 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    _labels(ax, levels, lo - pad, hi + pad)
+    ax.set_xlim(style.to_datenum(bars.start[0]), style.to_datenum(bars.end[-1]))
+    style.setup_time_axis(ax, th)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
+from pathlib import Path
 
 from data.symbols import quote_currency
 from engine import formatting as fmt
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
-from engine.exit_reasons import breakdown_line, exit_breakdown
+from engine.exit_reasons import exit_breakdown
 from engine.risk import ProtectionError, parse_pairs
 from engine.risk.config import parse_protections
 from engine.service import PaperService
 from engine.settings import Settings
+from engine.store.store import Store
 from engine.strategy import ParamError, parse_param_pairs
 
 
@@ -64,7 +67,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         folder = report.json_path.parent if report.json_path else None
         carlo = monte_carlo([t.pnl for t in report.result.trades], report.result.config.balance,
                             args.mc_runs, args.mc_seed,
-                            folder / "montecarlo.png" if folder else None)
+                            folder / "montecarlo.png" if folder else None,
+                            f"{request.strategy} {request.symbol} · Monte Carlo",
+                            settings.chart_theme)
+    asyncio.run(_remember(settings, request, report))
     if args.json:
         out = report.to_json()
         if carlo is not None:
@@ -77,6 +83,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
             print(monte_carlo_summary(carlo))
     return 0
+
+
+async def _remember(settings: Settings, request: BacktestRequest,
+                    report: BacktestReport) -> None:
+    """Store the backtest in the history when the run database exists (never creates one)."""
+    if not Path(settings.db_path).is_file():
+        return
+    try:
+        store = await Store.open(settings.db_path, create=False)
+    except Exception as exc:  # the result matters more than its history entry
+        print(f"warning: backtest not stored in the history: {exc}", file=sys.stderr)
+        return
+    try:
+        await PaperService(settings, store=store).record_backtest(request, report, "cli")
+    finally:
+        await store.close()
 
 
 def summary(report: BacktestReport) -> str:
@@ -99,14 +121,17 @@ def summary(report: BacktestReport) -> str:
         "",
     ]
     dd_span = f"{fmt.iso(m.max_drawdown_start) or '—'} → {fmt.iso(m.max_drawdown_end) or '—'}"
+    period = "daily" if m.returns_period == "1d" else m.returns_period
     rows = [
         ("Total return", fmt.pct(m.total_return_pct),
          "Buy & hold", fmt.pct(m.buy_and_hold_return_pct)),
-        ("CAGR", fmt.pct(m.cagr_pct), "Final equity", fmt.money(r.final_equity, quote)),
+        ("CAGR", fmt.pct(m.cagr_pct) if not m.short_window else "— (< 90 days)",
+         "Final equity", fmt.money(r.final_equity, quote)),
         ("Max drawdown", fmt.pct(m.max_drawdown_pct), "  from → to", dd_span),
-        (f"Sharpe ({m.returns_period}, ann.)", fmt.number(m.sharpe),
+        (f"Sharpe ({period}, ann.)", fmt.number(m.sharpe),
          "Sortino", fmt.number(m.sortino)),
-        ("Calmar", fmt.number(m.calmar), "Exposure", fmt.pct(m.exposure_pct, signed=False)),
+        ("Calmar", fmt.number(m.calmar) if not m.short_window else "— (< 90 days)",
+         "Exposure", fmt.pct(m.exposure_pct, signed=False)),
         ("Trades", f"{m.num_trades:,}", "Win rate", fmt.pct(m.win_rate_pct, signed=False)),
         ("Profit factor", fmt.number(m.profit_factor),
          "Expectancy", fmt.money(m.expectancy, quote)),
@@ -121,7 +146,10 @@ def summary(report: BacktestReport) -> str:
     lines.append("")
     breakdown = exit_breakdown(r.trades, r.exits)
     if breakdown:
-        lines.append(f"exits: {breakdown_line(breakdown)}")
+        lines.append("exits: " + " · ".join(
+            f"{fmt.reason_text(k)} {v['trades']} ({v['wins']} W, {fmt.signed_money(v['pnl'])}"
+            + (f", {v['exits']} fills" if v['exits'] != v['trades'] else "") + ")"
+            for k, v in breakdown.items()))
     lines.append(f"SL/TP in one candle: {r.exit_counts.drill_down} resolved by drill-down, "
                  f"{r.exit_counts.conservative} by the conservative fallback (stop-loss)")
     protections = cfg.protections.text() if cfg.protections is not None else "none"

@@ -41,7 +41,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the commands)."""
-    from engine.cli import backtest_cmd, control_cmd, data_cmd, forward_cmd, info_cmd, research_cmd
+    from engine.cli import (
+        backtest_cmd,
+        control_cmd,
+        data_cmd,
+        forward_cmd,
+        history_cmd,
+        info_cmd,
+        research_cmd,
+    )
 
     parser = _Parser(
         prog="paperbot",
@@ -75,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "percentiles of return and drawdown, with a fan chart")
     bt.add_argument("--mc-runs", type=int, default=1000, help="Monte Carlo runs (default 1000)")
     bt.add_argument("--mc-seed", type=int, default=7, help="Monte Carlo seed (default 7)")
+    bt.add_argument("--db", type=Path, help="run database whose backtest history records it, "
+                                            "when it exists (PAPERBOT_DB_PATH)")
     _add_common(bt)
     bt.set_defaults(handler=backtest_cmd.run)
 
@@ -113,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     forward_cmd.add_parsers(sub, _add_common)
     control_cmd.add_parsers(sub, _add_common)
     research_cmd.add_parsers(sub, _add_common)
+    history_cmd.add_parsers(sub, _add_common)
 
     run = sub.add_parser("run", help="the always-on service: Discord bot + forward engine")
     run.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")

@@ -1,7 +1,8 @@
 """Research PNGs: the optimisation heatmap, the Monte Carlo fan, the walk-forward equity.
 
-Same look as ``engine.charts`` (white, light grid, 1200 × 675 px at 100 dpi, no pyplot state).
-Money in quote currency, times ms UTC.
+Drawn like every other chart (``engine.charts``): phone width, the chosen theme (``dark`` by
+default, ``PAPERBOT_CHART_THEME``), fixed margins, no pyplot state. Money in quote currency,
+times ms UTC.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.lines import Line2D
 
 from engine.charts import style
+from engine.charts.theme import SMALL_PT, Theme, get_theme
 
-WIDTH, HEIGHT, DPI = 12.0, 6.75, 100
+HEIGHT_IN = 3.6
 #: a numeric axis with more distinct values than this is binned
-MAX_CELLS = 16
+MAX_CELLS = 12
 
 
 def _axis(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -30,8 +34,13 @@ def _axis(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def render_heatmap(points: list[tuple[float, float, float]], x_name: str, y_name: str,
-                   objective: str, path: Path, title: str = "") -> Path:
-    """Best objective value per (x, y) cell over the completed trials; empty cells blank."""
+                   objective: str, path: Path, title: str = "",
+                   theme: str | Theme | None = None) -> Path:
+    """Best objective value per (x, y) cell over the completed trials; empty cells blank.
+
+    ``points`` are ``(x, y, objective value)`` per completed trial.
+    """
+    th = get_theme(theme)
     arr = np.asarray(points, dtype=np.float64)
     xi, x_labels = _axis(arr[:, 0])
     yi, y_labels = _axis(arr[:, 1])
@@ -39,67 +48,86 @@ def render_heatmap(points: list[tuple[float, float, float]], x_name: str, y_name
     for x, y, value in zip(xi, yi, arr[:, 2], strict=True):
         if np.isnan(grid[y, x]) or value > grid[y, x]:
             grid[y, x] = value
-    fig = style.new_figure(WIDTH, HEIGHT, DPI)
+    fig = style.new_figure(th, HEIGHT_IN)
+    fig.subplots_adjust(**style.frame(fig, top_in=0.55, bottom_in=0.55, right=0.86))
     ax = fig.add_subplot(1, 1, 1)
-    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap="RdYlGn")
-    fig.colorbar(image, ax=ax, label=f"best {objective}")
-    ax.set_xticks(range(len(x_labels)), x_labels, fontsize=8, rotation=45)
-    ax.set_yticks(range(len(y_labels)), y_labels, fontsize=8)
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
-    if grid.size <= 256:
+    cmap = LinearSegmentedColormap.from_list("objective", list(th.heat))
+    image = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap)
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+    bar.ax.tick_params(labelsize=SMALL_PT, colors=th.muted)
+    bar.outline.set_edgecolor(th.grid)
+    style.style_axes(ax, th)
+    ax.grid(False)
+    ax.set_xticks(range(len(x_labels)), x_labels, rotation=45)
+    ax.set_yticks(range(len(y_labels)), y_labels)
+    ax.set_xlabel(x_name, fontsize=SMALL_PT, color=th.muted, labelpad=1)
+    ax.set_ylabel(y_name, fontsize=SMALL_PT, color=th.muted, labelpad=1)
+    if grid.size <= 64:
         for (y, x), value in np.ndenumerate(grid):
             if not np.isnan(value):
-                ax.text(x, y, f"{value:.2g}", ha="center", va="center", fontsize=7)
-    ax.set_title(f"{title} · best {objective} per cell ({len(points)} trials)", fontsize=10)
-    out = style.save_png(fig, path, DPI)
+                ax.text(x, y, f"{value:.2g}", ha="center", va="center", fontsize=SMALL_PT,
+                        color=th.text)
+    style.titles(fig, th, title or "Optimisation",
+                 f"best {objective} per cell · {len(points):,} trials")
+    out = style.save_png(fig, path)
     style.close_figure(fig)
     return out
 
 
 def render_fan(paths: dict[str, np.ndarray], balance: float, path: Path,
-               title: str = "") -> Path:
+               title: str = "", theme: str | Theme | None = None,
+               subtitle: str = "equity after each trade") -> Path:
     """Monte Carlo fan: 5–95 % and 25–75 % bands and the median of equity after each trade.
 
     ``paths`` maps a method name ("shuffle", "bootstrap") to equity paths, shape
     ``(runs, trades + 1)`` (quote currency, starting at ``balance``).
     """
-    fig = style.new_figure(WIDTH, HEIGHT, DPI)
+    th = get_theme(theme)
+    fig = style.new_figure(th, HEIGHT_IN)
+    fig.subplots_adjust(**style.frame(fig, top_in=0.55, bottom_in=0.4))
     ax = fig.add_subplot(1, 1, 1)
-    colours = {"shuffle": style.EQUITY, "bootstrap": style.TP_LEVEL}
-    for name, equity in paths.items():
-        colour = colours.get(name, style.OTHER)
+    colours = {"shuffle": th.equity, "bootstrap": th.palette[0]}
+    handles = []
+    for k, (name, equity) in enumerate(paths.items()):
+        colour = colours.get(name, th.palette[(k + 1) % len(th.palette)])
         x = np.arange(equity.shape[1])
         p5, p25, p50, p75, p95 = np.percentile(equity, [5, 25, 50, 75, 95], axis=0)
-        ax.fill_between(x, p5, p95, color=colour, alpha=0.12, linewidth=0)
-        ax.fill_between(x, p25, p75, color=colour, alpha=0.25, linewidth=0)
-        ax.plot(x, p50, color=colour, linewidth=1.4, label=f"{name}: median, 25–75 %, 5–95 %")
-    ax.axhline(balance, color=style.MUTED, linewidth=0.8, linestyle="--")
-    style.style_axes(ax)
-    ax.set_xlabel("trade")
-    ax.set_ylabel("equity")
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title, fontsize=10)
-    out = style.save_png(fig, path, DPI)
+        ax.fill_between(x, p5, p95, color=colour, alpha=0.15, linewidth=0)
+        ax.fill_between(x, p25, p75, color=colour, alpha=0.3, linewidth=0)
+        ax.plot(x, p50, color=colour, linewidth=1.3)
+        handles.append(Line2D([], [], color=colour, linewidth=1.3, label=f"{name} median"))
+    ax.axhline(balance, color=th.muted, linewidth=0.8, linestyle="--")
+    style.style_axes(ax, th)
+    style.label_panel(ax, th, "equity · bands 25–75 % and 5–95 %")
+    ax.set_xlabel("trade", fontsize=SMALL_PT, color=th.muted, labelpad=1)
+    style.legend(ax, th, handles, loc="lower left")
+    style.titles(fig, th, title or "Monte Carlo", subtitle)
+    out = style.save_png(fig, path)
     style.close_figure(fig)
     return out
 
 
 def render_walkforward(times: np.ndarray, equity: np.ndarray, fold_starts: list[int],
-                       balance: float, path: Path, title: str = "") -> Path:
-    """The stitched out-of-sample equity curve with each test window's start marked."""
-    fig = style.new_figure(WIDTH, HEIGHT, DPI)
+                       balance: float, path: Path, title: str = "",
+                       theme: str | Theme | None = None) -> Path:
+    """The stitched out-of-sample equity curve with each test window's start marked.
+
+    ``times`` ms UTC and ``equity`` quote currency, one value per candle; ``fold_starts`` ms UTC.
+    """
+    th = get_theme(theme)
+    fig = style.new_figure(th, HEIGHT_IN)
+    fig.subplots_adjust(**style.frame(fig, top_in=0.55))
     ax = fig.add_subplot(1, 1, 1)
     x = style.to_datenum(times)
-    ax.plot(x, equity, color=style.EQUITY, linewidth=1.2, label="out-of-sample equity")
     for k, start in enumerate(fold_starts):
-        ax.axvline(float(style.to_datenum(start)), color=style.GRID if k else style.MUTED,
+        ax.axvline(float(style.to_datenum(start)), color=th.muted if k == 0 else th.grid,
                    linewidth=0.8, linestyle=":")
-    ax.axhline(balance, color=style.MUTED, linewidth=0.8, linestyle="--")
-    style.style_axes(ax)
-    style.setup_time_axis(ax)
-    ax.legend(fontsize=8, loc="upper left")
-    ax.set_title(title, fontsize=10)
-    out = style.save_png(fig, path, DPI)
+    ax.axhline(balance, color=th.muted, linewidth=0.8, linestyle="--")
+    ax.plot(x, equity, color=th.equity, linewidth=1.2)
+    style.style_axes(ax, th)
+    style.setup_time_axis(ax, th)
+    style.label_panel(ax, th, f"out-of-sample equity · {len(fold_starts)} test windows")
+    style.titles(fig, th, title or "Walk-forward", "test windows chained, dotted lines: starts")
+    out = style.save_png(fig, path)
     style.close_figure(fig)
     return out

@@ -79,8 +79,11 @@ def _drawdowns(paths: np.ndarray) -> np.ndarray:
 
 
 def monte_carlo(pnls: list[float], balance: float, runs: int = 1000, seed: int = 7,
-                chart: Path | None = None, title: str = "") -> MonteCarloReport:
+                chart: Path | None = None, title: str = "",
+                theme: str = "dark") -> MonteCarloReport:
     """Shuffle and bootstrap ``pnls`` (quote currency, exit order) ``runs`` times each.
+
+    With ``chart`` (a PNG path) the fan chart is drawn there in ``theme``.
 
     Raises:
         ServiceError: fewer than two trades, or ``runs`` outside 10–100,000.
@@ -109,8 +112,8 @@ def monte_carlo(pnls: list[float], balance: float, runs: int = 1000, seed: int =
     if chart is not None:
         from engine.research.charts import render_fan
 
-        png = render_fan(all_paths, balance, chart, title or f"Monte Carlo · {runs:,} runs "
-                                                             f"each · seed {seed}")
+        png = render_fan(all_paths, balance, chart, title or "Monte Carlo", theme,
+                         f"equity after each trade · {runs:,} runs each · seed {seed}")
     return MonteCarloReport(runs, seed, n, balance,
                             float((actual[0, -1] / balance - 1.0) * 100.0),
                             float(_drawdowns(actual)[0]), methods, png, title)
@@ -127,7 +130,7 @@ def check_folder_name(folder: str) -> str:
     return folder
 
 
-def monte_carlo_job(folder: Path, runs: int = 1000, seed: int = 7,
+def monte_carlo_job(folder: Path, runs: int = 1000, seed: int = 7, theme: str = "dark",
                     progress: Callable[[str], None] | None = None) -> MonteCarloReport:
     """Monte Carlo of the backtest written to ``folder`` (its ``backtest.json``).
 
@@ -141,10 +144,9 @@ def monte_carlo_job(folder: Path, runs: int = 1000, seed: int = 7,
         raise ServiceError("that backtest's files are gone (the output folder was cleaned); "
                            "run /backtest again") from None
     balance = float(data["metrics"]["starting_balance"])
-    title = (f"{data['strategy']} {data['symbol']} {data['timeframe']} · Monte Carlo, "
-             f"{runs:,} runs each · seed {seed}")
+    title = f"{data['strategy']} {data['symbol']} {data['timeframe']} · Monte Carlo"
     return monte_carlo([float(t["pnl"]) for t in data["trades"]], balance, runs, seed,
-                       Path(folder) / "montecarlo.png", title)
+                       Path(folder) / "montecarlo.png", title, theme)
 
 
 def monte_carlo_summary(report: MonteCarloReport) -> str:

@@ -72,7 +72,8 @@ def summarise(study: Any, study_id: int, settings: Settings, name: str, resumed:
             folder = Path(settings.out_dir) / "studies" / f"{_safe(name)}_{stamp}"
             points = [(t.params[pair[0]], t.params[pair[1]], t.value) for t in complete]
             heatmap = render_heatmap(points, pair[0], pair[1], meta["objective"],
-                                     folder / "heatmap.png", title=name)
+                                     folder / "heatmap.png", title=name,
+                                     theme=settings.chart_theme)
     return OptimizeReport(
         study=name, study_id=study_id, resumed=resumed, strategy=meta["strategy"],
         symbol=meta["symbol"], timeframe=meta["timeframe"], exchange=meta["exchange"],

@@ -107,7 +107,7 @@ class ResearchService:
         check_folder_name(folder)
         return await self.jobs.run("engine.research.montecarlo:monte_carlo_job",
                                    Path(self.settings.out_dir) / folder, runs, seed,
-                                   progress=progress)
+                                   self.settings.chart_theme, progress=progress)
 
 
 def _list_job(settings: Settings, progress: Progress = None) -> list[Any]:

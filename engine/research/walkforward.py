@@ -295,7 +295,7 @@ def _stitch(pieces: list[Any], ds: Any, settings: Settings, request: WalkForward
                                                    if f.out_of_sample],
                                    ds.balance, folder / "walkforward.png",
                                    title=f"{ds.strategy} {ds.symbol} {ds.timeframe} · "
-                                         "out-of-sample equity, test windows chained")
+                                         "walk-forward", theme=settings.chart_theme)
     return metrics, chart
 
 

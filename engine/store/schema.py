@@ -195,7 +195,37 @@ ALTER TABLE runs ADD COLUMN protections TEXT NOT NULL DEFAULT '{}';  -- JSON {na
 ALTER TABLE runs ADD COLUMN guard_state TEXT NOT NULL DEFAULT '{}';  -- JSON, engine.risk.Guards
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]
+# v6: phone-first Discord (issue 10): backtest history, the alert message of each open position (its
+# buttons are disabled once it closes) and a thread per run
+V6 = """
+CREATE TABLE backtests (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at INTEGER NOT NULL,            -- ms UTC
+    actor      TEXT NOT NULL,               -- "cli", "discord:<user id>"
+    strategy   TEXT NOT NULL,
+    symbol     TEXT NOT NULL,
+    timeframe  TEXT NOT NULL,
+    exchange   TEXT NOT NULL,
+    request    TEXT NOT NULL,               -- JSON: the request as given, to run it again
+    result     TEXT NOT NULL,               -- JSON: the backtest --json object, trades counted
+    out_dir    TEXT                         -- folder of its charts, CSV and JSON
+);
+CREATE INDEX backtests_created ON backtests (created_at);
+CREATE TABLE alert_messages (
+    run_id      TEXT NOT NULL,
+    position_id INTEGER NOT NULL,
+    channel_id  INTEGER NOT NULL,           -- channel or thread of the trade-opened alert
+    message_id  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, position_id)
+);
+CREATE TABLE run_threads (
+    run_id     TEXT PRIMARY KEY,
+    channel_id INTEGER NOT NULL,            -- the parent channel
+    thread_id  INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -140,6 +140,18 @@ class World:
             u = user if isinstance(user, StandinUser) else StandinUser(user)
             self.users[u.id] = u
         self._dm_channels: dict[int, int] = {}
+        #: public threads the bot created: thread id -> (parent channel id, name)
+        self.threads: dict[int, tuple[int, str]] = {}
+
+    def thread_payload(self, thread_id: int) -> JSON:
+        """Public thread channel object (type 11) of a thread the bot created."""
+        parent, name = self.threads[thread_id]
+        return {"id": str(thread_id), "type": 11, "guild_id": str(self.guild_id),
+                "parent_id": str(parent), "owner_id": str(self.bot.id), "name": name,
+                "last_message_id": None, "rate_limit_per_user": 0, "message_count": 0,
+                "member_count": 1, "flags": 0,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 10080,
+                                    "archive_timestamp": TIMESTAMP, "locked": False}}
 
     def user(self, user_id: int) -> StandinUser:
         """Return the user, creating a role-less member on first use of an unknown id."""
@@ -184,7 +196,12 @@ class World:
                 "mentionable": True, "flags": 0}
 
     def channel_payload(self, channel_id: int, *, with_permissions: bool = False) -> JSON:
-        """Guild text channel object; raises ``KeyError`` for unknown channels."""
+        """Guild text channel (or bot-created thread) object; ``KeyError`` for unknown ones."""
+        if channel_id in self.threads:
+            data = self.thread_payload(channel_id)
+            if with_permissions:
+                data["permissions"] = str(self.app_permissions)
+            return data
         if channel_id not in self.channel_ids:
             raise KeyError(channel_id)
         data: JSON = {"id": str(channel_id), "type": 0, "guild_id": str(self.guild_id),

@@ -69,6 +69,8 @@ class RestApi:
         self.gateway_url = ""
         self.messages: dict[int, MessageRecord] = {}  #: every message the bot created
         self.channel_log: dict[int, list[MessageRecord]] = {c: [] for c in world.channel_ids}
+        #: (parent channel id, thread id, name) of every thread the bot started, in order
+        self.thread_requests: list[tuple[int, int, str]] = []
         self.interactions: dict[int, InteractionRecord] = {}
         self._by_token: dict[str, InteractionRecord] = {}
         self.commands: dict[int | None, list[JSON]] = {}  #: scope (guild id / None) -> commands
@@ -115,6 +117,8 @@ class RestApi:
             ("GET", msg, self._channel_message),
             ("PATCH", msg, self._channel_message),
             ("DELETE", msg, self._channel_message),
+            ("POST", msg + "/threads", self._thread_from_message),
+            ("POST", API + "/channels/{channel_id}/threads", self._thread),
             ("POST", API + "/channels/{channel_id}/typing", self._no_content),
             ("PUT", msg + "/reactions/{emoji}/@me", self._no_content),
             ("DELETE", msg + "/reactions/{emoji}/@me", self._no_content),
@@ -260,6 +264,32 @@ class RestApi:
             message.deleted = True
         await self.notifier.changed()
         return web.Response(status=204) if message.deleted else json_response(self._msg(message))
+
+    async def _thread_from_message(self, request: web.Request) -> web.Response:
+        """Start a public thread on a message: the thread's id is the message's id."""
+        message = self.messages.get(int(request.match_info["message_id"]))
+        if message is None or message.deleted or \
+                str(message.channel_id) != request.match_info["channel_id"]:
+            return error(404, "Unknown Message", 10008)
+        body, _ = await read_body(request)
+        return await self._new_thread(message.channel_id, message.id, body)
+
+    async def _thread(self, request: web.Request) -> web.Response:
+        """Start a public thread without a starter message."""
+        channel_id = int(request.match_info["channel_id"])
+        if channel_id not in self.world.channel_ids:
+            return error(404, "Unknown Channel", 10003)
+        body, _ = await read_body(request)
+        return await self._new_thread(channel_id, next_snowflake(), body)
+
+    async def _new_thread(self, parent: int, thread_id: int, body: JSON) -> web.Response:
+        if thread_id in self.world.threads:
+            return error(400, "A thread has already been created for this message", 160004)
+        self.world.threads[thread_id] = (parent, str(body.get("name") or "thread"))
+        self.channel_log[thread_id] = []
+        self.thread_requests.append((parent, thread_id, str(body.get("name") or "")))
+        await self.notifier.changed()
+        return json_response(self.world.thread_payload(thread_id), 201)
 
     async def _no_content(self, request: web.Request) -> web.Response:
         return web.Response(status=204)
