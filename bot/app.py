@@ -22,6 +22,7 @@ from typing import Any
 import discord
 
 from bot.keeper import BotKeeper
+from engine.allocator import limit_heap_fragmentation
 from engine.errors import ServiceError, install_log_scrubber, scrub_secrets
 from engine.runtime import Runtime, wait_for_stop
 from engine.settings import Settings, SettingsError, load_settings
@@ -57,6 +58,7 @@ async def serve(settings: Settings, *, jobs: JobPool | None = None,
         discord.LoginFailure: Discord refused the token at the first login.
     """
     token = check_bot_settings(settings)
+    limit_heap_fragmentation()  # an always-on process: keep its RSS flat
     jobs = jobs or JobPool(processes=1)
     await jobs.start()
     try:

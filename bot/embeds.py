@@ -426,14 +426,22 @@ def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
         icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑", "paused": "⏸️",
                 "waiting for data": "⏳"}.get(v.state, "•")
         detail = f" ({v.state_detail})" if v.state_detail else ""
-        embed.add_field(
-            name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
-            value=(f"{v.state}{detail} · equity "
-                   f"{fmt.money(v.equity, quote_currency(v.symbol))} "
-                   f"({fmt.pct(v.return_pct)}) · {v.open_positions} open · {v.trades} trades"
-                   )[:1024],
-            inline=False)
+        lines = [f"{v.state}{detail} · equity {fmt.money(v.equity, quote_currency(v.symbol))} "
+                 f"({fmt.pct(v.return_pct)}) · {v.open_positions} open · {v.trades} trades"]
+        if v.protections:
+            lines.append(f"🛡️ {protections_text(v.protections)}")
+        lines += [f"⛔ {reason}" for reason in v.locks]
+        embed.add_field(name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
+                        value="\n".join(lines)[:1024], inline=False)
     return embed
+
+
+def protections_text(protections: dict) -> str:
+    """``{"cooldown": 5, "daily_loss_limit_pct": 3.0}`` →
+    ``"cooldown=5 daily_loss_limit_pct=3"``."""
+    from engine.risk.config import Protections
+
+    return Protections.from_dict(protections).text()
 
 
 def strategies(infos: list[StrategyInfo]) -> discord.Embed:

@@ -19,7 +19,10 @@ one in force. ``resolve`` only decides; ``engine.core.Core`` turns the decisions
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from data.timeframes import timeframe_ms
 from engine.drilldown import DrillDown
@@ -156,3 +159,22 @@ def move_trailing(pos: Position, high: float, low: float) -> None:
         if not level >= pos.trailing_stop:
             pos.trailing_stop = level
     pos.refresh_stop()
+
+
+def trailing_levels(pos: Position, timestamp: np.ndarray, high: np.ndarray,
+                    low: np.ndarray) -> np.ndarray:
+    """The trailing stop in force during each candle (open times ``timestamp``, ms UTC; highs
+    and lows in quote), replayed from ``pos``'s entry with ``move_trailing`` itself: ``nan``
+    for candles opening before the entry, and everywhere without a trailing stop. Shape of
+    ``timestamp``. For charts: the path a trailing stop took (``pos`` is not changed)."""
+    out = np.full(len(timestamp), np.nan)
+    pct = pos.trailing_stop_pct
+    if not math.isfinite(pct):
+        return out
+    first = int(np.searchsorted(timestamp, pos.entry_time, side="left"))
+    path = replace(pos, best_price=pos.entry_price, take_profits=[],
+                   trailing_stop=pos.entry_price * (1.0 - pos.direction * pct / 100.0))
+    for i in range(first, len(timestamp)):
+        out[i] = path.trailing_stop
+        move_trailing(path, float(high[i]), float(low[i]))
+    return out

@@ -345,7 +345,18 @@ class PaperService(StatsService, HistoryService, ChartService):
         balance, equity, positions, _ = await self._live(record)
         trades = await self._need_store().trades(record.id)
         state, detail = self._state(record)
-        return run_view(record, balance, equity, len(positions), len(trades), state, detail)
+        return run_view(record, balance, equity, len(positions), len(trades), state, detail,
+                        self._locks(record))
+
+    def _locks(self, record: RunRecord) -> tuple[str, ...]:
+        """Reasons of the guard locks in force: the live run's, else the stored state's."""
+        from engine.risk.guards import Guards
+
+        live = self.engine.runs.get(record.id) if self.engine is not None else None
+        guards = live.core.guards if live is not None and live.core is not None else None
+        locks = guards.active() if guards is not None else \
+            Guards.stored_locks(record.guard_state or {})
+        return tuple(lock.reason for lock in locks)
 
     def _state(self, record: RunRecord) -> tuple[str, str]:
         """What a run is doing now, as (state, detail); see ``RunView.state``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from data.ohlcv import OHLCV
 from engine.errors import ServiceError
-from engine.types import Position, Trade
+from engine.types import Exit, Position, Trade
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,13 @@ class ChartService:
         path = Path(self.settings.out_dir) / "alerts" / f"{run_id}_trade{trade.id}.png"
         return await self.jobs.run("engine.chart_jobs:trade_png", recent[0], trade, path,
                                    self._title(run_id, trade.symbol, trade.id),
-                                   self.settings.chart_theme, recent[1])
+                                   self.settings.chart_theme, recent[1],
+                                   await self._parts(run_id, trade.id))
+
+    async def _parts(self, run_id: str, position_id: int) -> list[Exit]:
+        """The stored exits (partial and final) of one position; [] without a store."""
+        store = getattr(self, "store", None)
+        return await store.exits(run_id, position_id) if store is not None else []
 
     async def opened_chart(self, run_id: str, position: Position) -> Path | None:
         """PNG of a position just opened: recent candles, entry, stop-loss and take-profit
@@ -96,4 +102,5 @@ class ChartService:
         return await self.jobs.run("engine.chart_jobs:position_png", recent[0], pos, path,
                                    self._title(run_id, pos.symbol, pos.id) + " (open)",
                                    self.settings.chart_theme,
-                                   None if math.isnan(mark) else mark, recent[1])
+                                   None if math.isnan(mark) else mark, recent[1],
+                                   await self._parts(run_id, pos.id))

@@ -6,7 +6,7 @@ Plain frozen dataclasses: money in quote currency, sizes in base units, times ms
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.metrics import drawdown_series
 from engine.store.store import RunRecord
@@ -39,6 +39,11 @@ class RunView:
     state: str = ""
     #: why, for ``waiting for data`` (the last error)
     state_detail: str = ""
+    #: the risk guards the run keeps (``engine.risk.Protections.to_dict``; empty: none)
+    protections: dict = field(default_factory=dict)
+    #: the reason of each guard lock in force now, e.g. ``"cooldown: no entries until
+    #: 2025-05-20 17:00 UTC (…)"`` (empty: entries allowed)
+    locks: tuple[str, ...] = ()
 
     @property
     def return_pct(self) -> float:
@@ -96,12 +101,14 @@ def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -
 
 
 def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,
-             trades: int, state: str | None = None, state_detail: str = "") -> RunView:
+             trades: int, state: str | None = None, state_detail: str = "",
+             locks: tuple[str, ...] = ()) -> RunView:
     """A ``RunView`` from a record and current figures (``state`` defaults to the status)."""
     return RunView(rec.id, rec.strategy, rec.symbol, rec.timeframe, rec.exchange, rec.status,
                    rec.starting_balance, balance, equity, open_positions, trades,
                    rec.created_at, rec.started_by, rec.channel_id, rec.params,
-                   rec.last_candle_ts, rec.stop_reason, state or rec.status, state_detail)
+                   rec.last_candle_ts, rec.stop_reason, state or rec.status, state_detail,
+                   dict(rec.protections), locks)
 
 
 def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from engine.runtime import HARD_EXIT_AFTER
 from tests.forward_helpers import MINUTES, backtest_trades, comparable, until
+from tests.helpers import die_with_test
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 from tests.test_recovery import env_for, last_processed
 
@@ -49,7 +50,8 @@ async def _spawn(ex: ExchangeStandin, folder: Path, *extra: str) -> asyncio.subp
            "PAPERBOT_LOG_LEVEL": "WARNING"}
     return await asyncio.create_subprocess_exec(
         PAPERBOT, "forward", "--json-events", *extra, cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_test)
 
 
 async def _sigterm(proc: asyncio.subprocess.Process, result: ChaosResult) -> None:

@@ -57,3 +57,14 @@ class Scripted(Strategy):
         i = len(data.base) - 1
         self.calls += 1
         return self.script.get(i)
+
+
+def die_with_test() -> None:
+    """``preexec_fn`` for processes a test starts: the kernel kills them (SIGKILL) when the
+    test process dies, so a test run that is killed (a CI timeout) leaves no server behind."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from bot import embeds
 from data.frames import OHLCV
 from engine.backtest import BacktestConfig, run_backtest
 from engine.events import GuardLifted, GuardTripped, SignalRejected
@@ -15,6 +16,8 @@ from engine.forward.engine import RunSpec
 from engine.registry import get_strategy
 from engine.risk import Protections
 from engine.runtime import Runtime
+from engine.service import PaperService
+from engine.store.store import Store
 from tests.forward_helpers import MINUTES, comparable, drain, settings_for, until
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 
@@ -42,9 +45,25 @@ async def test_forward_run_blocks_the_entries_a_backtest_blocks_across_a_restart
                 if any(lock.guard == "stoploss_guard" for lock in live.core.guards.active()):
                     break
             locked_at = live.core.guards.to_state()
+            in_force = tuple(lock.reason for lock in live.core.guards.active())
+            [live_view] = await runtime.service.runs()
             rejections = list(live.core.rejections)
             emitted = drain(events)
         assert any(lock["lock"] for lock in locked_at["guards"].values()), "no lock to resume"
+        # /forward list and paperbot runs: the guards kept and the locks in force, live …
+        assert live_view.protections == {"stoploss_guard": "3/30/20", "cooldown": 3}
+        assert live_view.locks == in_force and any(
+            r.startswith("stoploss_guard: no entries until ") for r in in_force)
+        # … and from the database while the engine is down
+        store = await Store.open(settings.db_path, create=False)
+        try:
+            [stored_view] = await PaperService(settings, store=store).runs()
+        finally:
+            await store.close()
+        assert stored_view.locks == in_force
+        line = embeds.runs([stored_view]).fields[0].value.splitlines()
+        assert line[1] == "🛡️ stoploss_guard=3/30/20 cooldown=3"
+        assert line[2:] == [f"⛔ {reason}" for reason in in_force]
 
         async with Runtime(settings) as runtime:
             events = runtime.bus.subscribe()

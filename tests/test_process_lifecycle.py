@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.forward.engine import RunSpec
 from engine.runtime import HARD_EXIT_AFTER, Runtime
 from tests.forward_helpers import MINUTES, settings_for, until
+from tests.helpers import die_with_test
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 from tests.test_recovery import env_for, last_processed
 
@@ -40,7 +41,8 @@ async def spawn(ex: ExchangeStandin, tmp_path: Path, *args: str,
         if (tmp_path / "strategies").is_dir() else {}
     return await asyncio.create_subprocess_exec(
         *args, cwd=cwd, env={**env_for(ex, tmp_path), **strategies, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_test)
 
 
 async def sigterm_and_time(proc: asyncio.subprocess.Process) -> tuple[int, float]:

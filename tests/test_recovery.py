@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.forward.engine import RunSpec
 from tests.forward_helpers import MINUTES, forward_env, until
+from tests.helpers import die_with_test
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 
 PARAMS = {"fast": "5", "slow": "20", "stop_loss_pct": "0.3", "take_profit_pct": "0.4",
@@ -35,7 +36,7 @@ async def spawn(ex, tmp_path, *extra: str) -> asyncio.subprocess.Process:
     args = [PAPERBOT, "forward", "--json-events", *extra]
     return await asyncio.create_subprocess_exec(
         *args, cwd=tmp_path, env=env_for(ex, tmp_path), stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stderr=asyncio.subprocess.PIPE, preexec_fn=die_with_test)
 
 
 def query(db: Path, sql: str, args=()) -> list[tuple]:

@@ -21,7 +21,7 @@ from engine.research.optimize import OptimizeRequest, run_optimize
 from engine.research.space import parse_space
 from engine.research.walkforward import Fold, WalkForwardRequest, folds, run_walkforward
 from strategies.sma_cross import SmaCross
-from tests.helpers import HOUR, T0
+from tests.helpers import HOUR, T0, die_with_test
 from tests.research_helpers import ramp_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,8 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path, cluster):
             "--study-db", str(db)]
     env = {**os.environ, "PAPERBOT_FEE_BPS": "0", "PAPERBOT_OFFLINE": "true"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=die_with_test)
     import optuna
 
     from engine.research.studies import open_storage

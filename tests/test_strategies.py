@@ -95,3 +95,47 @@ def test_bundled_strategies_trade_real_candles(name, tf, sides):
 def test_mtf_trend_refuses_a_base_at_or_above_4h():
     with pytest.raises(ParamError, match="below 4h"):
         discover()["mtf_trend"].cls(None, timeframe="4h")
+
+
+
+LIVE = """
+import sys
+import numpy as np
+import engine.forward.engine, engine.service
+from data.ohlcv import OHLCV
+from engine.backtest import BacktestConfig, run_backtest
+from engine.registry import discover
+
+traded = {}
+for name, info in sorted(discover().items()):
+    tf = "1h"
+    strategy = info.cls({}, timeframe=tf)
+    n = strategy.warmup_candles() + 2_000
+    ts = 1_704_067_200_000 + 3_600_000 * np.arange(n, dtype=np.int64)
+    close = 100.0 + 10 * np.sin(np.arange(n) / 7) + np.arange(n) * 0.01
+    symbol = "BTC/USDT:USDT" if name == "oi_divergence" else "BTC/USDT"
+    result = run_backtest(strategy, OHLCV(ts, close - 0.1, close + 0.3, close - 0.3, close,
+                                          np.ones(n)), BacktestConfig(symbol, tf))
+    traded[name] = len(result.trades)
+print(traded)
+print(sorted(m for m in ("pandas", "pyarrow", "matplotlib", "talib") if m in sys.modules))
+"""
+
+
+def test_every_bundled_strategy_computes_its_indicators_without_pandas():
+    """A forward process stays small: no bundled strategy's indicators pull pandas (≈ 95 MB
+    with pyarrow) into it — importing TA-Lib does, so the engine's own indicators never use
+    it (the strategies' computations are the same in backtests and forward runs)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", LIVE], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    traded, loaded = done.stdout.strip().splitlines()
+    counts = ast.literal_eval(traded)
+    assert {"donchian_breakout", "mtf_trend", "sma_cross", "trend_scaler"} <= set(counts)
+    assert counts["donchian_breakout"] > 0 and counts["sma_cross"] > 0
+    assert loaded == "[]"

@@ -23,9 +23,10 @@ from engine.charts import style
 from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
 from engine.charts.price import draw_trades
 from engine.charts.theme import SMALL_PT, Theme, get_theme
+from engine.exits import trailing_levels
 from engine.formatting import reason_text
 from engine.plots import PlotLine
-from engine.types import Position, Trade
+from engine.types import Exit, Position, Trade
 
 TRADE_MAX_BARS = 90
 
@@ -41,10 +42,12 @@ def trade_window(candles: OHLCV, trade: Trade, context_bars: int) -> OHLCV:
 
 def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars: int = 30,
                        theme: str | Theme | None = None,
-                       lines: Sequence[PlotLine] = ()) -> Figure:
+                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Figure:
     """The closed-trade chart as a ``Figure`` (``render_trade_chart`` writes it).
 
-    ``lines`` are aligned with ``candles`` (price overlays only are drawn).
+    ``lines`` are aligned with ``candles`` (price overlays only are drawn). ``exits`` are the
+    trade's parts (``Exit``, fill order): with more than one, each is marked at its fill with
+    the share of the position it took, and the exit line is the size-weighted average.
     """
     th = get_theme(theme)
     window = trade_window(candles, trade, max(context_bars, 0))
@@ -65,18 +68,25 @@ def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars
     _overlays(ax, bars, lines, offset, len(window), th)
     ax.axvspan(style.to_datenum(trade.entry_time), style.to_datenum(trade.exit_time),
                color=th.win if win else th.loss, alpha=0.1, linewidth=0, zorder=1)
+    parts = [e for e in exits if e.position_id == trade.id]
+    scaled = len(parts) > 1
+    stop_name = "trail" if trade.exit_reason == "trailing_stop" else "SL"
     levels = [(trade.take_profit, th.take_profit, "TP"), (trade.entry_price, th.entry, "entry"),
-              (trade.exit_price, th.win if win else th.loss, "exit"),
-              (trade.stop_loss, th.stop_loss, "SL")]
+              (trade.exit_price, th.win if win else th.loss, "avg exit" if scaled else "exit"),
+              (trade.stop_loss, th.stop_loss, stop_name)]
     _levels(ax, levels, th)
-    draw_trades(ax, bars, [trade], th, marker_size=40, levels=False)
+    if scaled:
+        _entry_marker(ax, bars, trade.side, trade.entry_time, trade.entry_price, th)
+        _part_markers(ax, bars, parts, trade.size, th, 1 if trade.side == "long" else -1)
+    else:
+        draw_trades(ax, bars, [trade], th, marker_size=40, levels=False)
     _finish(ax, bars, levels, th)
     return fig
 
 
 def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
                        context_bars: int = 30, theme: str | Theme | None = None,
-                       lines: Sequence[PlotLine] = ()) -> Path:
+                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Path:
     """Write the chart of one closed trade (800 × 600 px PNG); returns ``path``.
 
     Args:
@@ -88,9 +98,10 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
         context_bars: candles shown before the entry and after the exit.
         theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
         lines: indicator lines aligned with ``candles``.
+        exits: the trade's parts; several are marked one by one (scale-outs).
     """
     fig = build_trade_figure(candles, trade, title=title, context_bars=context_bars,
-                             theme=theme, lines=lines)
+                             theme=theme, lines=lines, exits=exits)
     try:
         return style.save_png(fig, path)
     finally:
@@ -100,9 +111,11 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
 def build_position_figure(candles: OHLCV, position: Position, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
                           lines: Sequence[PlotLine] = (),
-                          max_bars: int = TRADE_MAX_BARS) -> Figure:
-    """An open position on the recent ``candles``: entry marker, entry/SL/TP lines (and the
-    last price ``mark``, quote)."""
+                          max_bars: int = TRADE_MAX_BARS, exits: Sequence[Exit] = ()) -> Figure:
+    """An open position on the recent ``candles``: entry marker, entry/SL/TP lines, pending
+    scale-out levels (TP1, TP2…), the trailing stop's path since the entry (replayed with the
+    engine's rule, ``engine.exits.trailing_levels``), the parts already taken (``exits``) and
+    the last price ``mark`` (quote) in the subtitle."""
     th = get_theme(theme)
     bars = aggregate_bars(candles, max_bars, style.infer_interval_ms(candles.timestamp))
     quote = quote_currency(position.symbol)
@@ -120,23 +133,28 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
     _overlays(ax, bars, lines, 0, len(candles), th)
     levels = [(position.take_profit, th.take_profit, "TP"),
               (position.entry_price, th.entry, "entry"), (position.stop_loss, th.stop_loss, "SL")]
+    levels += [(price, th.take_profit, f"TP{k}")
+               for k, (price, _) in enumerate(position.take_profits, 1)]
     _levels(ax, levels, th)
-    x, on = event_x(bars, np.array([position.entry_time], dtype=np.int64))
-    if on[0]:
-        long = position.side == "long"
-        ax.scatter(x, [position.entry_price], s=60, marker="^" if long else "v",
-                   c=th.long if long else th.short, edgecolors=th.background, linewidths=0.5,
-                   zorder=7)
+    trail = trailing_levels(position, candles.timestamp, candles.high, candles.low)
+    if np.isfinite(trail).any():
+        x = style.to_datenum(bars.start)
+        ax.step(x, bars.sample(trail), where="post", color=th.stop_loss, linewidth=1.1,
+                zorder=5)
+        levels.append((position.trailing_stop, th.stop_loss, "trail"))
+    _entry_marker(ax, bars, position.side, position.entry_time, position.entry_price, th)
+    _part_markers(ax, bars, [e for e in exits if e.position_id == position.id],
+                  position.initial_size, th, position.direction)
     _finish(ax, bars, levels, th)
     return fig
 
 
 def render_position_chart(candles: OHLCV, position: Position, path: Path, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
-                          lines: Sequence[PlotLine] = ()) -> Path:
+                          lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Path:
     """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
     fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
-                                lines=lines)
+                                lines=lines, exits=exits)
     try:
         return style.save_png(fig, path)
     finally:
@@ -157,6 +175,35 @@ def _empty(ax: Axes, th: Theme, text: str) -> None:
             fontsize=SMALL_PT, color=th.muted)
 
 
+def _entry_marker(ax: Axes, bars: Bars, side: str, ts: int, price: float, th: Theme) -> None:
+    x, on = event_x(bars, np.array([ts], dtype=np.int64))
+    if on[0]:
+        long = side == "long"
+        ax.scatter(x, [price], s=60, marker="^" if long else "v",
+                   c=th.long if long else th.short, edgecolors=th.background, linewidths=0.5,
+                   zorder=7)
+
+
+def _part_markers(ax: Axes, bars: Bars, parts: Sequence[Exit], initial_size: float,
+                  th: Theme, direction: int = 1) -> None:
+    """A dot at each part's fill (win/loss colour by its own PnL) with the share it took,
+    written on the side the position profits (above for a long, below for a short)."""
+    if not parts or not initial_size > 0:
+        return
+    x, on = event_x(bars, np.array([e.time for e in parts], dtype=np.int64))
+    for xi, shown, part in zip(x, on, parts, strict=True):
+        if not shown:
+            continue
+        colour = th.win if part.pnl > 0 else th.loss
+        ax.scatter([xi], [part.price], s=34, marker="o", c=colour,
+                   edgecolors=th.background, linewidths=0.4, zorder=7)
+        ax.annotate(f"−{part.size / initial_size * 100:.0f}%", (xi, part.price),
+                    xytext=(0, 6 * direction), textcoords="offset points", ha="center",
+                    va="bottom" if direction > 0 else "top", fontsize=SMALL_PT, color=colour,
+                    zorder=8, bbox={"boxstyle": "round,pad=0.15", "facecolor": th.background,
+                                    "edgecolor": "none", "alpha": 0.8})
+
+
 def _overlays(ax: Axes, bars: Bars, lines: Sequence[PlotLine], offset: int, count: int,
               th: Theme) -> None:
     x = style.to_datenum((bars.start + bars.end) / 2)
@@ -171,7 +218,7 @@ def _levels(ax: Axes, levels: list[tuple[float, str, str]], th: Theme) -> None:
     """Horizontal lines at each level (labels come in ``_finish``, once the scale is set)."""
     for price, colour, name in levels:
         if math.isfinite(price):
-            style_ = "-" if name in ("entry", "exit") else (0, (3, 2))
+            style_ = "-" if name in ("entry", "exit", "avg exit") else (0, (3, 2))
             ax.axhline(price, color=colour, linewidth=0.9, linestyle=style_, alpha=0.95,
                        zorder=3)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import formatting as fmt
+from engine.allocator import limit_heap_fragmentation
 from engine.cli.backtest_cmd import add_protect_option, protect_pairs
 from engine.errors import ServiceError
 from engine.events import (
@@ -33,6 +34,7 @@ from engine.events import (
 from engine.forward.engine import RunSpec
 from engine.limits import check_balance
 from engine.reporting import exit_dict, trade_dict
+from engine.risk.config import Protections
 from engine.runtime import Runtime, wait_for_stop
 from engine.service import PaperService
 from engine.settings import Settings
@@ -176,6 +178,7 @@ def forward(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int:
+    limit_heap_fragmentation()  # an always-on process: keep its RSS flat
     async with Runtime(settings) as runtime:
         assert runtime.engine is not None and runtime.service is not None
         printer = asyncio.create_task(_print_events(runtime.bus.subscribe(), as_json))
@@ -227,7 +230,8 @@ def list_runs(args: argparse.Namespace, settings: Settings) -> int:
             "timeframe": v.timeframe, "exchange": v.exchange, "equity": v.equity,
             "balance": v.balance, "return_pct": v.return_pct,
             "open_positions": v.open_positions, "trades": v.trades, "created_at": v.created_at,
-            "params": v.params} for v in views]))
+            "params": v.params, "protections": v.protections, "locks": list(v.locks)}
+            for v in views]))
         return 0
     if not views:
         print("no runs")
@@ -235,6 +239,10 @@ def list_runs(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{v.id}  {v.status:<8} {v.strategy:<18} {v.symbol:<14} {v.timeframe:<4} "
               f"{v.exchange:<8} equity {fmt.number(v.equity):>12} ({fmt.pct(v.return_pct)})  "
               f"open {v.open_positions}  trades {v.trades}  since {fmt.iso(v.created_at)}")
+        if v.protections:
+            print(f"        protections: {Protections.from_dict(v.protections).text()}")
+        for reason in v.locks:
+            print(f"        ⛔ {reason}")
     return 0
 
 
