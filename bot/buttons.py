@@ -13,7 +13,7 @@ import re
 
 import discord
 
-from bot import embeds
+from bot import embeds, embeds_views
 from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
 from bot.errors import fit_text, reply_error
 from engine import formatting as fmt
@@ -53,7 +53,7 @@ class ConfirmClose(discord.ui.View):
                 embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
                 view=None)
             return
-        await interaction.response.edit_message(embed=embeds.closed_reply(trade), view=None)
+        await interaction.response.edit_message(embed=embeds_views.closed_reply(trade), view=None)
         self.stop()
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from bot import embeds
+from bot import embeds, embeds_views
 from bot.access import NotAllowed, actor, require_allowed, require_owner
 from bot.errors import fit_text
 from engine.errors import ServiceError
@@ -64,12 +64,12 @@ def stop_choices(service: PaperService, run_id: str, count: int) -> Choices:
 
     async def close(interaction: discord.Interaction) -> discord.Embed:
         view = await service.stop_run(run_id, actor(interaction.user), close_positions=True)
-        return embeds.runs([view], f"Run stopped · {count} position{'s' * (count != 1)} "
+        return embeds_views.runs([view], f"Run stopped · {count} position{'s' * (count != 1)} "
                                    "closed at market")
 
     async def keep(interaction: discord.Interaction) -> discord.Embed:
         view = await service.stop_run(run_id, actor(interaction.user), close_positions=False)
-        return embeds.runs([view], "Entries stopped · exits still managed (paused)")
+        return embeds_views.runs([view], "Entries stopped · exits still managed (paused)")
 
     plural = "s" * (count != 1)
     return Choices(service, "/forward stop", run_id, [
@@ -82,7 +82,7 @@ def close_all_choices(service: PaperService, run_id: str, count: int) -> Choices
 
     async def close(interaction: discord.Interaction) -> discord.Embed:
         trades = await service.close_all(run_id, actor(interaction.user))
-        return embeds.closed_list(trades, f"Closed {len(trades)} position"
+        return embeds_views.closed_list(trades, f"Closed {len(trades)} position"
                                           f"{'s' * (len(trades) != 1)} of run {run_id}")
 
     return Choices(service, "/close", run_id, [
@@ -93,7 +93,7 @@ def panic_choices(service: PaperService, positions: int, runs: int) -> Choices:
     """``/panic``: the kill switch."""
 
     async def panic(interaction: discord.Interaction) -> discord.Embed:
-        return embeds.panic_report(await service.panic(actor(interaction.user)))
+        return embeds_views.panic_report(await service.panic(actor(interaction.user)))
 
     return Choices(service, "/panic", None, [
         (f"Pause {runs} run{'s' * (runs != 1)} and close {positions} position"

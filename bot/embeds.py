@@ -33,12 +33,8 @@ from engine.events import (
     TradeClosed,
     TradeOpened,
 )
-from engine.forward.lifecycle import PanicReport
-from engine.registry import StrategyInfo
-from engine.store.control import AuditRow
 from engine.store.store import RunRecord
 from engine.types import Position, Trade
-from engine.views import PnlView, PositionView, RunView
 
 GREEN = discord.Colour.from_rgb(38, 166, 91)
 RED = discord.Colour.from_rgb(214, 69, 65)
@@ -54,7 +50,8 @@ REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "si
 PURPLE = discord.Colour.from_rgb(155, 89, 182)
 
 
-def _level(value: float | None) -> str:
+def level_text(value: float | None) -> str:
+    """A price level (quote) with separators, or "—" when unset (None or nan)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return fmt.number(value)
@@ -64,7 +61,8 @@ def _when(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _size(size: float, symbol: str) -> str:
+def size_text(size: float, symbol: str) -> str:
+    """``0.0123 BTC``: a size in base units of ``symbol``."""
     return f"{size:,.6g} {base_currency(symbol)}"
 
 
@@ -103,7 +101,7 @@ def trade_opened(event: TradeOpened, run: RunRecord | None, equity: float | None
         title=f"{'🔼 LONG' if long else '🔽 SHORT'} opened · {p.symbol}",
         colour=BLUE if long else PURPLE, timestamp=_when(p.entry_time))
     embed.add_field(name="Entry", value=fmt.money(p.entry_price, quote))
-    embed.add_field(name="Size", value=_size(p.size, p.symbol))
+    embed.add_field(name="Size", value=size_text(p.size, p.symbol))
     embed.add_field(name="Notional", value=fmt.money(p.notional, quote))
     embed.add_field(name="Stop-loss", value=_distance(p.stop_loss, p.entry_price))
     embed.add_field(name="Take-profit", value=_distance(p.take_profit, p.entry_price))
@@ -135,12 +133,12 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
         colour=GREEN if win else RED, timestamp=_when(t.exit_time))
     embed.add_field(name="Entry", value=fmt.money(t.entry_price, quote))
     embed.add_field(name="Exit", value=fmt.money(t.exit_price, quote))
-    embed.add_field(name="Size", value=_size(t.size, t.symbol))
+    embed.add_field(name="Size", value=size_text(t.size, t.symbol))
     embed.add_field(name="PnL", value=f"{fmt.signed_money(t.pnl, quote)}\n{fmt.pct(t.pnl_pct)}")
     embed.add_field(name="Exit reason", value=fmt.reason_text(t.exit_reason))
     embed.add_field(name="Duration", value=fmt.duration(t.duration_ms))
-    embed.add_field(name="SL / TP", value=f"{_level(t.stop_loss)} / {_level(t.take_profit)} "
-                                          f"{quote}".rstrip())
+    levels = f"{level_text(t.stop_loss)} / {level_text(t.take_profit)} {quote}"
+    embed.add_field(name="SL / TP", value=levels.rstrip())
     embed.add_field(name="Fees", value=fmt.money(t.fees, quote))
     embed.add_field(name="Run realised", value=fmt.signed_money(realised, quote))
     note = " · settled on recovery (the exit happened while paperbot was down)" \
@@ -253,15 +251,15 @@ def position_updated(event: PositionUpdated) -> discord.Embed:
     """"🔧 Stop moved to 104,120.50 (break-even) · BTC/USDT long #15"."""
     parts = []
     if event.note == "break-even" or event.stop_loss == event.entry_price:
-        parts.append(f"Stop moved to {_level(event.stop_loss)} (break-even)")
+        parts.append(f"Stop moved to {level_text(event.stop_loss)} (break-even)")
     else:
-        parts.append(f"Stop {_level(event.stop_loss)}")
-    parts.append(f"target {_level(event.take_profit)}")
+        parts.append(f"Stop {level_text(event.stop_loss)}")
+    parts.append(f"target {level_text(event.take_profit)}")
     who = "by you" if event.by == "user" else "by the strategy"
     embed = discord.Embed(
         title=f"🔧 {', '.join(parts)} · {event.symbol} {event.side} #{event.position_id}"[:256],
         description=f"Moved {who}; in force from the next candle"
-                    + (f" · trailing stop {_level(event.trailing_stop)}"
+                    + (f" · trailing stop {level_text(event.trailing_stop)}"
                        if event.trailing_stop == event.trailing_stop else ""),
         colour=BLUE)
     return embed
@@ -275,7 +273,7 @@ def position_reduced(event: PositionReduced) -> discord.Embed:
     pnl = f"{'+' if e.pnl >= 0 else ''}{fmt.money(e.pnl, quote)}"
     embed = discord.Embed(
         title=f"✂️ Took {share:.0f} % at {fmt.number(e.price)} · {pnl} · "
-              f"{_size(event.remaining, event.symbol)} left",
+              f"{size_text(event.remaining, event.symbol)} left",
         description=f"{event.symbol} {event.side} #{e.position_id} · "
                     f"{REASONS.get(e.reason, e.reason.replace('_', ' '))} · fee "
                     f"{fmt.money(e.fee, quote)}",
@@ -283,24 +281,17 @@ def position_reduced(event: PositionReduced) -> discord.Embed:
     return embed
 
 
-def level_reply(view: PositionView, what: str) -> discord.Embed:
-    """Reply to ``/position stop|target`` and the break-even button."""
-    return discord.Embed(
-        title=f"🔧 {what} · {view.symbol} {view.side} #{view.id}",
-        description=f"stop-loss {_level(view.stop_loss)} · take-profit "
-                    f"{_level(view.take_profit)} · in force from the next candle",
-        colour=BLUE)
-
-
-def _trade_line(t: Trade) -> str:
+def trade_line(t: Trade) -> str:
+    """One closed trade on one line: id, side, entry → exit, PnL (quote) and exit reason."""
     quote = quote_currency(t.symbol)
     return (f"`#{t.id}` {t.side.upper()} {fmt.number(t.entry_price)} → "
             f"{fmt.number(t.exit_price)} {fmt.reason_text(t.exit_reason)} · "
             f"**{fmt.signed_money(t.pnl, quote)}** · {fmt.when(t.exit_time)}")
 
 
-def _trade_lines(trades: list[Trade], limit: int = 10) -> str:
-    lines = [_trade_line(t) for t in trades[:limit]]
+def trade_lines(trades: list[Trade], limit: int = 10) -> str:
+    """``trade_line`` for the first ``limit`` trades, then "… and N more"."""
+    lines = [trade_line(t) for t in trades[:limit]]
     if len(trades) > limit:
         lines.append(f"… and {len(trades) - limit} more (`/trades`)")
     return "\n".join(lines)
@@ -319,14 +310,14 @@ def caught_up(event: CaughtUp, run: RunRecord | None) -> discord.Embed:
     embed = discord.Embed(
         title=f"🔁 While down {fmt.duration(event.away_ms)}: " + ", ".join(parts),
         description=(f"{event.candles:,} missed candles processed; each exit settled at the "
-                     "candle where it happened.\n" + _trade_lines(closed)).strip(),
+                     "candle where it happened.\n" + trade_lines(closed)).strip(),
         colour=GREEN if total >= 0 else RED)
     if closed:
         embed.add_field(name="Realised", value=fmt.signed_money(total, quote))
     for p in opened[:5]:
         embed.add_field(name=f"Open #{p.id} {p.side.upper()}",
-                        value=f"{fmt.money(p.entry_price, quote)} · SL {_level(p.stop_loss)} · "
-                              f"TP {_level(p.take_profit)}")
+                        value=f"{fmt.money(p.entry_price, quote)} · SL {level_text(p.stop_loss)} · "
+                              f"TP {level_text(p.take_profit)}")
     embed.set_footer(text=_run_line(event.run_id, run, "caught up"))
     return embed
 
@@ -350,7 +341,7 @@ def alert_backlog(run_id: str, run: RunRecord | None, events: list[Event],
         closed = [t if t.symbol else _with_symbol(t, run.symbol) for t in closed]
     embed = discord.Embed(
         title=f"📬 While alerts were down {fmt.duration(away_ms)}: " + ", ".join(parts),
-        description=_trade_lines(closed) or "No trades closed.",
+        description=trade_lines(closed) or "No trades closed.",
         colour=GREEN if total >= 0 else RED)
     if closed:
         quote = quote_currency(closed[0].symbol)
@@ -381,137 +372,3 @@ def daily_summary(event: DailySummary, quote: str = "") -> discord.Embed:
 
 
 # ---- read commands ------------------------------------------------------------------------------
-def positions(views: list[PositionView]) -> discord.Embed:
-    """``/positions``: one block per open position."""
-    embed = discord.Embed(title="Open positions", colour=BLUE)
-    if not views:
-        embed.description = "No open positions."
-    for v in views[:25]:
-        quote = quote_currency(v.symbol)
-        pnl = "—" if v.unrealised_pnl is None else \
-            f"{fmt.money(v.unrealised_pnl, quote)} ({fmt.pct(v.unrealised_pct)})"
-        embed.add_field(
-            name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
-            value=(f"size {_size(v.size, v.symbol)} · entry {fmt.number(v.entry_price)} "
-                   f"{quote}\nmark {_level(v.mark_price)} {quote} · uPnL {pnl}\n"
-                   f"SL {_level(v.stop_loss)} · TP {_level(v.take_profit)} {quote} · since "
-                   f"{fmt.when(v.entry_time)}"),
-            inline=False)
-    return embed
-
-
-def pnl(view: PnlView) -> discord.Embed:
-    """``/pnl``: money in the run's quote currency."""
-    quote = quote_currency(view.symbol)
-    embed = discord.Embed(title=f"PnL · run {view.run_id} · {view.symbol}",
-                          colour=GREEN if view.return_pct >= 0 else RED)
-    embed.add_field(name="Equity", value=fmt.money(view.equity, quote))
-    embed.add_field(name="Return", value=fmt.pct(view.return_pct))
-    embed.add_field(name="Max drawdown", value=fmt.pct(view.max_drawdown_pct))
-    embed.add_field(name="Realised", value=fmt.money(view.realised_pnl, quote))
-    embed.add_field(name="Unrealised", value=fmt.money(view.unrealised_pnl, quote))
-    embed.add_field(name="Win rate", value=fmt.pct(view.win_rate_pct, signed=False))
-    embed.add_field(name="Trades", value=str(view.trades))
-    embed.add_field(name="Fees", value=fmt.money(view.fees_paid, quote))
-    embed.add_field(name="Start balance", value=fmt.money(view.starting_balance, quote))
-    return embed
-
-
-def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
-    """``/forward list`` (and the reply to ``/forward stop|pause|resume``)."""
-    embed = discord.Embed(title=title, colour=BLUE)
-    if not views:
-        embed.description = "No runs yet. Start one with /forward start."
-    for v in views[:25]:
-        icon = {"running": "🟢", "stopped": "⏹️", "failed": "🛑", "paused": "⏸️",
-                "waiting for data": "⏳"}.get(v.state, "•")
-        detail = f" ({v.state_detail})" if v.state_detail else ""
-        lines = [f"{v.state}{detail} · equity {fmt.money(v.equity, quote_currency(v.symbol))} "
-                 f"({fmt.pct(v.return_pct)}) · {v.open_positions} open · {v.trades} trades"]
-        if v.protections:
-            lines.append(f"🛡️ {protections_text(v.protections)}")
-        lines += [f"⛔ {reason}" for reason in v.locks]
-        embed.add_field(name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
-                        value="\n".join(lines)[:1024], inline=False)
-    return embed
-
-
-def protections_text(protections: dict) -> str:
-    """``{"cooldown": 5, "daily_loss_limit_pct": 3.0}`` →
-    ``"cooldown=5 daily_loss_limit_pct=3"``."""
-    from engine.risk.config import Protections
-
-    return Protections.from_dict(protections).text()
-
-
-def strategies(infos: list[StrategyInfo]) -> discord.Embed:
-    """``/strategies``."""
-    embed = discord.Embed(title="Strategies", colour=BLUE)
-    for info in infos[:25]:
-        params = " ".join(f"{k}={v}" for k, v in info.params.items())
-        embed.add_field(name=f"{info.name} · {', '.join(info.timeframes)}",
-                        value=f"{info.description or '—'}\n`{params or 'no params'}`",
-                        inline=False)
-    return embed
-
-
-def closed_list(trades: list[Trade], title: str) -> discord.Embed:
-    """Trades just closed (``/close all``), one line each, with the total."""
-    total = sum(t.pnl for t in trades)
-    quote = quote_currency(trades[0].symbol) if trades else ""
-    embed = discord.Embed(title=title, colour=GREEN if total >= 0 else RED,
-                          description=_trade_lines(trades, 20) or "Nothing was open.")
-    embed.add_field(name="Realised", value=fmt.money(total, quote))
-    return embed
-
-
-def panic_report(report: PanicReport) -> discord.Embed:
-    """What the kill switch did."""
-    lines = [f"`{rid}` " + _trade_line(t) for rid, t in report.closed[:20]]
-    if len(report.closed) > 20:
-        lines.append(f"… and {len(report.closed) - 20} more")
-    embed = discord.Embed(
-        title=f"🛑 Kill switch · {len(report.paused)} runs paused · {len(report.closed)} "
-              "positions closed",
-        description="\n".join(lines) or "No position was open.",
-        colour=GREEN if report.realised_pnl >= 0 else RED)
-    quote = quote_currency(report.closed[0][1].symbol) if report.closed else ""
-    embed.add_field(name="Realised", value=fmt.money(report.realised_pnl, quote))
-    if report.failed:
-        embed.add_field(name="Could not close", value="\n".join(
-            f"`{rid}` {why[:150]}" for rid, why in list(report.failed.items())[:5]),
-            inline=False)
-    embed.set_footer(text="/forward resume <run> takes entries again")
-    return embed
-
-
-def audit(rows: list[AuditRow], run_id: str | None) -> discord.Embed:
-    """``/audit``: who did what, newest first."""
-    embed = discord.Embed(title=f"Audit · {f'run {run_id}' if run_id else 'every run'}",
-                          colour=GREY)
-    lines = []
-    for r in rows:
-        who = f"<@{r.actor.removeprefix('discord:')}>" if r.actor.startswith("discord:") \
-            else r.actor
-        detail = ", ".join(f"{k}={v}" for k, v in r.detail.items() if v not in (None, ""))
-        lines.append(f"{fmt.iso(r.ts)} · {who} · **{r.action}**"
-                     + (f" · `{r.run_id}`" if r.run_id and not run_id else "")
-                     + (f" · {detail[:120]}" if detail else ""))
-    text = "\n".join(lines) or "Nothing recorded."
-    while len(text) > 4000:
-        lines.pop()
-        text = "\n".join(lines)
-    embed.description = text
-    embed.set_footer(text="UTC · newest first")
-    return embed
-
-
-def closed_reply(trade: Trade) -> discord.Embed:
-    """Reply after a manual ``/close``."""
-    quote = quote_currency(trade.symbol)
-    return discord.Embed(
-        title=f"Closed #{trade.id} {trade.side.upper()} {trade.symbol}",
-        description=f"exit {fmt.money(trade.exit_price, quote)} · PnL "
-                    f"{fmt.signed_money(trade.pnl, quote)} "
-                    f"({fmt.pct(trade.pnl_pct)})",
-        colour=GREEN if trade.pnl >= 0 else RED)

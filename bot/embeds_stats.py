@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import discord
 
-from bot.embeds import BLUE, GREEN, RED, pnl
+from bot.embeds import BLUE, GREEN, RED
+from bot.embeds_views import pnl
 from engine import formatting as fmt
 from engine.service_stats import PeriodView, PnlSummary, Scope, StatsView, TradesPage
 from engine.stats import PerformanceRow

@@ -15,7 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import choices, embeds
+from bot import choices, embeds, embeds_views
 from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner, trader_only
 from bot.errors import fit_text, reply_error
 from engine.errors import ServiceError
@@ -49,7 +49,7 @@ class ConfirmBreakEven(discord.ui.View):
                 view=None)
             return
         await interaction.response.edit_message(
-            embed=embeds.level_reply(view, "Stop moved to break-even"), view=None)
+            embed=embeds_views.level_reply(view, "Stop moved to break-even"), view=None)
         self.stop()
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
@@ -134,7 +134,7 @@ class PositionCog(commands.GroupCog, group_name="position",
         said = "removed" if math.isnan(level) else f"set to {level:,.2f}"
         name = "Stop-loss" if what == "stop" else "Take-profit"
         await interaction.response.send_message(
-            embed=embeds.level_reply(view, f"{name} {said}"), ephemeral=True)
+            embed=embeds_views.level_reply(view, f"{name} {said}"), ephemeral=True)
 
     @app_commands.command(name="stop", description="Set (or remove: off) a position's stop-loss")
     @app_commands.describe(run="run id", position="position id",

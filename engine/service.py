@@ -14,14 +14,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from data.history import FetchError
-from data.symbols import SymbolError, normalize_symbol
-from data.timeframes import TimeframeError, timeframe_ms
-from engine.backtest_request import BacktestReport, BacktestRequest, check_request, date_range
+from engine.backtest_request import BacktestReport, BacktestRequest, check_request
 from engine.errors import ServiceError
 from engine.forward import lifecycle
 from engine.forward.engine import ForwardEngine, RunSpec
@@ -29,6 +25,7 @@ from engine.forward.lifecycle import PanicReport
 from engine.registry import StrategyInfo, discover
 from engine.research.service import ResearchService
 from engine.service_charts import ChartService
+from engine.service_data import DataService
 from engine.service_history import HistoryService
 from engine.service_stats import StatsService
 from engine.settings import Settings
@@ -46,7 +43,7 @@ from engine.views import (
 from engine.workers import JobPool
 
 if TYPE_CHECKING:
-    from data.cache import CacheEntry
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +55,10 @@ def fmt_time(ms: int) -> str:
     return f"{iso(ms)} UTC"
 
 
-@dataclass(frozen=True, slots=True)
-class FetchReport:
-    """Result of ``fetch_candles``: candles added and the cache file."""
-
-    fetched: int
-    path: Path
-
-
-class PaperService(StatsService, HistoryService, ChartService):
-    """Backtests, market data and forward runs behind one API (statistics and backtest history
-    come from the mixins of ``engine.service_stats`` and ``engine.service_history``).
+class PaperService(DataService, StatsService, HistoryService, ChartService):
+    """Backtests, market data and forward runs behind one API (market data, statistics,
+    backtest history and charts come from the mixins of ``engine.service_data``,
+    ``engine.service_stats``, ``engine.service_history`` and ``engine.service_charts``).
 
     Args:
         settings: validated settings.
@@ -113,130 +103,6 @@ class PaperService(StatsService, HistoryService, ChartService):
         """
         return await self.jobs.run("engine.backtest_job:run_backtest_job", request,
                                    self.settings, progress=progress)
-
-    async def symbols(self, query: str = "", exchange: str | None = None,
-                      limit: int = 25) -> list[str]:
-        """Symbols matching ``query`` (case-insensitive substring): cached ones first, then the
-        live exchange's markets when they are loaded. For autocomplete."""
-        from data.symbols import cached_symbols
-
-        names = cached_symbols(self.settings.data_dir, exchange)
-        if self.engine is not None:
-            live = self.engine.known_markets()
-            names += [m for m in live if m not in names]
-        wanted = query.strip().upper()
-        return [n for n in names if wanted in n][:limit]
-
-    # ---- market data ------------------------------------------------------------------------
-    def cached(self) -> list[CacheEntry]:
-        """What the candle cache holds."""
-        from data.cache import list_cache
-
-        return list_cache(self.settings.data_dir)
-
-    async def fetch_candles(self, exchange: str, symbol: str, timeframe: str, start: str,
-                            end: str | None = None, client: Any = None) -> FetchReport:
-        """Fetch the missing candles of ``[start, end]`` into the cache.
-
-        Raises:
-            ServiceError: bad input, or the exchange could not be reached.
-        """
-        try:
-            timeframe_ms(timeframe)
-            symbol = normalize_symbol(symbol)
-        except (TimeframeError, SymbolError) as exc:
-            raise ServiceError(str(exc)) from None
-        lo, hi = date_range(start, end)
-        if lo is None:
-            raise ServiceError("give a start date (YYYY-MM-DD) to fetch from")
-        hi = hi if hi is not None else 2**62
-        own = client is None
-        if own:
-            from data.exchanges import make_exchange
-
-            client = make_exchange(exchange, rest_url=self.settings.rest_url_for(exchange),
-                                   market_type="linear" if ":" in symbol else None)
-        from data.cache_sync import update_cache
-
-        try:
-            fetched, path = await update_cache(client, self.settings.data_dir, exchange,
-                                               symbol, timeframe, lo, hi)
-        except FetchError as exc:
-            raise ServiceError(f"could not fetch {symbol} {timeframe} from {exchange}: {exc}") \
-                from None
-        finally:
-            if own:
-                await client.close()
-        return FetchReport(fetched, path)
-
-    async def fetch_perp_history(self, exchange: str, symbol: str, timeframe: str, start: str,
-                                 end: str | None = None, kind: str = "open_interest",
-                                 client: Any = None) -> FetchReport:
-        """Fetch open interest (``kind="open_interest"``, sampled at ``timeframe``, 5m at the
-        finest) or funding rate (``kind="funding"``) history of a perpetual and store it beside
-        the candles (``data.perp_fetch``).
-
-        Raises:
-            ServiceError: bad input, a spot symbol, an exchange without that history, or the
-                exchange could not be reached.
-        """
-        from data.perp_fetch import update_funding, update_open_interest
-        from data.symbols import is_perpetual
-
-        what = "funding rates" if kind == "funding" else "open interest"
-        try:
-            timeframe_ms(timeframe)
-            symbol = normalize_symbol(symbol)
-            if not is_perpetual(exchange, symbol):
-                raise ServiceError(f"{what} exist for perpetuals only: use --symbol "
-                                   f"{symbol}:{symbol.split('/')[1]} ({symbol} is spot)")
-        except (TimeframeError, SymbolError) as exc:
-            raise ServiceError(str(exc)) from None
-        lo, hi = date_range(start, end)
-        if lo is None:
-            raise ServiceError("give a start date (YYYY-MM-DD) to fetch from")
-        own = client is None
-        if own:
-            from data.exchanges import make_exchange
-
-            client = make_exchange(exchange, rest_url=self.settings.rest_url_for(exchange),
-                                   market_type="linear")
-        try:
-            if kind == "funding":
-                fetched, path = await update_funding(client, self.settings.data_dir, exchange,
-                                                     symbol, lo, hi if hi is not None else 2**62)
-            else:
-                fetched, path = await update_open_interest(
-                    client, self.settings.data_dir, exchange, symbol, timeframe, lo,
-                    hi if hi is not None else 2**62)
-        except (NotImplementedError, FetchError) as exc:
-            raise ServiceError(f"{what} for {symbol} on {exchange}: {exc}") from None
-        finally:
-            if own:
-                await client.close()
-        return FetchReport(fetched, path)
-
-    def import_candles(self, path: Path, exchange: str, symbol: str,
-                       timeframe: str) -> FetchReport:
-        """Import a CSV/Parquet file into the cache.
-
-        Raises:
-            ServiceError: unreadable file, bad symbol/timeframe, or candles that break the
-                frame contract (nothing is written then).
-        """
-        from data.frames import CandleDataError
-        from data.importer import import_file
-
-        try:
-            timeframe_ms(timeframe)
-            symbol = normalize_symbol(symbol)
-            rows, target = import_file(path, self.settings.data_dir, exchange.lower(), symbol,
-                                       timeframe)
-        except FileNotFoundError:
-            raise ServiceError(f"no such file: {path}") from None
-        except (TimeframeError, SymbolError, CandleDataError, ValueError) as exc:
-            raise ServiceError(f"cannot import {path}: {exc}") from None
-        return FetchReport(rows, target)
 
     # ---- forward runs ---------------------------------------------------------------------
     def _need_store(self) -> Store:

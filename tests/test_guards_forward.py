@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from bot import embeds
+from bot import embeds_views
 from data.frames import OHLCV
 from engine.backtest import BacktestConfig, run_backtest
 from engine.events import GuardLifted, GuardTripped, SignalRejected
@@ -61,7 +61,7 @@ async def test_forward_run_blocks_the_entries_a_backtest_blocks_across_a_restart
         finally:
             await store.close()
         assert stored_view.locks == in_force
-        line = embeds.runs([stored_view]).fields[0].value.splitlines()
+        line = embeds_views.runs([stored_view]).fields[0].value.splitlines()
         assert line[1] == "🛡️ stoploss_guard=3/30/20 cooldown=3"
         assert line[2:] == [f"⛔ {reason}" for reason in in_force]
 

@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import choices, embeds
+from bot import choices, embeds, embeds_views
 from bot.access import actor, require_owner, trader_only
 from bot.cogs.backtest import parse_params, parse_protect
 from bot.confirm import stop_choices
@@ -93,7 +93,7 @@ class ForwardCog(commands.GroupCog, group_name="forward",
         await require_owner(interaction, self.service, run, "pause")
         view = await self.service.pause_run(run, actor(interaction.user))
         await interaction.response.send_message(
-            embed=embeds.runs([view], "Run paused · exits still managed"))
+            embed=embeds_views.runs([view], "Run paused · exits still managed"))
 
     @app_commands.command(name="resume",
                           description="Take entries again (a paused, stopped or failed run)")
@@ -104,8 +104,8 @@ class ForwardCog(commands.GroupCog, group_name="forward",
         await require_owner(interaction, self.service, run, "resume")
         await interaction.response.defer(thinking=True)  # a stopped run is rebuilt first
         view = await self.service.resume_run(run, actor(interaction.user))
-        await interaction.edit_original_response(embed=embeds.runs([view], "Run resumed"))
+        await interaction.edit_original_response(embed=embeds_views.runs([view], "Run resumed"))
 
     @app_commands.command(name="list", description="Forward runs with equity and positions")
     async def list_(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(embed=embeds.runs(await self.service.runs()))
+        await interaction.response.send_message(embed=embeds_views.runs(await self.service.runs()))

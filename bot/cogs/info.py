@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import embeds
+from bot import embeds_views
 from engine.service import PaperService
 
 
@@ -19,5 +19,5 @@ class InfoCog(commands.Cog):
     @app_commands.command(description="Strategies you can backtest and run, with parameters")
     @app_commands.guild_only()
     async def strategies(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(embed=embeds.strategies(
+        await interaction.response.send_message(embed=embeds_views.strategies(
             self.service.strategies()))

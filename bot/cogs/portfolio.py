@@ -6,7 +6,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import choices, embeds, embeds_stats
+from bot import choices, embeds, embeds_stats, embeds_views
 from bot.access import actor, require_owner, trader_only
 from bot.buttons import ConfirmClose, confirm_embed
 from bot.confirm import close_all_choices
@@ -27,7 +27,7 @@ class PortfolioCog(commands.Cog):
     @app_commands.guild_only()
     async def positions(self, interaction: discord.Interaction, run: str | None = None) -> None:
         views = await self.service.positions(run)
-        await interaction.response.send_message(embed=embeds.positions(views))
+        await interaction.response.send_message(embed=embeds_views.positions(views))
 
     @app_commands.command(description="Closed trades, newest first, 10 a page")
     @app_commands.describe(run="run id (default: every run)", page="page to open (default 1)")

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import choices, embeds
+from bot import choices, embeds, embeds_views
 from bot.access import trader_only
 from bot.confirm import panic_choices
 from engine.service import PaperService
@@ -46,4 +46,4 @@ class SafetyCog(commands.Cog):
     async def audit(self, interaction: discord.Interaction, run: str | None = None,
                     limit: app_commands.Range[int, 1, 50] = 20) -> None:
         rows = await self.service.audit_log(run, limit)
-        await interaction.response.send_message(embed=embeds.audit(rows, run), ephemeral=True)
+        await interaction.response.send_message(embed=embeds_views.audit(rows, run), ephemeral=True)
