@@ -7,6 +7,7 @@ attributes), so no public attribute leads to a candle that has not closed (DESIG
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from data.ohlcv import OHLCV_COLUMNS
@@ -64,7 +65,9 @@ class MarketView:
     __slots__ = ("_frames", "_market", "base", "symbol", "timeframe")
 
     def __init__(self, market: MarketData) -> None:
-        self._market = market
+        # the market holds its view: a weak proxy back keeps that pair free of a reference
+        # cycle, so a finished backtest's arrays are freed at once (not at the next gc)
+        self._market = weakref.proxy(market)
         self._frames = {tf: FrameView(frame) for tf, frame in market._frames.items()}
         self.symbol = market.symbol
         self.timeframe = market.timeframe
