@@ -56,21 +56,29 @@ class _Guarded(discord.ui.DynamicItem[discord.ui.Button], template=r"pb:never"):
         return True
 
 
-class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
-    """Backtests the best parameters of a study over the study's span."""
+class _StudyButton(_Guarded, template=r"pb:best:never:(?P<study>[0-9]+)"):
+    """A button acting on the best trial of a study (``<prefix>:<study id>``)."""
 
-    action = "the Backtest best button"
+    prefix = "pb:best:never"
+    label = ""
+    style = discord.ButtonStyle.secondary
 
     def __init__(self, study_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Backtest best",
-                                           style=discord.ButtonStyle.primary,
-                                           custom_id=f"pb:best:bt:{study_id}"))
+        super().__init__(discord.ui.Button(label=self.label, style=self.style,
+                                           custom_id=f"{self.prefix}:{study_id}"))
         self.study_id = study_id
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> BacktestBestButton:
+                             match: re.Match[str]) -> _StudyButton:
         return cls(int(match["study"]))
+
+
+class BacktestBestButton(_StudyButton, template=r"pb:best:bt:(?P<study>[0-9]+)"):
+    """Backtests the best parameters of a study over the study's span."""
+
+    action = "the Backtest best button"
+    prefix, label, style = "pb:best:bt", "Backtest best", discord.ButtonStyle.primary
 
     async def callback(self, interaction: discord.Interaction) -> None:
         if not await self._allowed(interaction):
@@ -94,21 +102,11 @@ class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
             await reply_error(interaction, exc)
 
 
-class ForwardBestButton(_Guarded, template=r"pb:best:fw:(?P<study>[0-9]+)"):
+class ForwardBestButton(_StudyButton, template=r"pb:best:fw:(?P<study>[0-9]+)"):
     """Starts a forward run with the best parameters of a study (alerts in this channel)."""
 
     action = "the Forward-test best button"
-
-    def __init__(self, study_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Forward-test best",
-                                           style=discord.ButtonStyle.success,
-                                           custom_id=f"pb:best:fw:{study_id}"))
-        self.study_id = study_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> ForwardBestButton:
-        return cls(int(match["study"]))
+    prefix, label, style = "pb:best:fw", "Forward-test best", discord.ButtonStyle.success
 
     async def callback(self, interaction: discord.Interaction) -> None:
         if not await self._allowed(interaction):

@@ -8,7 +8,7 @@ attributes), so no public attribute leads to a candle that has not closed (DESIG
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from data.ohlcv import OHLCV_COLUMNS
 from data.perp import PERP_COLUMNS
@@ -54,6 +54,15 @@ class FrameView:
         return f"<FrameView {self.timeframe} n={len(self)}>"
 
 
+def frame_of(frames: dict[str, Any], timeframe: str) -> Any:
+    """``frames[timeframe]``, or a ``KeyError`` naming the timeframes the strategy declares."""
+    try:
+        return frames[timeframe]
+    except KeyError:
+        raise KeyError(f"timeframe {timeframe!r} not loaded; the strategy declares "
+                       f"{', '.join(frames)}") from None
+
+
 class MarketView:
     """What a strategy gets as ``data``: every timeframe of one symbol, closed candles only.
 
@@ -74,13 +83,7 @@ class MarketView:
         self.base = self._frames[market.timeframe]
 
     def __getitem__(self, timeframe: str) -> FrameView:
-        try:
-            return self._frames[timeframe]
-        except KeyError:
-            raise KeyError(
-                f"timeframe {timeframe!r} not loaded; the strategy declares "
-                f"{', '.join(self._frames)}"
-            ) from None
+        return frame_of(self._frames, timeframe)
 
     @property
     def timeframes(self) -> list[str]:
