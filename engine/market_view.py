@@ -88,7 +88,7 @@ class MarketView:
     @property
     def timeframes(self) -> list[str]:
         """Loaded timeframes, base first."""
-        return list(self._frames)
+        return self._market.timeframes
 
     @property
     def now(self) -> int:
