@@ -44,16 +44,17 @@ class ConfirmClose(discord.ui.View):
     @discord.ui.button(label="Close at market", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction,
                       button: discord.ui.Button) -> None:
+        await interaction.response.defer()  # the fill waits for the engine: answer in 3 s first
         try:
             await require_allowed(interaction, self.service, "/close")
             await require_owner(interaction, self.service, self.run_id, "close")
             trade = await self.service.close_position(self.run_id, self.position_id, self.who)
         except (ServiceError, NotAllowed) as exc:
-            await interaction.response.edit_message(
+            await interaction.edit_original_response(
                 embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
                 view=None)
             return
-        await interaction.response.edit_message(embed=embeds_views.closed_reply(trade), view=None)
+        await interaction.edit_original_response(embed=embeds_views.closed_reply(trade), view=None)
         self.stop()
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)

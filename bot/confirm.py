@@ -40,6 +40,7 @@ class Choices(discord.ui.View):
 
     def _wrap(self, action: Action) -> Callable[[discord.Interaction], Awaitable[None]]:
         async def run(interaction: discord.Interaction) -> None:
+            await interaction.response.defer()  # actions wait for the engine: ack within 3 s
             try:
                 await require_allowed(interaction, self.service, self.what)
                 if self.run_id is not None:
@@ -47,7 +48,7 @@ class Choices(discord.ui.View):
                 embed = await action(interaction)
             except (ServiceError, NotAllowed) as exc:
                 embed = discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE)
-            await interaction.response.edit_message(embed=embed, view=None)
+            await interaction.edit_original_response(embed=embed, view=None)
             self.stop()
 
         return run

@@ -38,17 +38,18 @@ class ConfirmBreakEven(discord.ui.View):
     @discord.ui.button(label="Move stop to entry", style=discord.ButtonStyle.primary)
     async def confirm(self, interaction: discord.Interaction,
                       button: discord.ui.Button) -> None:
+        await interaction.response.defer()  # the move waits for the engine: ack within 3 s
         try:
             await require_allowed(interaction, self.service, "the break-even button")
             await require_owner(interaction, self.service, self.run_id, "change")
             view = await self.service.break_even(self.run_id, self.position_id,
                                                  actor(interaction.user))
         except (ServiceError, NotAllowed) as exc:
-            await interaction.response.edit_message(
+            await interaction.edit_original_response(
                 embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
                 view=None)
             return
-        await interaction.response.edit_message(
+        await interaction.edit_original_response(
             embed=embeds_views.level_reply(view, "Stop moved to break-even"), view=None)
         self.stop()
 

@@ -9,9 +9,7 @@ import difflib
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import ccxt
-import ccxt.async_support as ccxt_async
-
+from data import ccxt_lazy
 from data.names import shown
 
 MARKET_TYPES = ("spot", "linear", "inverse")
@@ -33,13 +31,14 @@ def check_exchange_id(exchange_id: str) -> str:
     Raises:
         UnknownExchangeError: naming close ids and how to list every id.
     """
-    if isinstance(exchange_id, str) and exchange_id in ccxt.exchanges:
+    known = ccxt_lazy.exchange_ids()
+    if isinstance(exchange_id, str) and exchange_id in known:
         return exchange_id
-    close = difflib.get_close_matches(str(exchange_id).lower()[:40], ccxt.exchanges, n=3)
+    close = difflib.get_close_matches(str(exchange_id).lower()[:40], known, n=3)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise UnknownExchangeError(
         f"unknown exchange {shown(exchange_id)}: {hint}use a ccxt exchange id such as "
-        f"binance, bybit or okx (all {len(ccxt.exchanges)}: "
+        f"binance, bybit or okx (all {len(known)}: "
         "python -c 'import ccxt; print(ccxt.exchanges)')")
 
 
@@ -74,7 +73,7 @@ def make_exchange(
         ValueError: unknown market type, or a market type that the exchange id cannot serve
             (e.g. ``"spot"`` for binanceusdm).
     """
-    module = ccxt_async if async_ else ccxt
+    module = ccxt_lazy.load(async_)  # only this exchange's module is imported
     cls = getattr(module, check_exchange_id(exchange_id), None)
     if cls is None:
         raise UnknownExchangeError(f"ccxt has no {'async ' if async_ else ''}client for "

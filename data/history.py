@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import numpy as np
 
+from data import ccxt_lazy
 from data.live.sanity import valid_rows
 from data.ohlcv import OHLCV
 from data.timeframes import timeframe_ms
@@ -27,8 +27,8 @@ from data.timeframes import timeframe_ms
 log = logging.getLogger(__name__)
 
 #: Errors worth retrying: rate limits (a subclass of DDoSProtection in ccxt) and network trouble.
-RETRYABLE: tuple[type[BaseException], ...] = (ccxt_async.NetworkError,
-                                               ccxt_async.RateLimitExceeded)
+_ERRORS = ccxt_lazy.errors()  # ccxt's error classes, without every exchange module
+RETRYABLE: tuple[type[BaseException], ...] = (_ERRORS.NetworkError, _ERRORS.RateLimitExceeded)
 
 
 class FetchError(RuntimeError):
@@ -58,7 +58,7 @@ async def call_with_retry(call: Callable[[], Awaitable[Any]], *, what: str,
             log.warning("%s: %s; retry %d/%d in %.1fs", what, type(exc).__name__,
                         attempt + 1, max_retries, delay)
             await sleep(delay)
-        except ccxt_async.BaseError as exc:
+        except _ERRORS.BaseError as exc:
             raise FetchError(f"{what}: {type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable")
 
