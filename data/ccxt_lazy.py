@@ -27,8 +27,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: ``from ccxt.bybit import bybit  # noqa: F401`` (or ``ccxt.async_support.bybit``): the lines
-#: of ccxt's package files that import one exchange each
+#: The lines of ccxt's package files that import one exchange each: ``from ccxt.bybit import
+#: bybit`` (or ``ccxt.async_support.bybit``) followed by a noqa comment
 _EXCHANGE_LINE = re.compile(r"^from (ccxt(?:\.async_support)?)\.(\w+) import (\w+)\s+# noqa")
 
 
