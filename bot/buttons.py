@@ -15,7 +15,8 @@ import discord
 
 from bot import embeds, embeds_views
 from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
-from bot.errors import fit_text, reply_error
+from bot.confirm import cancelled, warning
+from bot.errors import reply_error
 from engine import formatting as fmt
 from engine.errors import ServiceError
 from engine.service import PaperService
@@ -50,9 +51,7 @@ class ConfirmClose(discord.ui.View):
             await require_owner(interaction, self.service, self.run_id, "close")
             trade = await self.service.close_position(self.run_id, self.position_id, self.who)
         except (ServiceError, NotAllowed) as exc:
-            await interaction.edit_original_response(
-                embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
-                view=None)
+            await interaction.edit_original_response(embed=warning(exc), view=None)
             return
         await interaction.edit_original_response(embed=embeds_views.closed_reply(trade), view=None)
         self.stop()
@@ -60,10 +59,7 @@ class ConfirmClose(discord.ui.View):
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction,
                      button: discord.ui.Button) -> None:
-        await interaction.response.edit_message(
-            embed=discord.Embed(description="Nothing was closed.", colour=embeds.GREY),
-            view=None)
-        self.stop()
+        await cancelled(self, interaction, "Nothing was closed.")
 
 
 def confirm_embed(run_id: str, position_id: int) -> discord.Embed:

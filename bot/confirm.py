@@ -21,6 +21,19 @@ from engine.service import PaperService
 Action = Callable[[discord.Interaction], Awaitable[discord.Embed]]
 
 
+def warning(exc: Exception) -> discord.Embed:
+    """The answer that replaces a prompt when its action was refused or failed."""
+    return discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE)
+
+
+async def cancelled(view: discord.ui.View, interaction: discord.Interaction,
+                    text: str = "Nothing was changed.") -> None:
+    """Answer a prompt's Cancel click: the prompt becomes ``text``, its buttons go."""
+    await interaction.response.edit_message(
+        embed=discord.Embed(description=text, colour=embeds.GREY), view=None)
+    view.stop()
+
+
 class Choices(discord.ui.View):
     """Buttons, each running one action that returns the reply embed; plus Cancel."""
 
@@ -47,17 +60,14 @@ class Choices(discord.ui.View):
                     await require_owner(interaction, self.service, self.run_id, "change")
                 embed = await action(interaction)
             except (ServiceError, NotAllowed) as exc:
-                embed = discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE)
+                embed = warning(exc)
             await interaction.edit_original_response(embed=embed, view=None)
             self.stop()
 
         return run
 
     async def _cancel(self, interaction: discord.Interaction) -> None:
-        await interaction.response.edit_message(
-            embed=discord.Embed(description="Nothing was changed.", colour=embeds.GREY),
-            view=None)
-        self.stop()
+        await cancelled(self, interaction)
 
 
 def stop_choices(service: PaperService, run_id: str, count: int) -> Choices:

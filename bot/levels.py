@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot import choices, embeds, embeds_views
 from bot.access import NotAllowed, actor, require_allowed, require_owner, trader_only
 from bot.buttons import PositionButton
-from bot.errors import fit_text
+from bot.confirm import cancelled, warning
 from engine.errors import ServiceError
 from engine.service import PaperService
 
@@ -45,9 +45,7 @@ class ConfirmBreakEven(discord.ui.View):
             view = await self.service.break_even(self.run_id, self.position_id,
                                                  actor(interaction.user))
         except (ServiceError, NotAllowed) as exc:
-            await interaction.edit_original_response(
-                embed=discord.Embed(description=fit_text(f"⚠️ {exc}"), colour=embeds.ORANGE),
-                view=None)
+            await interaction.edit_original_response(embed=warning(exc), view=None)
             return
         await interaction.edit_original_response(
             embed=embeds_views.level_reply(view, "Stop moved to break-even"), view=None)
@@ -56,10 +54,7 @@ class ConfirmBreakEven(discord.ui.View):
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction,
                      button: discord.ui.Button) -> None:
-        await interaction.response.edit_message(
-            embed=discord.Embed(description="Nothing was changed.", colour=embeds.GREY),
-            view=None)
-        self.stop()
+        await cancelled(self, interaction)
 
 
 class BreakEvenButton(PositionButton,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import discord
+
+T = TypeVar("T")
 
 
 class ProgressReply:
@@ -47,3 +51,15 @@ class ProgressReply:
         if self.task is not None:
             with contextlib.suppress(Exception):
                 await self.task
+
+
+async def with_progress(interaction: discord.Interaction,
+                        job: Callable[[Callable[[str], None]], Awaitable[T]], *,
+                        delay: float = 0.5, interval: float = 1.5) -> T:
+    """Run ``job(progress)`` while its status texts edit the deferred reply (``ProgressReply``);
+    returns what the job returns and re-raises what it raises, the last edit done either way."""
+    progress = ProgressReply(interaction, delay, interval)
+    try:
+        return await job(progress.update)
+    finally:
+        await progress.finish()

@@ -21,7 +21,7 @@ from bot import choices, embeds_backtest
 from bot.access import actor, check_place, is_allowed, trader_only
 from bot.errors import reply_error
 from bot.fetch import FetchView, missing_embed
-from bot.progress import ProgressReply
+from bot.progress import ProgressReply, with_progress
 from bot.research_buttons import backtest_view
 from engine import formatting as fmt
 from engine.backtest_request import BacktestRequest
@@ -98,15 +98,13 @@ async def repost(service: PaperService, interaction: discord.Interaction,
                  backtest_id: int) -> None:
     """Post stored backtest ``backtest_id`` again (the interaction is deferred)."""
     stored = await service.stored_backtest(backtest_id)
-    progress = ProgressReply(interaction)
     try:
-        charts, csv, rerun = await service.backtest_files(stored, progress=progress.update)
+        charts, csv, rerun = await with_progress(
+            interaction, lambda update: service.backtest_files(stored, progress=update))
     except MissingCandles as missing:
         raise ServiceError(f"the charts of backtest #{backtest_id} are gone and its "
                            f"{missing.symbol} {missing.timeframe} candles are no longer "
                            "stored; run it again with /backtest run") from None
-    finally:
-        await progress.finish()
     note = "charts drawn again from the stored request" if rerun else None
     await interaction.followup.send(
         embeds=embeds_backtest.backtest(stored.result, list(charts), stored.id, note),

@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot import choices, research_embeds
 from bot.access import trader_only
 from bot.cogs.backtest import parse_params
-from bot.progress import ProgressReply
+from bot.progress import with_progress
 from bot.research_buttons import study_view
 from engine.backtest_request import BacktestRequest
 from engine.research.optimize import OptimizeRequest
@@ -76,11 +76,8 @@ class OptimizeCog(commands.GroupCog, group_name="optimize",
         research = self.service.research
         research.check_optimize(request)  # bad input: an ephemeral answer at once
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = ProgressReply(interaction, interval=3.0)
-        try:
-            report = await research.optimize(request, progress=progress.update)
-        finally:
-            await progress.finish()
+        report = await with_progress(
+            interaction, lambda update: research.optimize(request, progress=update), interval=3.0)
         files = [discord.File(report.heatmap, filename="heatmap.png")] if report.heatmap else []
         await interaction.edit_original_response(
             content=f"✅ Study done: {report.ran_now} trials in {report.elapsed_s:.0f} s.")
@@ -128,11 +125,9 @@ class ResearchCog(commands.Cog):
         check_walkforward(request)
         research.check_optimize(request.as_optimize())
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = ProgressReply(interaction, interval=3.0)
-        try:
-            report = await research.walkforward(request, progress=progress.update)
-        finally:
-            await progress.finish()
+        report = await with_progress(
+            interaction, lambda update: research.walkforward(request, progress=update),
+            interval=3.0)
         files = [discord.File(report.chart, filename="walkforward.png")] if report.chart else []
         await interaction.edit_original_response(
             content=f"✅ Walk-forward done: {len(report.folds)} folds in "
@@ -157,11 +152,8 @@ class ResearchCog(commands.Cog):
         request = _request(strategy, symbol, timeframe, start, end, params)
         self.service.research.check(request)
         await interaction.response.defer(ephemeral=True, thinking=True)
-        progress = ProgressReply(interaction)
-        try:
-            report = await self.service.research.lookahead(request, cuts,
-                                                           progress=progress.update)
-        finally:
-            await progress.finish()
+        report = await with_progress(
+            interaction, lambda update: self.service.research.lookahead(request, cuts,
+                                                                         progress=update))
         await interaction.edit_original_response(content="✅ Look-ahead check done.")
         await interaction.followup.send(embed=research_embeds.lookahead(report))
