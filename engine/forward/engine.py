@@ -30,8 +30,15 @@ from engine.events import EngineError, Event, FeedLost, FeedRestored, RunStarted
 from engine.forward.bus import EventBus
 from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
-from engine.forward.spec import RunSpec, check_spec, default_source_factory, run_protections
+from engine.forward.spec import (
+    RunSpec,
+    check_market_leverage,
+    check_spec,
+    default_source_factory,
+    run_protections,
+)
 from engine.forward.storage import StorageGuard, storage_unavailable
+from engine.perp.leverage import margin_rules
 from engine.registry import build_strategy
 from engine.risk import Protections
 from engine.settings import Settings
@@ -158,6 +165,8 @@ class ForwardEngine:
             if (markets.get(symbol) or {}).get("active") is False:
                 raise ServiceError(f"{symbol} is listed on {exchange} {market_type} but not "
                                    "trading (delisted or suspended); pick another symbol")
+            margin = margin_rules(check_market_leverage(spec, exchange, symbol,
+                                                        markets.get(symbol)), exchange, symbol)
             history, _ = await source.latest(symbol, timeframe,
                                              max(1, strategy.warmup_candles()))
         except FetchError as exc:
@@ -177,16 +186,22 @@ class ForwardEngine:
                            self.settings.maker_fee),
             slippage_bps=(self.settings.slippage_bps if spec.slippage_bps is None
                           else spec.slippage_bps),
-            leverage=1.0, status="running", channel_id=spec.channel_id,
+            leverage=margin.leverage, status="running", channel_id=spec.channel_id,
             started_by=spec.started_by, created_at=created, updated_at=created,
             stopped_at=None, stop_reason=None,
             history_start=int(history.timestamp[0]) if len(history) else None,
             last_candle_ts=int(history.timestamp[-1]) if len(history) else None,
             balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
-            mark_ts=None, protections=self.protections(spec, strategy).to_dict())
-        await self.store.create_run(record, spec.started_by)
+            mark_ts=None, protections=self.protections(spec, strategy).to_dict(),
+            maintenance_margin_rate=margin.maintenance_margin_rate)
         run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
-        run.prepare(history, resumed=False)
+        try:  # a perpetual's open interest and funding over the warm-up
+            perp = await run.load_perp(history, resumed=False)
+        except FetchError as exc:
+            raise ServiceError(f"cannot reach {exchange} for the open interest and funding "
+                               f"of {symbol}: {exc}") from None
+        await self.store.create_run(record, spec.started_by)
+        run.prepare(history, resumed=False, perp=perp)
         await self._attach(run)
         await self._announce(run, resumed=False)
         log.info("run %s started: %s %s %s on %s", record.id, record.strategy, symbol,
@@ -278,7 +293,7 @@ class ForwardEngine:
         start = max(start, end - MAX_HISTORY * step)
         history = await source.fetch(record.symbol, record.timeframe, start, end)
         run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
-        run.prepare(history, resumed=True)
+        run.prepare(history, resumed=True, perp=await run.load_perp(history, resumed=True))
         run.last_candle_ts = record.last_candle_ts
         run.restore_portfolio(record.balance, await self.store.positions(record.id),
                               record.next_position_id)
@@ -306,6 +321,11 @@ class ForwardEngine:
                              protocol_for(rec.exchange))
         run.subscription = await feed.subscribe(rec.symbol, rec.timeframe)
         run.feed = feed
+        if run.perp is not None:  # open interest and funding on the same connection
+            try:
+                run.perp.book = await feed.subscribe_ticker(rec.symbol)
+            except ValueError as exc:  # no ticker stream: every candle's values over REST
+                log.warning("run %s: %s; open interest and funding over REST", rec.id, exc)
         self.runs[rec.id] = run
         if consume:
             run.consumer = self._start_consumer(run)
@@ -337,6 +357,10 @@ class ForwardEngine:
         if run.subscription is not None and run.feed is not None:
             with contextlib.suppress(Exception):
                 await run.feed.unsubscribe(run.subscription)
+            if run.perp is not None and run.perp.book is not None:
+                run.perp.book = None
+                with contextlib.suppress(Exception):
+                    await run.feed.unsubscribe_ticker(run.record.symbol)
 
     async def _store_events(self, events: tuple[Event, ...]) -> None:
         """Events of no run state (lifecycle): stored (retried while storage is down), then

@@ -23,6 +23,7 @@ import aiosqlite
 
 from engine.events import Event, PositionUpdated, event_name, from_record, to_record
 from engine.store import checks, rows
+from engine.store.perp_inputs import PerpWrite, write_perp
 from engine.types import Exit, Position, Trade, nan_to_none
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class RunRecord:
     protections: dict[str, Any] = field(default_factory=dict)
     #: the guards' state after the last candle (``engine.risk.Guards.to_state``)
     guard_state: dict[str, Any] = field(default_factory=dict)
+    #: perpetuals at leverage > 1: the liquidation level's rate (``engine.perp.leverage``)
+    maintenance_margin_rate: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,9 @@ class StepWrite:
     status_reason: str | None = None
     #: the risk guards' state (``engine.risk.Guards.to_state``); None: the run has none
     guard_state: dict[str, Any] | None = None
+    #: perpetuals: what the step's candles saw of open interest and funding, and the
+    #: funding settlements the run learnt (``engine.store.perp_inputs``)
+    perp: PerpWrite | None = None
 
 
 
@@ -279,6 +285,14 @@ class Store:
                     "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
             await self._insert_events(step.events)
             await self._insert_events(step.quiet_events, delivered=True)
+            if step.perp is not None:
+                await write_perp(self.db, step.perp)
+
+    async def record_perp(self, write: PerpWrite) -> None:
+        """Store what a run saw of open interest and funding outside a step (its warm-up)."""
+        if write:
+            async with self._tx():
+                await write_perp(self.db, write)
 
     async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
         """A periodic equity point between candles (at the last tick's price)."""
