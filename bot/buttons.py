@@ -72,59 +72,72 @@ def confirm_embed(run_id: str, position_id: int) -> discord.Embed:
                                      "taker fee applied).", colour=embeds.ORANGE)
 
 
-class CloseButton(discord.ui.DynamicItem[discord.ui.Button],
-                  template=r"pb:close:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
-    """Close button on an open-trade alert."""
+class PositionButton(discord.ui.DynamicItem[discord.ui.Button],
+                     template=r"pb:base:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+    """A button acting on one position of a run, its target kept in the ``custom_id``
+    (``<prefix>:<run>:<position>``) so it keeps working after a redeploy.
+
+    Subclasses give their own ``template`` (same groups), ``prefix``, ``label`` and
+    ``style``; those that change something also ``action`` (named in a refusal) and ``verb``
+    (the ownership check's word). Clicks pass the guild guard first.
+    """
+
+    prefix = "pb:base"
+    label = ""
+    style = discord.ButtonStyle.secondary
+    action = ""
+    verb = ""
 
     def __init__(self, run_id: str, position_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Close", style=discord.ButtonStyle.danger,
-                                           custom_id=f"pb:close:{run_id}:{position_id}"))
+        super().__init__(discord.ui.Button(label=self.label, style=self.style,
+                                           custom_id=f"{self.prefix}:{run_id}:{position_id}"))
         self.run_id = run_id
         self.position_id = position_id
 
     @classmethod
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> CloseButton:
+                             match: re.Match[str]) -> PositionButton:
         return cls(match["run"], int(match["position"]))
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Clicks only from a configured guild (answered and audited otherwise)."""
         return await check_place(interaction, _service(interaction))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def checked_service(self, interaction: discord.Interaction) -> PaperService | None:
+        """The service when the clicker is allowed and owns the run (or manages); else the
+        refusal is answered (ephemeral, audited) and None returned."""
         service = _service(interaction)
         try:
-            await require_allowed(interaction, service, "the Close button")
-            await require_owner(interaction, service, self.run_id, "close")
+            await require_allowed(interaction, service, self.action)
+            await require_owner(interaction, service, self.run_id, self.verb)
         except (NotAllowed, ServiceError) as exc:
             await reply_error(interaction, exc)
+            return None
+        return service
+
+
+class CloseButton(PositionButton, template=r"pb:close:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+    """Close button on an open-trade alert."""
+
+    prefix, label, style = "pb:close", "Close", discord.ButtonStyle.danger
+    action, verb = "the Close button", "close"
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        service = await self.checked_service(interaction)
+        if service is None:
             return
         view = ConfirmClose(service, self.run_id, self.position_id, actor(interaction.user))
         await interaction.response.send_message(
             embed=confirm_embed(self.run_id, self.position_id), view=view, ephemeral=True)
 
 
-class ChartButton(discord.ui.DynamicItem[discord.ui.Button],
-                  template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
+class ChartButton(PositionButton, template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
     """Chart button on an open-trade alert: recent candles with the position's levels.
 
     Reading is open: any member of a configured guild may press it.
     """
 
-    def __init__(self, run_id: str, position_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Chart", style=discord.ButtonStyle.secondary,
-                                           custom_id=f"pb:chart:{run_id}:{position_id}"))
-        self.run_id = run_id
-        self.position_id = position_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> ChartButton:
-        return cls(match["run"], int(match["position"]))
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, _service(interaction))
+    prefix, label = "pb:chart", "Chart"
 
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)

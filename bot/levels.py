@@ -9,15 +9,15 @@ is break-even once the price is back through the entry) and is in force from the
 from __future__ import annotations
 
 import math
-import re
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds, embeds_views
-from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner, trader_only
-from bot.errors import fit_text, reply_error
+from bot.access import NotAllowed, actor, require_allowed, require_owner, trader_only
+from bot.buttons import PositionButton
+from bot.errors import fit_text
 from engine.errors import ServiceError
 from engine.service import PaperService
 
@@ -61,33 +61,16 @@ class ConfirmBreakEven(discord.ui.View):
         self.stop()
 
 
-class BreakEvenButton(discord.ui.DynamicItem[discord.ui.Button],
+class BreakEvenButton(PositionButton,
                       template=r"pb:be:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):
     """**Stop → break-even** on an open-trade alert (survives redeploys: state in the id)."""
 
-    def __init__(self, run_id: str, position_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Stop → break-even",
-                                           style=discord.ButtonStyle.primary,
-                                           custom_id=f"pb:be:{run_id}:{position_id}"))
-        self.run_id = run_id
-        self.position_id = position_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> BreakEvenButton:
-        return cls(match["run"], int(match["position"]))
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, _service(interaction))
+    prefix, label, style = "pb:be", "Stop → break-even", discord.ButtonStyle.primary
+    action, verb = "the break-even button", "change"
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        service = _service(interaction)
-        try:
-            await require_allowed(interaction, service, "the break-even button")
-            await require_owner(interaction, service, self.run_id, "change")
-        except (NotAllowed, ServiceError) as exc:
-            await reply_error(interaction, exc)
+        service = await self.checked_service(interaction)
+        if service is None:
             return
         await interaction.response.send_message(embed=discord.Embed(
             title=f"Move the stop of #{self.position_id} (run {self.run_id}) to its entry?",

@@ -56,78 +56,71 @@ class _Guarded(discord.ui.DynamicItem[discord.ui.Button], template=r"pb:never"):
         return True
 
 
-class BacktestBestButton(_Guarded, template=r"pb:best:bt:(?P<study>[0-9]+)"):
+class _StudyButton(_Guarded, template=r"pb:best:never:(?P<study>[0-9]+)"):
+    """A button acting on the best trial of a study (``<prefix>:<study id>``)."""
+
+    prefix = "pb:best:never"
+    label = ""
+    style = discord.ButtonStyle.secondary
+
+    def __init__(self, study_id: int) -> None:
+        super().__init__(discord.ui.Button(label=self.label, style=self.style,
+                                           custom_id=f"{self.prefix}:{study_id}"))
+        self.study_id = study_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
+                             match: re.Match[str]) -> _StudyButton:
+        return cls(int(match["study"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if not await self._allowed(interaction):
+            return
+        service = _service(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            best = await service.research.study_best(self.study_id)
+            await self.act(service, interaction, best.meta,
+                           {k: _text(v) for k, v in best.params.items()})
+        except ServiceError as exc:
+            await reply_error(interaction, exc)
+
+    async def act(self, service: PaperService, interaction: discord.Interaction,
+                  meta: dict[str, Any], params: dict[str, str]) -> None:
+        """Use the study's best ``params`` (texts); ``meta`` is the study's request."""
+        raise NotImplementedError
+
+
+class BacktestBestButton(_StudyButton, template=r"pb:best:bt:(?P<study>[0-9]+)"):
     """Backtests the best parameters of a study over the study's span."""
 
     action = "the Backtest best button"
+    prefix, label, style = "pb:best:bt", "Backtest best", discord.ButtonStyle.primary
 
-    def __init__(self, study_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Backtest best",
-                                           style=discord.ButtonStyle.primary,
-                                           custom_id=f"pb:best:bt:{study_id}"))
-        self.study_id = study_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> BacktestBestButton:
-        return cls(int(match["study"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        if not await self._allowed(interaction):
-            return
+    async def act(self, service: PaperService, interaction: discord.Interaction,
+                  meta: dict[str, Any], params: dict[str, str]) -> None:
         from bot.cogs.backtest import run_and_post  # the cog imports this module
 
-        service = _service(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            best = await service.research.study_best(self.study_id)
-            meta = best.meta
-            request = BacktestRequest(
-                strategy=meta["strategy"], symbol=meta["symbol"], timeframe=meta["timeframe"],
-                exchange=meta["exchange"], start=_day(meta.get("start")),
-                end=_day(meta.get("end")), balance=meta.get("balance"),
-                fee_bps=meta["fees"][0], maker_fee_bps=meta["fees"][1],
-                slippage_bps=meta["fees"][2],
-                params={k: _text(v) for k, v in best.params.items()})
-            await run_and_post(service, interaction, request)
-        except ServiceError as exc:
-            await reply_error(interaction, exc)
+        await run_and_post(service, interaction, BacktestRequest(
+            strategy=meta["strategy"], symbol=meta["symbol"], timeframe=meta["timeframe"],
+            exchange=meta["exchange"], start=_day(meta.get("start")), end=_day(meta.get("end")),
+            balance=meta.get("balance"), fee_bps=meta["fees"][0], maker_fee_bps=meta["fees"][1],
+            slippage_bps=meta["fees"][2], params=params))
 
 
-class ForwardBestButton(_Guarded, template=r"pb:best:fw:(?P<study>[0-9]+)"):
+class ForwardBestButton(_StudyButton, template=r"pb:best:fw:(?P<study>[0-9]+)"):
     """Starts a forward run with the best parameters of a study (alerts in this channel)."""
 
     action = "the Forward-test best button"
+    prefix, label, style = "pb:best:fw", "Forward-test best", discord.ButtonStyle.success
 
-    def __init__(self, study_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Forward-test best",
-                                           style=discord.ButtonStyle.success,
-                                           custom_id=f"pb:best:fw:{study_id}"))
-        self.study_id = study_id
-
-    @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button,
-                             match: re.Match[str]) -> ForwardBestButton:
-        return cls(int(match["study"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        if not await self._allowed(interaction):
-            return
-        service = _service(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            best = await service.research.study_best(self.study_id)
-            meta = best.meta
-            spec = RunSpec(strategy=meta["strategy"], symbol=meta["symbol"],
-                           timeframe=meta["timeframe"], balance=meta.get("balance"),
-                           params={k: _text(v) for k, v in best.params.items()},
-                           channel_id=interaction.channel_id,
-                           started_by=actor(interaction.user))
-            service.check_run(spec)
-            view = await service.start_run(spec)
-        except ServiceError as exc:
-            await reply_error(interaction, exc)
-            return
+    async def act(self, service: PaperService, interaction: discord.Interaction,
+                  meta: dict[str, Any], params: dict[str, str]) -> None:
+        spec = RunSpec(strategy=meta["strategy"], symbol=meta["symbol"],
+                       timeframe=meta["timeframe"], balance=meta.get("balance"), params=params,
+                       channel_id=interaction.channel_id, started_by=actor(interaction.user))
+        service.check_run(spec)
+        view = await service.start_run(spec)
         await interaction.edit_original_response(
             content=f"✅ Run `{view.id}` started with the best of study #{self.study_id}: "
                     f"{view.strategy} on {view.symbol} {view.timeframe}. Its alerts are posted "

@@ -100,6 +100,7 @@ class Core(ManualCommands):
         self.on_strategy_error: Callable[[BaseException], None] | None = None
         self._base_ms = market._base_ms
         self._on_candle = strategy.on_candle
+        self._view = market.view  # what on_candle reads: closed candles only
         self._taker = fills.taker_rate
         self._maker = fills.maker_rate
         self._slip = fills.slippage_rate
@@ -144,7 +145,7 @@ class Core(ManualCommands):
             signals = None
         else:
             try:
-                signals = self._on_candle(self.market, pf)
+                signals = self._on_candle(self._view, pf)
             except Exception as exc:
                 if self.on_strategy_error is None:
                     raise

@@ -15,8 +15,9 @@ against TA-Lib):
 * ``ema``, ``rsi``, ``atr`` seed with the first value (pandas' ``ewm(adjust=False)``), TA-Lib
   with the mean of the first ``period`` values: equal once the seed has decayed (after about
   ten periods), different before. Every published result uses this seeding.
-* ``rolling_max``/``rolling_min`` are TA-Lib's ``MAX``/``MIN`` (identical values, ~90 × faster)
-  when the input has no ``nan``.
+* ``rolling_max``/``rolling_min`` give TA-Lib's ``MAX``/``MIN`` values in pure numpy, O(n)
+  for any period (van Herk / Gil-Werman): importing TA-Lib imports pandas and pyarrow
+  (~95 MB), which the forward process must not carry.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from data.perp import PERP_COLUMNS, PerpInputs, PerpPoint, base_columns, cvd_ste
 from data.resample import bin_starts, resample
 from data.timeframes import TimeframeError, is_multiple, sort_timeframes, timeframe_ms
 from engine.indicator_cache import IndicatorCache, indicator_key
-from engine.market_view import MarketView
+from engine.market_view import MarketView, frame_of
 from engine.series import Clock, Column, SeriesView, column_of, stored
 from engine.types import Candle
 
@@ -178,13 +178,7 @@ class MarketData:
 
     # ---- what strategies read --------------------------------------------------------------
     def __getitem__(self, timeframe: str) -> TimeframeData:
-        try:
-            return self._frames[timeframe]
-        except KeyError:
-            raise KeyError(
-                f"timeframe {timeframe!r} not loaded; the strategy declares "
-                f"{', '.join(self._frames)}"
-            ) from None
+        return frame_of(self._frames, timeframe)
 
     @property
     def timeframes(self) -> list[str]:

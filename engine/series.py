@@ -16,6 +16,7 @@ engine reaches the stored values (indicator computation, the look-ahead check) t
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,7 +42,7 @@ class ArrayReader:
     __slots__ = ("_col",)
 
     def __init__(self, column: Column) -> None:
-        self._col = column
+        self._col = weakref.proxy(column)  # the column holds its reader: no reference cycle
 
     def __getitem__(self, index: int | slice) -> Any:
         if isinstance(index, slice):
@@ -67,7 +68,7 @@ class Column:
     for the indicator cache (None: not cacheable).
     """
 
-    __slots__ = ("array", "key", "list", "mirror", "size")
+    __slots__ = ("__weakref__", "array", "key", "list", "mirror", "size")
 
     def __init__(self, values: np.ndarray, mirror: bool = True, key: Any = None) -> None:
         self.array = np.ascontiguousarray(values)

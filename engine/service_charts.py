@@ -68,12 +68,18 @@ class ChartService:
         return await self.jobs.run("engine.chart_jobs:trade_png", recent[0], trade, path,
                                    self._title(run_id, trade.symbol, trade.id),
                                    self.settings.chart_theme, recent[1],
-                                   await self._parts(run_id, trade.id))
+                                   *await self._history(run_id, trade.id))
 
-    async def _parts(self, run_id: str, position_id: int) -> list[Exit]:
-        """The stored exits (partial and final) of one position; [] without a store."""
+    async def _history(self, run_id: str, position_id: int) -> tuple[list[Exit], list[Any]]:
+        """One position's stored exits (partial and final) and level steps ([] and [] without
+        a store): what its chart marks besides the candles."""
         store = getattr(self, "store", None)
-        return await store.exits(run_id, position_id) if store is not None else []
+        if store is None:
+            return [], []
+        from engine.store.level_moves import level_steps
+
+        return (await store.exits(run_id, position_id),
+                await level_steps(store.db, run_id, position_id))
 
     async def opened_chart(self, run_id: str, position: Position) -> Path | None:
         """PNG of a position just opened: recent candles, entry, stop-loss and take-profit
@@ -103,4 +109,4 @@ class ChartService:
                                    self._title(run_id, pos.symbol, pos.id) + " (open)",
                                    self.settings.chart_theme,
                                    None if math.isnan(mark) else mark, recent[1],
-                                   await self._parts(run_id, pos.id))
+                                   *await self._history(run_id, pos.id))

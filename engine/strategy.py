@@ -236,17 +236,15 @@ class Strategy:
         """Attach the market data and run ``on_init`` (engine use).
 
         The strategy sees ``market.view`` (a ``MarketView``: closed candles only), never the
-        engine's ``MarketData``: ``on_init`` gets the view, and ``on_candle`` is wrapped so that
-        it gets the view whatever the runner passes.
+        engine's ``MarketData``: ``on_init`` gets the view, and the runner
+        (``engine.core.Core``) passes the same view to ``on_candle``. Nothing here refers
+        back to the strategy, so a finished backtest's arrays are freed at once rather than
+        at the next garbage collection.
         """
         self._market = market
         #: indicators registered in ``on_init`` by name (charts draw those in ``plots``)
         self.registered: dict[str, Any] = {}
-        view = market.view
-        user = self.__dict__.get("_user_on_candle") or self.on_candle
-        self._user_on_candle = user
-        self.on_candle = lambda _market, portfolio: user(view, portfolio)  # type: ignore[method-assign]
-        self.on_init(view)
+        self.on_init(market.view)
 
 
 def crossed_above(a: SeriesView, b: SeriesView) -> bool:

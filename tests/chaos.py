@@ -155,15 +155,17 @@ def check(result: ChaosResult) -> dict[str, int]:
     expected = [tuple(None if k in ("stop_loss", "take_profit") and v != v else v
                       for k, v in comparable(t).items()) for t in closed]
     assert [tuple(t) for t in trades] == expected, "trades differ from the backtest's"
-    assert still_open == len(open_at_end)
-    assert opened_events == fills.get("fill_open", 0) == len(trades) + still_open
-    assert fills.get("fill_close", 0) == len(trades)
+    assert still_open == len(open_at_end), (still_open, len(open_at_end))
+    assert opened_events == fills.get("fill_open", 0) == len(trades) + still_open, \
+        (opened_events, fills, len(trades), still_open)
+    assert fills.get("fill_close", 0) == len(trades), (fills, len(trades))
     for code, took in result.sigterm_exits:
         assert code == 0 and took <= HARD_EXIT_AFTER, (code, took)
     types = [e["type"] for e in result.events]
-    assert "feed_lost" in types and "feed_restored" in types
-    assert "storage unavailable" in result.logs  # the lock really made writes fail
-    assert "skipping frame" in result.logs  # and the odd frames really arrived
+    assert "feed_lost" in types and "feed_restored" in types, ("no feed loss", result.phases)
+    assert "storage unavailable" in result.logs, \
+        ("the lock made no write fail", result.phases, result.logs[-2000:])
+    assert "skipping frame" in result.logs, ("no odd frame arrived", result.logs[-2000:])
     closed_ids = [e["id"] for e in result.events if e["type"] == "trade_closed"]
     assert len(closed_ids) == len(set(closed_ids)) == len(trades), "an alert was repeated"
     return {"candles": len(closes), "trades": len(trades), "open": still_open}

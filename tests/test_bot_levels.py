@@ -3,8 +3,11 @@ levels and partial exits."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import textwrap
 
+from engine.store.level_moves import level_steps
 from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env, start_run
 from tests.forward_helpers import until
 
@@ -45,7 +48,7 @@ async def test_break_even_button_and_position_command(tmp_path):
             CHANNEL, lambda m: bool(m.embeds) and "LONG opened" in m.embeds[0]["title"],
             timeout=10)
         pos = live.portfolio.positions[0]
-        entry, take = pos.entry_price, pos.take_profit
+        entry, take, stop0 = pos.entry_price, pos.take_profit, pos.stop_loss
         await env.ex.push_tick("BTC/USDT", "1m", entry * 0.999)  # below the entry
         await until(lambda: live.portfolio.mark_price < entry)
         too_early = await env.ds.click(alert, f"pb:be:{run_id}:1", user_id=TRADER)
@@ -74,6 +77,16 @@ async def test_break_even_button_and_position_command(tmp_path):
         await removed.wait_done(timeout=10)
         audit = await env.runtime.store.db.execute_fetchall(
             "SELECT actor, action FROM audit WHERE action='position_update'")
+        db = env.runtime.store.db
+        await until(lambda: True)
+        for _ in range(50):  # the moves reach the events table with their alerts
+            steps = await level_steps(db, run_id, 1)
+            if len(steps) == 3:
+                break
+            await asyncio.sleep(0.1)
+        chart = await env.ds.click(alert, f"pb:chart:{run_id}:1", user_id=VISITOR)
+        await chart.wait_done(lambda r: r.final is not None and bool(r.final.attachments),
+                              timeout=20)
     assert "is not beyond the entry" in early_confirm.final.embeds[0]["description"]
     assert visitor.ephemeral and "You may not use the break-even button" in \
         visitor.final.embeds[0]["description"]
@@ -85,6 +98,12 @@ async def test_break_even_button_and_position_command(tmp_path):
     assert wrong.ephemeral and "must be below the price" in wrong.final.embeds[0]["description"]
     assert removed.ephemeral and "Take-profit removed" in removed.final.embeds[0]["title"]
     assert [tuple(r) for r in audit] == [(f"discord:{TRADER}", "position_update")] * 2
+    # the level history a chart draws: opened, moved to break-even, target removed
+    assert [(s.stop_loss, s.take_profit) for s in steps[:2]] == [(stop0, take),
+                                                                 (entry, take)]
+    assert steps[2].stop_loss == entry and math.isnan(steps[2].take_profit)
+    assert steps[0].ts == pos.entry_time < steps[1].ts <= steps[2].ts
+    assert chart.final.attachment("position.png").data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def test_a_partial_exit_posts_a_took_alert(tmp_path):

@@ -12,25 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.cli.main import main
-from tests.helpers import SAMPLE_DATA
+from tests.helpers import SAMPLE_DATA, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
-    for key in list(os.environ):
-        if key.startswith("PAPERBOT_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_backtest_json_on_real_candles(capsys, tmp_path):

@@ -85,11 +85,11 @@ async def test_positions_pnl_manual_close_and_stop(tmp_path):
 
 
 async def test_scheduled_jobs(tmp_path):
-    async with forward_env(tmp_path, stale_after_min=0.0001) as env:
+    async with forward_env(tmp_path, stale_after_min=1) as env:  # no false alarm under load
         record, live, candle = await open_long(env)
         assert "1 runs" in heartbeat(env.runtime.engine)
         assert await snapshot_equity(env.runtime.engine) == 1
-        live.last_candle_wall -= 120_000
+        live.last_candle_wall -= 10 * 60_000  # ten quiet minutes: beyond 1 min + a candle
         assert await check_stale(env.runtime.engine) == [record.id]
         assert await check_stale(env.runtime.engine) == []  # once until candles flow again
         [summary] = await daily_summary(env.runtime.engine)

@@ -5,20 +5,18 @@ strategy's ``protections`` attribute, and which one wins; counts in the backtest
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 
 import pytest
 
 import engine.cli.forward_cmd as forward_cmd
 from bot import embeds
-from engine.cli.main import main
 from engine.events import GuardLifted, GuardTripped, from_record, to_record
 from engine.risk import Guards, ProtectionError, Protections, for_run, parse_pairs
 from engine.settings import load_settings
 from engine.strategy import Strategy
 from tests.bot_helpers import TRADER, bot_env
-from tests.helpers import SAMPLE_DATA
+from tests.helpers import SAMPLE_DATA, run_cli
 
 BACKTEST = ["backtest", "--strategy", "sma_cross", "--symbol", "BTC/USDT", "--timeframe", "1h",
             "--start", "2019-01-01", "--end", "2019-03-31", "--data-dir", str(SAMPLE_DATA),
@@ -41,18 +39,7 @@ BAD = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
-    for key in list(os.environ):
-        if key.startswith("PAPERBOT_"):
-            monkeypatch.delenv(key)
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
 def assert_one_line_error(code: int, out: str, err: str, fragment: str) -> None:

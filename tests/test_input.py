@@ -35,7 +35,7 @@ from engine.settings import SettingsError, load_settings
 from engine.strategy import MAX_WARMUP_CANDLES, ParamError, resolve_params
 from tests.bot_helpers import TRADER, bot_env
 from tests.forward_helpers import MINUTES
-from tests.helpers import SAMPLE_DATA
+from tests.helpers import SAMPLE_DATA, run_cli
 from tests.standins.exchange import CandleSeries, ExchangeStandin
 
 BACKTEST = ["backtest", "--strategy", "sma_cross", "--symbol", "BTC/USDT", "--timeframe", "1h",
@@ -43,18 +43,7 @@ BACKTEST = ["backtest", "--strategy", "sma_cross", "--symbol", "BTC/USDT", "--ti
             "--no-charts", "--offline"]
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
-    for key in list(os.environ):
-        if key.startswith("PAPERBOT_"):
-            monkeypatch.delenv(key)
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
 def assert_one_line_error(code: int, out: str, err: str, *fragments: str) -> None:

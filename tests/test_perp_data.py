@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -35,12 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 JAN_2018 = 1_514_764_800_000  # 2018-01-01 00:00 UTC
 
 
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
-    for key in list(os.environ):
-        if key.startswith("PAPERBOT_"):
-            monkeypatch.delenv(key)
+pytestmark = pytest.mark.usefixtures("cli_isolated")
 
 
 async def no_sleep(_seconds: float) -> None:

@@ -11,6 +11,7 @@ from engine.charts import build_position_figure, build_trade_figure
 from engine.exits import trailing_levels
 from engine.fills import FillModel
 from engine.portfolio import Portfolio
+from engine.store.level_moves import LevelStep
 from engine.types import Signal
 from tests.helpers import HOUR, T0, candles
 from tests.test_position_management import run
@@ -86,3 +87,22 @@ def test_without_a_trailing_stop_or_parts_nothing_extra_is_drawn():
     assert not any(t.startswith("−") for t in labels)
     assert any(t.startswith("exit\n") for t in labels) and any(t.startswith("SL\n") for t in
                                                                 labels)
+
+
+def test_moved_levels_are_drawn_as_steps():
+    r = run(ROWS, {0: [Signal.open_long(size=1, stop_loss=90, take_profit=200)]})
+    [trade] = r.trades
+    steps = [LevelStep(trade.entry_time, 90.0, 200.0),      # opened
+             LevelStep(T0 + 3 * HOUR, 100.0, 200.0),        # stop to break-even
+             LevelStep(T0 + 4 * HOUR, 100.0, float("nan"))]  # target removed
+    fig = build_trade_figure(candles(ROWS), trade, title="#1", exits=r.exits, steps=steps)
+    [ax] = fig.axes
+    paths = [ln for ln in ax.get_lines() if ln.get_drawstyle() == "steps-post"]
+    assert len(paths) == 2
+    stop, target = sorted(paths, key=lambda ln: np.nanmin(ln.get_ydata()))
+    assert list(np.asarray(stop.get_ydata(), dtype=float)) == [90.0, 100.0, 100.0, 100.0]
+    assert np.array_equal(np.asarray(target.get_ydata(), dtype=float),
+                          [200.0, 200.0, np.nan, np.nan], equal_nan=True)
+    # without a move, no path
+    fig = build_trade_figure(candles(ROWS), trade, title="#1", exits=r.exits, steps=steps[:1])
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_drawstyle() == "steps-post"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -42,12 +43,16 @@ def trade_window(candles: OHLCV, trade: Trade, context_bars: int) -> OHLCV:
 
 def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars: int = 30,
                        theme: str | Theme | None = None,
-                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Figure:
+                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = (),
+                       steps: Sequence[Any] = ()) -> Figure:
     """The closed-trade chart as a ``Figure`` (``render_trade_chart`` writes it).
 
     ``lines`` are aligned with ``candles`` (price overlays only are drawn). ``exits`` are the
     trade's parts (``Exit``, fill order): with more than one, each is marked at its fill with
     the share of the position it took, and the exit line is the size-weighted average.
+    ``steps`` are the fixed levels over time (objects with ``ts``, ``stop_loss``,
+    ``take_profit``; ``engine.store.level_moves.LevelStep``): when they moved, their path is
+    drawn.
     """
     th = get_theme(theme)
     window = trade_window(candles, trade, max(context_bars, 0))
@@ -75,6 +80,7 @@ def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars
               (trade.exit_price, th.win if win else th.loss, "avg exit" if scaled else "exit"),
               (trade.stop_loss, th.stop_loss, stop_name)]
     _levels(ax, levels, th)
+    _level_paths(ax, steps, trade.exit_time, th)
     if scaled:
         _entry_marker(ax, bars, trade.side, trade.entry_time, trade.entry_price, th)
         _part_markers(ax, bars, parts, trade.size, th, 1 if trade.side == "long" else -1)
@@ -86,7 +92,8 @@ def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars
 
 def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
                        context_bars: int = 30, theme: str | Theme | None = None,
-                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Path:
+                       lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = (),
+                       steps: Sequence[Any] = ()) -> Path:
     """Write the chart of one closed trade (800 × 600 px PNG); returns ``path``.
 
     Args:
@@ -99,9 +106,10 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
         theme: ``"dark"`` (default), ``"light"`` or a ``Theme``.
         lines: indicator lines aligned with ``candles``.
         exits: the trade's parts; several are marked one by one (scale-outs).
+        steps: the fixed levels over time; moved levels are drawn as steps.
     """
     fig = build_trade_figure(candles, trade, title=title, context_bars=context_bars,
-                             theme=theme, lines=lines, exits=exits)
+                             theme=theme, lines=lines, exits=exits, steps=steps)
     try:
         return style.save_png(fig, path)
     finally:
@@ -111,11 +119,12 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
 def build_position_figure(candles: OHLCV, position: Position, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
                           lines: Sequence[PlotLine] = (),
-                          max_bars: int = TRADE_MAX_BARS, exits: Sequence[Exit] = ()) -> Figure:
+                          max_bars: int = TRADE_MAX_BARS, exits: Sequence[Exit] = (),
+                          steps: Sequence[Any] = ()) -> Figure:
     """An open position on the recent ``candles``: entry marker, entry/SL/TP lines, pending
     scale-out levels (TP1, TP2…), the trailing stop's path since the entry (replayed with the
     engine's rule, ``engine.exits.trailing_levels``), the parts already taken (``exits``) and
-    the last price ``mark`` (quote) in the subtitle."""
+    the last price ``mark`` (quote) in the subtitle; ``steps`` as in ``build_trade_figure``."""
     th = get_theme(theme)
     bars = aggregate_bars(candles, max_bars, style.infer_interval_ms(candles.timestamp))
     quote = quote_currency(position.symbol)
@@ -136,6 +145,7 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
     levels += [(price, th.take_profit, f"TP{k}")
                for k, (price, _) in enumerate(position.take_profits, 1)]
     _levels(ax, levels, th)
+    _level_paths(ax, steps, int(bars.end[-1]), th)
     trail = trailing_levels(position, candles.timestamp, candles.high, candles.low)
     if np.isfinite(trail).any():
         x = style.to_datenum(bars.start)
@@ -151,7 +161,8 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
 
 def render_position_chart(candles: OHLCV, position: Position, path: Path, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
-                          lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = ()) -> Path:
+                          lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = (),
+                       steps: Sequence[Any] = ()) -> Path:
     """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
     fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
                                 lines=lines, exits=exits)
@@ -173,6 +184,19 @@ def _figure(th: Theme, title: str, subtitle: str) -> tuple[Figure, Axes]:
 def _empty(ax: Axes, th: Theme, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
             fontsize=SMALL_PT, color=th.muted)
+
+
+def _level_paths(ax: Axes, steps: Sequence[Any], end_ts: int, th: Theme) -> None:
+    """The stop-loss and take-profit as steps over time, when they moved (at least two
+    steps); each step holds from its ``ts`` to the next (the last to ``end_ts``, ms UTC)."""
+    if len(steps) < 2:
+        return
+    x = style.to_datenum(np.array([s.ts for s in steps] + [end_ts], dtype=np.int64))
+    for attr, colour in (("stop_loss", th.stop_loss), ("take_profit", th.take_profit)):
+        y = np.array([getattr(s, attr) for s in steps], dtype=np.float64)
+        if np.isfinite(y).any() and len(set(y[np.isfinite(y)])) + np.isnan(y).any() > 1:
+            ax.step(x, np.append(y, y[-1]), where="post", color=colour, linewidth=1.3,
+                    zorder=5)
 
 
 def _entry_marker(ax: Axes, bars: Bars, side: str, ts: int, price: float, th: Theme) -> None:

@@ -17,14 +17,12 @@ REASON_ORDER = ("take_profit", "stop_loss", "trailing_stop", "signal", "time_exi
                 "end_of_data")
 
 
-@dataclass(frozen=True, slots=True)
-class Group:
-    """Trades sharing a key (an exit reason, a side): count, wins and summed PnL (quote)."""
+class WinCounts:
+    """``losses`` and ``win_rate_pct`` of anything with ``trades`` and ``wins`` counts."""
 
-    key: str
+    __slots__ = ()
     trades: int
     wins: int
-    pnl: float
 
     @property
     def losses(self) -> int:
@@ -38,7 +36,17 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
-class TradeStats:
+class Group(WinCounts):
+    """Trades sharing a key (an exit reason, a side): count, wins and summed PnL (quote)."""
+
+    key: str
+    trades: int
+    wins: int
+    pnl: float
+
+
+@dataclass(frozen=True, slots=True)
+class TradeStats(WinCounts):
     """What ``/stats`` shows. ``best``/``worst`` by PnL percent; streaks count trades in
     exit order; average durations in ms (None when there is no winner / loser)."""
 
@@ -56,16 +64,6 @@ class TradeStats:
     max_loss_streak: int
     profit_factor: float | None
     expectancy: float | None
-
-    @property
-    def losses(self) -> int:
-        """Trades with PnL ≤ 0."""
-        return self.trades - self.wins
-
-    @property
-    def win_rate_pct(self) -> float | None:
-        """Wins / trades × 100 (None without trades)."""
-        return self.wins / self.trades * 100.0 if self.trades else None
 
 
 def group_trades(trades: Iterable[Trade], key: str) -> tuple[Group, ...]:
