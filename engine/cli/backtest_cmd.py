@@ -155,8 +155,8 @@ def summary(report: BacktestReport) -> str:
         ("Avg duration", fmt.duration(m.avg_duration_ms),
          "Fees paid", fmt.money(m.fees_paid, quote)),
     ]
-    if ":" in cfg.symbol or m.funding_paid:  # a perpetual: funding is its own line
-        liquidated = sum(1 for t in r.trades if t.exit_reason == "liquidation")
+    liquidated = sum(1 for t in r.trades if t.exit_reason == "liquidation")
+    if m.funding_paid or liquidated:  # perpetuals: funding is its own line
         rows.append(("Funding paid", fmt.money(m.funding_paid, quote),
                      "Liquidations", f"{liquidated:,}"))
     width = max(len(a) for a, *_ in rows)
