@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from data.live.messages import BinanceProtocol, BybitProtocol, KlineUpdate, MalformedMessage
 from data.live.sanity import TickRange, candle_problem, seen_after, tick_problem
-from data.live.tickers import TickerBook, TickerUpdate
+from data.live.tickers import TickerBook, TickerTopics, TickerUpdate
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class LiveFeed:
         self.connected = False
         self._subs: dict[str, list[Subscription]] = {}
         self._state: dict[str, _TopicState] = {}
-        self._tickers: dict[str, list] = {}  # ticker topic → [its book, subscribers]
+        self._tickers = TickerTopics()  # ticker topic → its book and readers
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task | None = None
         self._closing = asyncio.Event()
@@ -171,33 +171,24 @@ class LiveFeed:
             ValueError: the exchange has no ticker stream here.
         """
         topic = self.protocol.ticker_topic(symbol)
-        entry = self._tickers.get(topic)
-        if entry is None:
-            entry = self._tickers[topic] = [TickerBook(), 0]
-            if self._task is not None and not self._task.done() and self.connected:
-                await self._send_requests(self.protocol.subscribe, [topic])
-        entry[1] += 1
+        book, new = self._tickers.add(topic)
+        if new and self._task is not None and not self._task.done() and self.connected:
+            await self._send_requests(self.protocol.subscribe, [topic])
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._supervise(), name=f"feed {self.url}")
-        return entry[0]
+        return book
 
     async def unsubscribe_ticker(self, symbol: str) -> None:
         """Drop one subscriber of ``symbol``'s tickers; the topic goes with the last one."""
         topic = self.protocol.ticker_topic(symbol)
-        entry = self._tickers.get(topic)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del self._tickers[topic]
-            if self.connected:
-                with contextlib.suppress(ConnectionClosed, OSError):
-                    await self._send_requests(self.protocol.unsubscribe, [topic])
+        if self._tickers.remove(topic) and self.connected:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                await self._send_requests(self.protocol.unsubscribe, [topic])
 
     @property
     def topics(self) -> list[str]:
         """Topics currently subscribed (klines, then tickers)."""
-        return list(self._subs) + list(self._tickers)
+        return list(self._subs) + self._tickers.topics
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:
@@ -315,8 +306,8 @@ class LiveFeed:
         """Parse and deliver one frame; whatever goes wrong skips this frame only."""
         try:
             for update in self.protocol.parse(frame):
-                if isinstance(update, TickerUpdate):
-                    self._ticker(update)
+                if isinstance(update, TickerUpdate):  # folded into its book, if still read
+                    self.stats.tickers += self._tickers.apply(update)
                 else:
                     self._deliver(update)
         except Exception as exc:  # any error of one frame; CancelledError is no Exception
@@ -325,12 +316,6 @@ class LiveFeed:
                         str(exc)[:EXCERPT_CHARS], excerpt(frame),
                         exc_info=not isinstance(exc, MalformedMessage))
 
-    def _ticker(self, update: TickerUpdate) -> None:
-        """Fold a ticker message into its book (a topic nobody reads any more is ignored)."""
-        entry = self._tickers.get(update.topic)
-        if entry is not None:
-            entry[0].apply(update)
-            self.stats.tickers += 1
 
     def _deliver(self, update: KlineUpdate) -> None:
         """Check ``update`` and queue it for the topic's subscribers, or drop/hold it."""

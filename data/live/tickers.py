@@ -165,3 +165,43 @@ class TickerBook:
                 and state.funding_rate == state.funding_rate:
             out.setdefault(state.next_funding_time, state.funding_rate)
         return out
+
+
+class TickerTopics:
+    """The ticker topics of one feed: a shared book per topic and how many readers it has."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[TickerBook, int]] = {}
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics with at least one reader."""
+        return list(self._entries)
+
+    def add(self, topic: str) -> tuple[TickerBook, bool]:
+        """One more reader of ``topic``: (its book, True when the topic is new here)."""
+        book, readers = self._entries.get(topic, (None, 0))
+        new = book is None
+        if book is None:
+            book = TickerBook()
+        self._entries[topic] = (book, readers + 1)
+        return book, new
+
+    def remove(self, topic: str) -> bool:
+        """One reader fewer; True when that was the last (the topic is dropped)."""
+        if topic not in self._entries:
+            return False
+        book, readers = self._entries[topic]
+        if readers > 1:
+            self._entries[topic] = (book, readers - 1)
+            return False
+        del self._entries[topic]
+        return True
+
+    def apply(self, update: TickerUpdate) -> bool:
+        """Fold ``update`` into its topic's book; False for a topic nobody reads any more."""
+        entry = self._entries.get(update.topic)
+        if entry is None:
+            return False
+        entry[0].apply(update)
+        return True
