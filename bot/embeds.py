@@ -45,7 +45,7 @@ ORANGE = discord.Colour.orange()
 REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "signal",
            "end_of_data": "end of data", "manual": "manual close",
            "trailing_stop": "trailing stop", "time_exit": "time exit",
-           "max_drawdown": "max drawdown"}
+           "max_drawdown": "max drawdown", "liquidation": "liquidation"}
 #: a short opened: neither the loss red nor the long blue
 PURPLE = discord.Colour.from_rgb(155, 89, 182)
 
@@ -140,6 +140,8 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
     levels = f"{level_text(t.stop_loss)} / {level_text(t.take_profit)} {quote}"
     embed.add_field(name="SL / TP", value=levels.rstrip())
     embed.add_field(name="Fees", value=fmt.money(t.fees, quote))
+    if t.funding or ":" in t.symbol:  # a perpetual: funding booked while held, in the PnL
+        embed.add_field(name="Funding", value=funding_text(t.funding, quote))
     embed.add_field(name="Run realised", value=fmt.signed_money(realised, quote))
     note = " · settled on recovery (the exit happened while paperbot was down)" \
         if t.settled_on_recovery else ""
@@ -147,6 +149,22 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
     if chart:
         embed.set_image(url="attachment://trade.png")
     return embed
+
+
+def funding_text(amount: float, quote: str) -> str:
+    """Funding booked (quote, signed: negative = paid): ``"-1.20 USDT paid"``,
+    ``"+0.80 USDT received"``, ``"0.00 USDT"``."""
+    if not amount:
+        return fmt.money(0.0, quote)
+    return f"{fmt.signed_money(amount, quote)} {'paid' if amount < 0 else 'received'}"
+
+
+def leverage_text(leverage: float, maintenance_margin_rate: float = 0.0) -> str:
+    """``"5x · isolated, liquidation at 0.50 % maintenance margin"``; ``"1x"`` unleveraged."""
+    if leverage <= 1.0:
+        return fmt.leverage(1.0)
+    return (f"{fmt.leverage(leverage)} · isolated, liquidation at "
+            f"{fmt.pct(maintenance_margin_rate * 100.0, signed=False)} maintenance margin")
 
 
 def _run_line(run_id: str, run: RunRecord | None, extra: str) -> str:
@@ -164,6 +182,9 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
             colour=BLUE)
         embed.add_field(name="Balance",
                         value=fmt.money(event.balance, quote_currency(event.symbol)))
+        if run is not None and (run.leverage > 1.0 or ":" in run.symbol):
+            embed.add_field(name="Leverage", value=leverage_text(
+                run.leverage, run.maintenance_margin_rate))
         if run is not None and run.params:
             embed.add_field(name="Params", value="`" + " ".join(
                 f"{k}={v}" for k, v in run.params.items()) + "`", inline=False)

@@ -56,6 +56,8 @@ def backtest(data: dict[str, Any], charts: list[str], history_id: int | None = N
         ("Profit factor", fmt.ratio(m.get("profit_factor"))),
         ("Trades", f"{m['num_trades']:,}"),
         ("Fees", fmt.money(m["fees_paid"], quote)),
+        *([("Funding paid", fmt.money(m["funding_paid"], quote))]
+          if m.get("funding_paid") else []),
         ("Final equity", fmt.money(data["final_equity"], quote)),
         ("Buy & hold", fmt.pct(m.get("buy_and_hold_return_pct"))),
     ]
@@ -87,6 +89,9 @@ def backtest(data: dict[str, Any], charts: list[str], history_id: int | None = N
     source = str(data.get("data_source") or "").split(" (")[0]
     footer = (f"fees {fills.get('taker_fee_bps', 0):g}/{fills.get('maker_fee_bps', 0):g} bp · "
               f"slippage {fills.get('slippage_bps', 0):g} bp · {source}")
+    if (data.get("leverage") or 1.0) > 1.0:
+        footer += (f" · leverage {fmt.leverage(data['leverage'])}, maintenance margin "
+                   f"{fmt.pct(data.get('maintenance_margin_rate', 0.0) * 100.0, signed=False)}")
     if history_id is not None:
         footer += f" · backtest #{history_id}"
     embed.set_footer(text=footer)

@@ -14,6 +14,7 @@ from bot.embeds import (
     GREEN,
     GREY,
     RED,
+    funding_text,
     level_text,
     size_text,
     trade_line,
@@ -46,12 +47,17 @@ def positions(views: list[PositionView]) -> discord.Embed:
         quote = quote_currency(v.symbol)
         pnl = "—" if v.unrealised_pnl is None else \
             f"{fmt.money(v.unrealised_pnl, quote)} ({fmt.pct(v.unrealised_pct)})"
+        perp = ""
+        if v.liquidation_price is not None:
+            perp += f"\nliquidation {fmt.number(v.liquidation_price)} {quote}"
+        if v.funding:
+            perp += ("\n" if not perp else " · ") + f"funding {funding_text(v.funding, quote)}"
         embed.add_field(
             name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
             value=(f"size {size_text(v.size, v.symbol)} · entry {fmt.number(v.entry_price)} "
                    f"{quote}\nmark {level_text(v.mark_price)} {quote} · uPnL {pnl}\n"
                    f"SL {level_text(v.stop_loss)} · TP {level_text(v.take_profit)} {quote} · since "
-                   f"{fmt.when(v.entry_time)}"),
+                   f"{fmt.when(v.entry_time)}{perp}"),
             inline=False)
     return embed
 
@@ -69,6 +75,8 @@ def pnl(view: PnlView) -> discord.Embed:
     embed.add_field(name="Win rate", value=fmt.pct(view.win_rate_pct, signed=False))
     embed.add_field(name="Trades", value=str(view.trades))
     embed.add_field(name="Fees", value=fmt.money(view.fees_paid, quote))
+    if view.funding or view.perpetual:  # in Realised (closed) and the balance (open)
+        embed.add_field(name="Funding", value=funding_text(view.funding, quote))
     embed.add_field(name="Start balance", value=fmt.money(view.starting_balance, quote))
     return embed
 
@@ -87,7 +95,8 @@ def runs(views: list[RunView], title: str = "Forward runs") -> discord.Embed:
         if v.protections:
             lines.append(f"🛡️ {protections_text(v.protections)}")
         lines += [f"⛔ {reason}" for reason in v.locks]
-        embed.add_field(name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}",
+        leverage = f" · {fmt.leverage(v.leverage)}" if v.shows_leverage else ""
+        embed.add_field(name=f"{icon} {v.id} · {v.strategy} · {v.symbol} {v.timeframe}{leverage}",
                         value="\n".join(lines)[:1024], inline=False)
     return embed
 

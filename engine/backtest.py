@@ -22,6 +22,8 @@ from engine.fills import FillModel
 from engine.indicator_cache import IndicatorCache
 from engine.market import MarketData
 from engine.metrics import Metrics, compute_metrics
+from engine.perp.funding import FundingSchedule
+from engine.perp.leverage import MarginRules
 from engine.portfolio import Portfolio
 from engine.risk import Guards, Protections
 from engine.strategy import Strategy
@@ -41,7 +43,11 @@ class BacktestConfig:
         timeframe: base (execution) timeframe of the candles.
         balance: starting balance, quote currency.
         fills: fees and slippage.
-        leverage: notional / margin (1 = fully funded).
+        leverage: notional / margin (1 = fully funded; above 1 on perpetuals only, checked
+            by ``engine.perp.check_leverage`` where requests come in).
+        maintenance_margin_rate: fraction of the notional (0.005 = 0.5 %) under which a
+            leveraged position is liquidated (``engine.perp.liquidation``); unused at
+            leverage 1.
         trade_start: open time (ms UTC) of the first candle the strategy trades; the candles
             before it are warm-up history. None: the first ``strategy.warmup_candles()``
             candles are warm-up.
@@ -54,6 +60,7 @@ class BacktestConfig:
     balance: float = 10_000.0
     fills: FillModel = field(default_factory=FillModel)
     leverage: float = 1.0
+    maintenance_margin_rate: float = 0.0
     trade_start: int | None = None
     exchange: str = ""
     protections: Protections | None = None
@@ -97,7 +104,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
                  lower: LowerSource | None = None,
                  progress: Callable[[float], None] | None = None, *,
                  lookahead: bool = False, cache: IndicatorCache | None = None,
-                 cache_key: Any = None, perp: PerpInputs | None = None) -> BacktestResult:
+                 cache_key: Any = None, perp: PerpInputs | None = None,
+                 funding: tuple[np.ndarray, np.ndarray] | None = None) -> BacktestResult:
     """Run ``strategy`` over ``candles`` (base timeframe ``config.timeframe``).
 
     Args:
@@ -112,6 +120,8 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
             trials); ``cache_key`` names those candles (e.g. a data set id and index range).
         perp: open interest, funding rate and taker buy volume aligned to ``candles``
             (``data.perp_load``); None: unknown (NaN), CVD approximated from the candles.
+        funding: the perpetual's funding settlements (times ms UTC, rates as fractions), paid
+            by the positions open at each (``engine.perp.funding``); None: no funding (spot).
 
     Raises:
         NotEnoughData: when no candle is left to trade after the warm-up.
@@ -135,8 +145,11 @@ def run_backtest(strategy: Strategy, candles: OHLCV, config: BacktestConfig,
     strategy.bind(market)
     portfolio = Portfolio(config.balance, config.symbol, config.leverage)
     guards = Guards.build(config.protections, timeframe_ms(config.timeframe))
+    due = None if funding is None else FundingSchedule.for_candles(
+        candles.timestamp, config.timeframe, funding[0], funding[1]).due
     core = Core(strategy, market, portfolio, config.fills, DrillDown(lower, config.timeframe),
-                guards=guards)
+                guards=guards, margin=MarginRules(config.leverage, config.maintenance_margin_rate),
+                funding=due)
 
     advance, step = market.advance, core.step
     chunk = max(10_000, (n - first) // 20)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from data.cache_sync import update_cache
 from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError, Source
@@ -31,10 +33,12 @@ from engine.backtest_request import (
     BacktestRequest,
     check_request,
     date_range,
+    request_leverage,
     request_protections,
 )
 from engine.errors import MissingCandles, ServiceError, scrub_secrets
 from engine.fills import FillModel
+from engine.perp.leverage import margin_rules
 from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
 from engine.strategy_errors import describe, strategy_file, where
@@ -124,18 +128,22 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
         slippage_bps=(settings.slippage_bps if request.slippage_bps is None
                       else request.slippage_bps),
     )
+    margin = margin_rules(request_leverage(request, exchange, symbol), exchange, symbol)
     config = BacktestConfig(symbol=symbol, timeframe=timeframe,
                             balance=(settings.balance if request.balance is None
                                      else request.balance), fills=fills,
+                            leverage=margin.leverage,
+                            maintenance_margin_rate=margin.maintenance_margin_rate,
                             trade_start=start, exchange=exchange,
                             protections=request_protections(request, strategy, settings))
     lower = loader.lower_source(exchange, symbol, first, last + step)
-    perp = _perp_inputs(settings, exchange, symbol, timeframe, candles, source, warnings)
+    perp, funding = _perp_inputs(settings, exchange, symbol, timeframe, candles, source,
+                                 warnings)
     try:
         result = run_backtest(strategy, candles, config, lower,
                               progress=lambda done: say(f"simulating {len(candles):,} candles: "
                                                         f"{done:.0%}"), lookahead=True,
-                              perp=perp)
+                              perp=perp, funding=funding)
     except (NotEnoughData, TimeframeError) as exc:
         raise ServiceError(str(exc)) from None
     except Exception as exc:
@@ -171,19 +179,64 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
 
 
 def _perp_inputs(settings: Settings, exchange: str, symbol: str, timeframe: str,
-                 candles: OHLCV, source: Source, warnings: list[str]) -> PerpInputs:
-    """Open interest, funding and taker volume stored for ``candles`` (``data.perp_load``);
-    on a perpetual, a warning names what is not stored."""
+                 candles: OHLCV, source: Source, warnings: list[str]
+                 ) -> tuple[PerpInputs, tuple[np.ndarray, np.ndarray] | None]:
+    """Open interest, funding rates and taker volume for ``candles`` (``data.perp_load``),
+    with what forward runs saw where the run database recorded it
+    (``engine.store.perp_inputs``), and the funding settlements to pay (None on spot or when
+    none is stored). A perpetual without them gets a warning naming what is missing."""
     from data.perp_load import load_perp_inputs
+    from data.perp_store import FUNDING, funding_path, read_series
 
     loaded = load_perp_inputs(settings.data_dir, exchange, symbol, timeframe, candles, source)
+    if not is_perpetual(exchange, symbol) or not len(candles):
+        return loaded.inputs, None
+    inputs, recorded_candles = loaded.inputs, 0
+    settled = dict(zip(*(a.tolist() for a in read_series(
+        funding_path(settings.data_dir, exchange, symbol), FUNDING)), strict=True))
+    step = timeframe_ms(timeframe)
+    recorded = _recorded(settings, exchange, symbol, timeframe,
+                         int(candles.timestamp[0]), int(candles.timestamp[-1]) + step,
+                         warnings)
+    if recorded is not None:
+        oi, rates = inputs.open_interest.copy(), inputs.funding_rate.copy()
+        idx = np.searchsorted(candles.timestamp, recorded.ts)
+        hit = idx < len(candles)
+        hit[hit] = candles.timestamp[idx[hit]] == recorded.ts[hit]
+        oi[idx[hit]] = recorded.open_interest[hit]
+        rates[idx[hit]] = recorded.funding_rate[hit]
+        inputs = PerpInputs(oi, rates, inputs.taker_buy_volume)
+        recorded_candles = int(hit.sum())
+        settled.update(zip(recorded.settle_ts.tolist(), recorded.rates.tolist(), strict=True))
+        if recorded_candles:
+            warnings.append(f"open interest and funding of {recorded_candles:,} candles as "
+                            f"forward runs saw them ({Path(settings.db_path).name})")
     missing = [name for name, path in (("open interest", loaded.open_interest),
                                        ("funding rates", loaded.funding)) if path is None]
-    if missing and is_perpetual(exchange, symbol):
+    if missing and recorded_candles < len(candles):
         warnings.append(f"no {' or '.join(missing)} stored for {symbol} on {exchange}: "
                         "strategies see NaN; fetch with `paperbot data fetch --open-interest "
                         "--funding`")
-    return loaded.inputs
+    if not settled:
+        return inputs, None
+    times = np.array(sorted(settled), dtype=np.int64)
+    return inputs, (times, np.array([settled[t] for t in times.tolist()], dtype=np.float64))
+
+
+def _recorded(settings: Settings, exchange: str, symbol: str, timeframe: str, start: int,
+              end: int, warnings: list[str]):
+    """``engine.store.perp_inputs.load_recorded`` of the run database, or None (a database
+    that cannot be read is a warning, not a failure)."""
+    import sqlite3
+
+    from engine.store.perp_inputs import load_recorded
+
+    try:
+        return load_recorded(Path(settings.db_path), exchange, symbol, timeframe, start, end)
+    except sqlite3.Error as exc:
+        warnings.append(f"could not read what forward runs recorded in {settings.db_path}: "
+                        f"{exc}")
+        return None
 
 
 def missing_span(timeframe: str, start: int | None, end: int | None) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from data.symbols import SymbolError, normalize_symbol
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
 from engine.limits import check_balance, check_bps
+from engine.perp.leverage import LeverageError, check_leverage
 from engine.registry import build_strategy
 from engine.reporting import result_json
 from engine.risk import ProtectionError, Protections, for_run
@@ -31,6 +32,8 @@ class BacktestRequest:
     in quote currency (finite, > 0, at most ``engine.limits.MAX_BALANCE``); fees and slippage
     in basis points (0 to ``engine.limits.MAX_BPS``). ``protect`` holds the run's risk
     guards as typed (``{"cooldown": "5"}``), over the strategy's and the settings' own.
+    ``leverage`` is notional / margin: 1 (the default) on spot, up to the symbol's maximum on
+    a perpetual (``engine.perp.leverage``).
     """
 
     strategy: str
@@ -50,6 +53,7 @@ class BacktestRequest:
     #: fetch what a dated span lacks before running (when online); the bot asks first instead
     #: (``MissingCandles`` → a Fetch candles button)
     fetch_missing: bool = True
+    leverage: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,7 @@ def date_range(start: str | None, end: str | None) -> tuple[int | None, int | No
 def check_request(request: BacktestRequest,
                   settings: Settings) -> tuple[Strategy, str, str, str]:
     """Validate what needs no candles: strategy, params, timeframe, symbol, exchange, dates,
-    balance, fees, slippage and protections.
+    balance, fees, slippage, leverage and protections.
 
     Returns:
         (strategy instance, timeframe, unified symbol, exchange id).
@@ -130,8 +134,23 @@ def check_request(request: BacktestRequest,
         exchange = check_exchange_name((request.exchange or settings.exchange).lower())
     except (SymbolError, ExchangeNameError) as exc:
         raise ServiceError(str(exc)) from None
+    request_leverage(request, exchange, symbol)
     request_protections(request, strategy, settings)
     return strategy, strategy.timeframes[0], symbol, exchange
+
+
+def request_leverage(request: BacktestRequest, exchange: str, symbol: str) -> float:
+    """The backtest's leverage (1 when not given), checked against the symbol: spot takes 1
+    only, a perpetual up to its maximum (``engine.perp.check_leverage``; backtests use the
+    documented table, being offline).
+
+    Raises:
+        ServiceError: the leverage that is not allowed and what is, in one line.
+    """
+    try:
+        return check_leverage(request.leverage, exchange, symbol)
+    except LeverageError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 def request_protections(request: BacktestRequest, strategy: Strategy,

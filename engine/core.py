@@ -7,16 +7,20 @@ For each closed base candle, after the runner has made it visible (aggregate):
    scale-out levels and the take-profit, with a drill-down when a stop and a target share the
    candle; then the time exit at the close; then the trailing level is moved with the
    candle's high (long) / low (short) — it is in force from the next candle;
-2. tell the risk guards (``engine.risk``, when the run has any) this close's equity — a
+2. perpetuals: book the funding settled during the candle on the positions still open
+   (``engine.perp.funding``; none on spot);
+3. tell the risk guards (``engine.risk``, when the run has any) this close's equity — a
    drawdown guard with flatten closes every position here — then ask the strategy for signals;
-3. act on them at the candle's close: entries (refused while a guard is locked; slippage,
+4. act on them at the candle's close: entries (refused while a guard is locked; slippage,
    fees, margin check), level updates, full or partial market exits — every invalid request
    is a rejection with a reason;
-4. record equity at the close.
+5. record equity at the close.
 
 Forward runs call ``check_tick`` between closes to settle the levels in force on live ticks,
-and ``close_position``/``update_levels`` for manual commands. Every fill and level change is
-emitted as an event when an ``emit`` callback is given (the backtest passes none, for speed).
+and ``close_position``/``update_levels`` for manual commands (``engine.core_commands``). A
+leveraged position's liquidation level is part of its stop in force (``engine.perp``). Every
+fill and level change is emitted as an event when an ``emit`` callback is given (the backtest
+passes none, for speed).
 """
 
 from __future__ import annotations
@@ -25,30 +29,27 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from engine.core_commands import ManualCommands
 from engine.drilldown import DrillDown
-from engine.events import (
-    PositionReduced,
-    PositionUpdated,
-    SignalRejected,
-    TradeClosed,
-    TradeOpened,
-)
+from engine.events import PositionReduced, SignalRejected, TradeClosed, TradeOpened
 from engine.exits import STOP as LEVEL_STOP
 from engine.exits import move_trailing, resolve, touches_any
 from engine.fills import BOTH, STOP, STOP_GAP, TAKE, TAKE_GAP, FillModel, touch
 from engine.market import MarketData
+from engine.perp.funding import pay_funding
 from engine.portfolio import Portfolio
-from engine.signals import check_levels, check_open, close_size, entry_size, update_note
+from engine.signals import check_open, close_size, entry_size, update_note
 from engine.strategy import Strategy
-from engine.types import ExitCounts, Position, Rejection, Signal, Trade
+from engine.types import NAN, ExitCounts, Position, Rejection, Signal, Trade
 
 if TYPE_CHECKING:
+    from engine.perp.leverage import MarginRules
     from engine.risk.guards import Guards
 
 _TAKE_REASON = {TAKE: "take_profit", TAKE_GAP: "take_profit"}
 
 
-class Core:
+class Core(ManualCommands):
     """One strategy trading one symbol: the shared step and the broker.
 
     Args:
@@ -62,12 +63,17 @@ class Core:
         guards: the run's risk guards (``engine.risk``); None for none. An entry they refuse
             is a rejection naming the guard (no ``SignalRejected`` event: the guards emit
             ``GuardTripped``/``GuardLifted`` once per trip instead).
+        margin: leverage and maintenance margin rate (``engine.perp.MarginRules``); positions
+            get a liquidation level when its leverage is above 1. None: no liquidation.
+        funding: funding rates due per base candle open time (``FundingSchedule.due``;
+            forward runs add each candle's before its step); None on spot: no funding.
     """
 
     def __init__(self, strategy: Strategy, market: MarketData, portfolio: Portfolio,
                  fills: FillModel, drill: DrillDown, run_id: str = "",
                  emit: Callable[[object], None] | None = None, *,
-                 guards: Guards | None = None) -> None:
+                 guards: Guards | None = None, margin: MarginRules | None = None,
+                 funding: dict[int, float] | None = None) -> None:
         self.strategy = strategy
         self.market = market
         self.portfolio = portfolio
@@ -76,6 +82,8 @@ class Core:
         self.run_id = run_id
         self.emit = emit
         self.guards = guards
+        self.margin = margin if margin is not None and margin.liquidates else None
+        self.funding_due = funding
         self._candle_close = 0  # close time (ms UTC) of the base candle exits belong to
         self.rejections: list[Rejection] = []
         self.exit_counts = ExitCounts()
@@ -123,6 +131,11 @@ class Core:
                     code = touch(pos.direction, o, h, low, pos.active_stop, pos.take_profit)
                     if code:
                         self._exit_at_level(pos, code, ts, o, self.drill)
+            due = self.funding_due
+            if due is not None and positions:  # after the candle's exits, before its signals
+                rate = due.get(ts)
+                if rate is not None:
+                    pay_funding(pf, rate, close)
         pf.mark_price = close
         if self.guards is not None:  # this close's equity, after its exits, before entries
             if self.guards.on_close(ts + self._base_ms, pf.equity, len(positions)):
@@ -223,7 +236,13 @@ class Core:
                          "take_profit")
 
     def _stop_fill(self, pos: Position, basis: float, ts: int) -> None:
-        """The stop in force fills the whole remainder at ``basis`` worsened by slippage."""
+        """The stop in force fills the whole remainder at ``basis`` worsened by slippage; at
+        or beyond the liquidation level (the level in force, or a gap through it) the position
+        is liquidated at that level instead (taker fee, no slippage: ``engine.perp``)."""
+        liq = pos.liquidation_price
+        if liq == liq and (basis - liq) * pos.direction <= 0.0:
+            self._reduce(pos, pos.size, liq, liq * pos.size * self._taker, ts, "liquidation")
+            return
         rate = self._slip
         price = basis * (1.0 + rate) if pos.direction < 0 else basis * (1.0 - rate)
         reason = "trailing_stop" if pos.trailing_active else "stop_loss"
@@ -252,47 +271,7 @@ class Core:
             if code:
                 self._exit_at_level(pos, code, fill_ts, open_, None)
 
-    # ---- market exits and level changes ----------------------------------------------------------
-    def close_position(self, position_id: int, price: float, ts: int,
-                       reason: str = "manual") -> Trade | None:
-        """Market exit of all of one position at ``price`` (slippage and taker fee applied)."""
-        pos = self.portfolio.get(position_id)
-        if pos is None:
-            return None
-        return self._market_close(pos, price, ts, reason)
-
-    def close_all(self, price: float, ts: int, reason: str) -> list[Trade]:
-        """Market exit of every open position (e.g. ``end_of_data``)."""
-        trades = [self._market_close(pos, price, ts, reason)
-                  for pos in self.portfolio.positions[:]]
-        return [t for t in trades if t is not None]
-
-    def update_levels(self, position_id: int, stop_loss: float | None,
-                      take_profit: float | None, price: float, ts: int, by: str,
-                      note: str = "") -> str | None:
-        """Move a position's fixed levels (None leaves a level, ``nan`` removes it), checked
-        against ``price`` (the last close or tick); in force from the next candle.
-
-        Returns:
-            None when done, else the reason it was refused (nothing changes then).
-        """
-        pos = self.portfolio.get(position_id)
-        if pos is None:
-            return f"no open position with id {position_id}"
-        problem = check_levels(pos, stop_loss, take_profit, price)
-        if problem is not None:
-            return problem
-        if stop_loss is not None:
-            pos.stop_loss = stop_loss
-        if take_profit is not None:
-            pos.take_profit = take_profit
-        pos.refresh_stop()
-        if self.emit is not None:
-            self.emit(PositionUpdated(self.run_id, ts, pos.id, pos.symbol, pos.side,
-                                      pos.stop_loss, pos.take_profit, pos.trailing_stop, by,
-                                      note, pos.entry_price))
-        return None
-
+    # ---- market exits --------------------------------------------------------------------------
     def _market_close(self, pos: Position, reference: float, ts: int, reason: str,
                       size: float | None = None) -> Trade | None:
         price = self.fills.market_price(reference, buying=pos.direction < 0)
@@ -381,9 +360,10 @@ class Core:
             return
         levels = sorted(([p, f] for p, f in sig.take_profits), key=lambda lv: lv[0],
                         reverse=direction < 0)
+        liq = NAN if self.margin is None else self.margin.liquidation_price(direction, price)
         pos = pf.open("long" if direction > 0 else "short", size, price, fee, ts,
                       sig.stop_loss, sig.take_profit, sig.tag, sig.trailing_stop_pct, levels,
-                      sig.max_hold)
+                      sig.max_hold, liq)
         if self.emit is not None:
             self.emit(TradeOpened(self.run_id, ts, replace(pos, take_profits=[
                 list(lv) for lv in pos.take_profits]), self.strategy.name,

@@ -303,7 +303,7 @@ def from_record(record: dict[str, Any]) -> Event:
 def _levels(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     for key in ("stop_loss", "take_profit", "trailing_stop", "trailing_stop_pct",
-                "active_stop", "initial_size", "best_price"):
+                "active_stop", "initial_size", "best_price", "liquidation_price"):
         if key in out:
             out[key] = none_to_nan(out.get(key))
     return out

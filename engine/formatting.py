@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from engine.reporting import iso
 
-__all__ = ["day", "duration", "iso", "money", "number", "pct", "ratio", "reason_text",
-           "signed_money", "when"]
+__all__ = ["day", "duration", "iso", "leverage", "money", "number", "pct", "ratio",
+           "reason_text", "signed_money", "when"]
 
 
 def pct(value: float | None, signed: bool = True, digits: int = 2) -> str:
@@ -33,6 +33,11 @@ def number(value: float | None, digits: int = 2) -> str:
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "-∞"
     return f"{value:,.{digits}f}"
+
+
+def leverage(value: float) -> str:
+    """Notional / margin for people: ``5.0`` → ``"5x"``, ``2.5`` → ``"2.5x"``."""
+    return f"{value:g}x"
 
 
 def ratio(value: float | str | None, digits: int = 2) -> str:

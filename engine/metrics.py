@@ -22,6 +22,9 @@ Definitions (docs/backtesting.md has them with worked examples):
 * ``profit_factor`` = Σ winning pnl / |Σ losing pnl| (``inf`` with wins and no losses).
 * ``expectancy`` = mean net pnl per trade (quote); ``avg_win``/``avg_loss`` likewise per side.
 * ``exposure_pct`` = base candles with a position held / traded candles × 100.
+* ``fees_paid`` = Σ entry and exit fees; ``funding_paid`` = − Σ trade funding (quote: what the
+  trades paid in funding net of what they received; negative when they received more;
+  0 on spot — ``engine.perp.funding``).
 * ``buy_and_hold_return_pct`` = (last close / first traded candle's close − 1) × 100, no fees.
 
 Undefined values (e.g. Sharpe of a flat curve, win rate without trades) are ``None``.
@@ -74,6 +77,7 @@ class Metrics:
     sortino_per_candle: float | None = None
     span_days: float = 0.0
     short_window: bool = False
+    funding_paid: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON: ``inf`` becomes the string ``"inf"``, ``nan`` becomes None."""
@@ -195,4 +199,5 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
         sortino_per_candle=sortino_candle,
         span_days=days,
         short_window=days < ANNUALISE_MIN_DAYS,
+        funding_paid=-sum(t.funding for t in trades) + 0.0,
     )

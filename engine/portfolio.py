@@ -9,7 +9,11 @@ Positions are linear (USDT-margined). Accounting (DESIGN §4):
   into one ``Trade`` (size-weighted average exit price, summed PnL and fees); every part is an
   ``Exit`` in ``exits``;
 * ``equity = balance + Σ unrealised PnL`` at the mark price (the last close or tick);
-* ``free_margin = equity - Σ margin``; an order needing more than that is rejected.
+* ``free_margin = equity - Σ margin``; an order needing more than that is rejected;
+* perpetuals: funding payments are booked on the balance when they settle and accumulated on
+  the position (``engine.perp.funding``); the closed trade's ``pnl`` includes them and its
+  ``funding`` shows them. A leveraged position carries its liquidation level
+  (``engine.perp.liquidation``), checked by the broker like a stop.
 
 Strategies receive the portfolio read-only: they act through ``Signal``s, never by calling the
 mutating methods here, which belong to the broker (``engine.core``).
@@ -93,10 +97,11 @@ class Portfolio:
     def open(self, side: str, size: float, price: float, fee: float, ts: int,
              stop_loss: float = NAN, take_profit: float = NAN, tag: str = "",
              trailing_stop_pct: float = NAN, take_profits: list[list[float]] | None = None,
-             max_hold: int = 0) -> Position:
+             max_hold: int = 0, liquidation_price: float = NAN) -> Position:
         """Record a filled entry and pay its fee. Returns the new position.
 
-        ``take_profits`` are scale-out levels ``[price, fraction of size]``, nearest first.
+        ``take_profits`` are scale-out levels ``[price, fraction of size]``, nearest first;
+        ``liquidation_price`` the isolated-margin liquidation level (``nan``: none).
         """
         direction = direction_of(side)
         trailing = NAN
@@ -119,6 +124,7 @@ class Portfolio:
             trailing_stop=trailing,
             take_profits=take_profits or [],
             max_hold=max_hold,
+            liquidation_price=liquidation_price,
         )
         self._next_id += 1
         self.balance -= fee
@@ -165,14 +171,15 @@ class Portfolio:
             entry_price=pos.entry_price,
             exit_time=ts,
             exit_price=(pos.exit_value + price * size) / pos.initial_size if parts else price,
-            pnl=pos.realised_pnl + pnl if parts else pnl,
+            pnl=(pos.realised_pnl + pnl if parts else pnl) + pos.funding,
             entry_fee=pos.entry_fee,
             exit_fee=pos.exit_fees + fee if parts else fee,
             exit_reason=reason,
-            stop_loss=pos.active_stop,
+            stop_loss=pos.stop_level,
             take_profit=pos.take_profit,
             tag=pos.tag,
             settled_on_recovery=settled_on_recovery,
+            funding=pos.funding,
         )
         self.trades.append(trade)
         return exit_, trade

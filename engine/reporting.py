@@ -3,7 +3,9 @@
 The trade fields are the same everywhere a trade leaves the engine (``backtest --json``,
 ``paperbot trades --json``, forward-run JSON events): ``id, side, entry_time, exit_time`` (ms
 UTC), ``entry_price, exit_price`` (quote), ``size`` (base units), ``pnl, fees`` (quote, pnl net
-of fees), ``exit_reason``.
+of fees and funding), ``exit_reason``; on perpetuals also ``funding`` (quote, signed:
+negative = paid; ``engine.perp.funding``). Spot trades have no ``funding`` key (a spot position
+pays none); the trades CSV always has the column.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from engine.types import Exit, Trade, nan_to_none
 
 TRADE_FIELDS: tuple[str, ...] = ("id", "side", "entry_time", "exit_time", "entry_price",
                                  "exit_price", "size", "pnl", "fees", "exit_reason")
-CSV_FIELDS: tuple[str, ...] = (*TRADE_FIELDS, "pnl_pct", "entry_fee", "exit_fee", "stop_loss",
-                                "take_profit", "entry_time_utc", "exit_time_utc",
+CSV_FIELDS: tuple[str, ...] = (*TRADE_FIELDS, "pnl_pct", "entry_fee", "exit_fee", "funding",
+                                "stop_loss", "take_profit", "entry_time_utc", "exit_time_utc",
                                 "duration_min", "tag")
 
 
@@ -34,7 +36,7 @@ def iso(ms: int | None) -> str:
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
     """The standard trade fields of ``trade`` (see the module docstring)."""
-    return {
+    out: dict[str, Any] = {
         "id": trade.id,
         "side": trade.side,
         "entry_time": int(trade.entry_time),
@@ -46,6 +48,9 @@ def trade_dict(trade: Trade) -> dict[str, Any]:
         "fees": trade.fees,
         "exit_reason": trade.exit_reason,
     }
+    if trade.funding or ":" in trade.symbol:  # a perpetual's trade
+        out["funding"] = trade.funding
+    return out
 
 
 def exit_dict(exit_: Exit) -> dict[str, Any]:
@@ -66,7 +71,8 @@ def result_json(result: BacktestResult, charts: dict[str, str],
     ``final_equity``, ``drill_down`` ({"resolved": n, "conservative": n}),
     ``rejected_signals`` (a count) and ``rejections`` (``time, action, reason``; entries
     refused by a risk guard included), ``protections`` (the guards the backtest ran with,
-    ``engine.risk.Protections.to_dict``) and ``guard_blocks`` (entries refused per guard).
+    ``engine.risk.Protections.to_dict``), ``guard_blocks`` (entries refused per guard) and
+    ``leverage`` (notional / margin; above 1 also ``maintenance_margin_rate``, a fraction).
     """
     candles = result.candles
     step = timeframe_ms(result.config.timeframe)
@@ -93,7 +99,10 @@ def result_json(result: BacktestResult, charts: dict[str, str],
         "protections": (result.config.protections.to_dict()
                         if result.config.protections is not None else {}),
         "guard_blocks": dict(result.guard_blocks),
+        "leverage": result.config.leverage,
     }
+    if result.config.leverage > 1.0:
+        out["maintenance_margin_rate"] = result.config.maintenance_margin_rate
     out.update(extra or {})
     return out
 
@@ -127,6 +136,7 @@ def write_trades_csv(trades: list[Trade], path: Path) -> Path:
                 pnl_pct=round(t.pnl_pct, 6),
                 entry_fee=t.entry_fee,
                 exit_fee=t.exit_fee,
+                funding=t.funding,
                 stop_loss=nan_to_none(t.stop_loss),
                 take_profit=nan_to_none(t.take_profit),
                 entry_time_utc=iso(t.entry_time),

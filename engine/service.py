@@ -271,7 +271,8 @@ class PaperService(DataService, StatsService, HistoryService, ChartService):
         store = self._need_store()
         trades = await store.trades(record.id)
         curve = [e for _, e in await store.equity_curve(record.id)]
-        return pnl_view(record, balance, equity, trades, curve, len(positions))
+        return pnl_view(record, balance, equity, trades, curve, len(positions),
+                        sum(p.funding for p in positions))
 
     async def close_position(self, run_id: str, position_id: int, actor: str) -> Trade:
         """Paper market exit of one position of any run that holds it (``/close``)."""

@@ -21,7 +21,7 @@ __all__ = ["Candle", "Exit", "ExitCounts", "Position", "Rejection", "Signal", "T
 
 #: Every exit reason a trade or an exit can carry.
 EXIT_REASONS = ("stop_loss", "trailing_stop", "take_profit", "time_exit", "signal", "manual",
-                "max_drawdown", "end_of_data")
+                "max_drawdown", "liquidation", "end_of_data")
 
 
 def direction_of(side: str) -> int:
@@ -146,6 +146,16 @@ def _levels_tuple(levels: list[tuple[float, float]] | None) -> tuple[tuple[float
     return tuple(out)
 
 
+def _tighter(direction: int, a: float, b: float) -> float:
+    """The tighter of two stop levels (the higher for a long, the lower for a short); a
+    ``nan`` level is none."""
+    if b != b:
+        return a
+    if a != a:
+        return b
+    return (a if a > b else b) if direction > 0 else (a if a < b else b)
+
+
 def none_to_nan(price: float | None) -> float:
     """An optional level as stored in the types: None (off) becomes ``nan``."""
     return NAN if price is None else float(price)
@@ -179,9 +189,14 @@ class Position:
             nearest first.
         max_hold: time exit after this many base candles (0: none).
         candles_held: base candles the position has been held through.
-        active_stop: the stop in force: the tighter of ``stop_loss`` and ``trailing_stop``.
+        active_stop: the stop in force: the tighter of ``stop_loss``, ``trailing_stop`` and
+            ``liquidation_price`` (the level checked intrabar).
         realised_pnl, exit_fees, exited_size, exit_value, entry_fee_settled: what the partial
             exits so far realised (quote; ``exit_value`` = Σ exit price × size).
+        funding: funding booked while held (quote, signed: negative = paid;
+            ``engine.perp.funding``).
+        liquidation_price: isolated-margin liquidation level (quote; ``nan`` at leverage 1;
+            ``engine.perp.liquidation``).
     """
 
     id: int
@@ -209,6 +224,8 @@ class Position:
     exited_size: float = 0.0
     exit_value: float = 0.0
     entry_fee_settled: float = 0.0
+    funding: float = 0.0
+    liquidation_price: float = NAN
 
     def __post_init__(self) -> None:
         if math.isnan(self.initial_size):
@@ -219,7 +236,8 @@ class Position:
         self.refresh_stop()
 
     def refresh_stop(self) -> None:
-        """Recompute ``active_stop``: the tighter of the fixed and the trailing stop."""
+        """Recompute ``active_stop``: the tighter of the fixed stop, the trailing stop and the
+        liquidation level."""
         stop, trail = self.stop_loss, self.trailing_stop
         if math.isnan(trail):
             self.active_stop = stop
@@ -227,6 +245,20 @@ class Position:
             self.active_stop = trail
         else:
             self.active_stop = max(stop, trail) if self.direction > 0 else min(stop, trail)
+        liq = self.liquidation_price
+        if liq == liq:  # a leveraged position: liquidated first when the stop is beyond it
+            self.active_stop = _tighter(self.direction, self.active_stop, liq)
+
+    @property
+    def stop_level(self) -> float:
+        """The stop-loss in force without the liquidation level: the tighter of the fixed and
+        the trailing stop (quote; ``nan`` for none)."""
+        return _tighter(self.direction, self.stop_loss, self.trailing_stop)
+
+    @property
+    def liquidating(self) -> bool:
+        """True when the liquidation level is the stop in force (tighter than any stop)."""
+        return self.active_stop == self.liquidation_price
 
     @property
     def trailing_active(self) -> bool:
@@ -261,8 +293,9 @@ class Exit:
         price: fill price after slippage (quote).
         size: base units that left.
         reason: ``stop_loss | trailing_stop | take_profit | time_exit | signal | manual |
-            max_drawdown | end_of_data`` (``max_drawdown``: closed by the drawdown guard's
-            flatten, ``engine.risk``).
+            max_drawdown | liquidation | end_of_data`` (``max_drawdown``: closed by the
+            drawdown guard's flatten, ``engine.risk``; ``liquidation``: the price reached the
+            isolated-margin liquidation level, ``engine.perp.liquidation``).
         pnl: this part's net PnL (quote): gross − its pro-rata share of the entry fee − fee.
         fee: this part's exit fee (quote).
     """
@@ -281,12 +314,15 @@ class Trade:
     """A closed position: one trade per position, however many parts it left in.
 
     ``size`` is the initial size; ``exit_price`` the size-weighted average exit price and
-    ``exit_time``/``exit_reason`` those of the final part; ``pnl`` is net of the entry fee and
-    every exit fee (quote); ``exit_fee`` sums the exit fees; ``fees`` = ``entry_fee +
-    exit_fee``; ``pnl_pct`` is ``pnl`` over the entry notional, in percent. ``stop_loss`` and
-    ``take_profit`` are the levels in force at the end (the trailing level when it was the
-    stop in force). Times are ms UTC of the fills. ``settled_on_recovery`` marks a forward-run
-    exit found while catching up after downtime. The parts are in ``exits`` (``Exit``).
+    ``exit_time``/``exit_reason`` those of the final part; ``pnl`` is net of the entry fee,
+    every exit fee and the funding (quote); ``exit_fee`` sums the exit fees; ``fees`` =
+    ``entry_fee + exit_fee``; ``funding`` is the funding booked while the position was held
+    (perpetuals; quote, signed: negative = paid; not part of the ``exits``); ``pnl_pct`` is
+    ``pnl`` over the entry notional, in percent. ``stop_loss`` and ``take_profit`` are the
+    levels in force at the end (the trailing level when it was the stop in force; never the
+    liquidation level). Times are ms UTC of the fills. ``settled_on_recovery`` marks a
+    forward-run exit found while catching up after downtime. The parts are in ``exits``
+    (``Exit``).
     """
 
     id: int
@@ -305,6 +341,7 @@ class Trade:
     take_profit: float = NAN
     tag: str = ""
     settled_on_recovery: bool = False
+    funding: float = 0.0
 
     @property
     def fees(self) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from data.symbols import SymbolError, is_perpetual
 from engine.metrics import drawdown_series
 from engine.store.store import RunRecord
 from engine.types import Position, Trade, nan_to_none
@@ -44,11 +45,23 @@ class RunView:
     #: the reason of each guard lock in force now, e.g. ``"cooldown: no entries until
     #: 2025-05-20 17:00 UTC (…)"`` (empty: entries allowed)
     locks: tuple[str, ...] = ()
+    #: notional / margin (1 on spot; ``engine.perp.leverage``)
+    leverage: float = 1.0
 
     @property
     def return_pct(self) -> float:
         """Equity over starting balance, percent."""
         return (self.equity / self.starting_balance - 1.0) * 100.0
+
+    @property
+    def perpetual(self) -> bool:
+        """True when the run trades a perpetual (``BTC/USDT:USDT``)."""
+        return perpetual(self.exchange, self.symbol)
+
+    @property
+    def shows_leverage(self) -> bool:
+        """True when the front-ends show the leverage: above 1, or on a perpetual."""
+        return self.leverage > 1.0 or self.perpetual
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +80,10 @@ class PositionView:
     unrealised_pct: float | None
     stop_loss: float | None
     take_profit: float | None
+    #: isolated-margin liquidation level (quote; None at leverage 1, ``engine.perp``)
+    liquidation_price: float | None = None
+    #: funding booked while held so far (quote, signed: negative = paid)
+    funding: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +104,11 @@ class PnlView:
     fees_paid: float
     status: str = ""
     open_positions: int = 0
+    #: funding booked on the run's positions, closed and open (quote, signed: negative =
+    #: paid; included in ``realised_pnl`` for closed trades and in the balance for open ones)
+    funding: float = 0.0
+    #: True when the run trades a perpetual (whose funding the front-ends show even at 0)
+    perpetual: bool = False
 
 
 def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -> PositionView:
@@ -97,7 +119,8 @@ def position_view(run_id: str, symbol: str, pos: Position, mark: float | None) -
         pct = pnl / (pos.entry_price * pos.size) * 100.0
     return PositionView(run_id, pos.id, symbol, pos.side, pos.size, pos.entry_price,
                         pos.entry_time, mark, pnl, pct, nan_to_none(pos.stop_loss),
-                        nan_to_none(pos.take_profit))
+                        nan_to_none(pos.take_profit), nan_to_none(pos.liquidation_price),
+                        pos.funding)
 
 
 def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,
@@ -108,12 +131,13 @@ def run_view(rec: RunRecord, balance: float, equity: float, open_positions: int,
                    rec.starting_balance, balance, equity, open_positions, trades,
                    rec.created_at, rec.started_by, rec.channel_id, rec.params,
                    rec.last_candle_ts, rec.stop_reason, state or rec.status, state_detail,
-                   dict(rec.protections), locks)
+                   dict(rec.protections), locks, rec.leverage)
 
 
 def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],
-             curve: list[float], open_positions: int = 0) -> PnlView:
-    """A ``PnlView``; ``curve`` is the stored equity points in time order."""
+             curve: list[float], open_positions: int = 0, open_funding: float = 0.0) -> PnlView:
+    """A ``PnlView``; ``curve`` is the stored equity points in time order, ``open_funding``
+    the funding booked on the positions still open (quote, signed)."""
     wins = sum(1 for t in trades if t.pnl > 0)
     points = [rec.starting_balance, *curve, equity]
     drawdown = float(drawdown_series(points).min()) * 100.0
@@ -124,4 +148,13 @@ def pnl_view(rec: RunRecord, balance: float, equity: float, trades: list[Trade],
         return_pct=(equity / rec.starting_balance - 1.0) * 100.0, trades=len(trades),
         win_rate_pct=wins / len(trades) * 100.0 if trades else None,
         max_drawdown_pct=drawdown, fees_paid=sum(t.fees for t in trades), status=rec.status,
-        open_positions=open_positions)
+        open_positions=open_positions, funding=sum(t.funding for t in trades) + open_funding,
+        perpetual=perpetual(rec.exchange, rec.symbol))
+
+
+def perpetual(exchange: str, symbol: str) -> bool:
+    """True when ``symbol`` on ``exchange`` is a perpetual (False for a malformed symbol)."""
+    try:
+        return is_perpetual(exchange, symbol)
+    except SymbolError:
+        return False

@@ -146,7 +146,8 @@ def check(result: ChaosResult) -> dict[str, int]:
                                   "WHERE action LIKE 'fill_%' GROUP BY action").fetchall())
         trades = conn.execute("SELECT id, side, size, entry_time, entry_price, exit_time, "
                               "exit_price, pnl, entry_fee, exit_fee, exit_reason, stop_loss, "
-                              "take_profit, tag FROM trades ORDER BY exit_time, id").fetchall()
+                              "take_profit, tag, funding FROM trades "
+                              "ORDER BY exit_time, id").fetchall()
         still_open = conn.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
     assert closes == [int(t) + 60_000 for t in s.ts[CURSOR:result.end]], \
         "a candle was skipped or repeated"

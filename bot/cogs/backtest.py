@@ -1,11 +1,12 @@
 """``/backtest run`` and ``/backtest history``: backtests from a phone.
 
 ``run`` has the options of ``paperbot backtest`` (timeframe optional — the strategy's — exchange,
-fees and slippage; ``params`` as ``fast=10 slow=50`` or ``fast=10, slow=50``). The work runs in
-the job pool, never on the event loop; progress and errors are ephemeral, the result is posted
-for the channel and stored in the backtest history. Candles that are not cached are offered as
-a **Fetch candles** button (``bot.fetch``). ``history`` lists the stored backtests (reading:
-every member) and posts one again, picked from a menu or by id.
+fees, slippage, leverage on a perpetual; ``params`` as ``fast=10 slow=50`` or ``fast=10,
+slow=50``). The work runs in the job pool, never on the event loop; progress and errors are
+ephemeral, the result is posted for the channel and stored in the backtest history. Candles
+that are not cached are offered as a **Fetch candles** button (``bot.fetch``). ``history``
+lists the stored backtests (reading: every member) and posts one again, picked from a menu or
+by id.
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ class BacktestCog(commands.GroupCog, group_name="backtest",
                            maker_fee_bps="maker fee (take-profit fills), basis points",
                            slippage_bps="slippage on market fills and stops, basis points",
                            params="strategy parameters, e.g. fast=10 slow=50",
-                           protect="risk guards, e.g. daily_loss_limit_pct=3 cooldown=5")
+                           protect="risk guards, e.g. daily_loss_limit_pct=3 cooldown=5",
+                           leverage="perpetuals: notional / margin, 1 (default) to the "
+                                    "symbol's maximum; spot takes 1 only")
     @app_commands.autocomplete(strategy=choices.strategies, symbol=choices.symbols)
     @app_commands.choices(timeframe=choices.TIMEFRAMES)
     @trader_only("/backtest run")
@@ -169,12 +172,13 @@ class BacktestCog(commands.GroupCog, group_name="backtest",
                   balance: app_commands.Range[float, 1.0, 1e12] | None = None,
                   fee_bps: BPS | None = None, maker_fee_bps: BPS | None = None,
                   slippage_bps: BPS | None = None, params: str | None = None,
-                  protect: str | None = None) -> None:
+                  protect: str | None = None, leverage: float | None = None) -> None:
         request = BacktestRequest(strategy=strategy, symbol=symbol, timeframe=timeframe,
                                   exchange=exchange, start=start, end=end, balance=balance,
                                   fee_bps=fee_bps, maker_fee_bps=maker_fee_bps,
                                   slippage_bps=slippage_bps, params=parse_params(params),
-                                  protect=parse_protect(protect), fetch_missing=False)
+                                  protect=parse_protect(protect), fetch_missing=False,
+                                  leverage=leverage)
         self.service.check_backtest(request)  # bad input: an ephemeral answer at once
         # the "thinking…" reply is ephemeral: progress and errors only bother the invoker
         await interaction.response.defer(ephemeral=True, thinking=True)

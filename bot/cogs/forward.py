@@ -18,6 +18,7 @@ from bot import choices, embeds, embeds_views
 from bot.access import actor, require_owner, trader_only
 from bot.cogs.backtest import parse_params, parse_protect
 from bot.confirm import stop_choices
+from engine import formatting as fmt
 from engine.forward.engine import RunSpec
 from engine.service import PaperService
 
@@ -36,23 +37,29 @@ class ForwardCog(commands.GroupCog, group_name="forward",
                            timeframe="base timeframe (default: the strategy's)",
                            balance="starting balance in quote currency (default 10,000)",
                            params="strategy parameters, e.g. fast=10 slow=50",
-                           protect="risk guards, e.g. daily_loss_limit_pct=3 cooldown=5")
+                           protect="risk guards, e.g. daily_loss_limit_pct=3 cooldown=5",
+                           leverage="perpetuals: notional / margin, 1 (default) to the "
+                                    "symbol's maximum; spot takes 1 only")
     @app_commands.autocomplete(strategy=choices.strategies, symbol=choices.symbols)
     @app_commands.choices(timeframe=choices.TIMEFRAMES)
     @trader_only("/forward start")
     async def start(self, interaction: discord.Interaction, strategy: str, symbol: str,
                     timeframe: str | None = None,
                     balance: app_commands.Range[float, 1.0, 1e12] | None = None,
-                    params: str | None = None, protect: str | None = None) -> None:
+                    params: str | None = None, protect: str | None = None,
+                    leverage: float | None = None) -> None:
         spec = RunSpec(strategy=strategy, symbol=symbol, timeframe=timeframe, balance=balance,
                        params=parse_params(params), channel_id=interaction.channel_id,
-                       started_by=actor(interaction.user), protect=parse_protect(protect))
+                       started_by=actor(interaction.user), protect=parse_protect(protect),
+                       leverage=leverage)
         self.service.check_run(spec)
         await interaction.response.defer(ephemeral=True, thinking=True)  # warm-up takes a while
         view = await self.service.start_run(spec)
         await interaction.edit_original_response(
             content=f"✅ Run `{view.id}` started: {view.strategy} on {view.symbol} "
-                    f"{view.timeframe} · {view.exchange}. {self._where(interaction)}")
+                    f"{view.timeframe} · {view.exchange}"
+                    + (f" · leverage {fmt.leverage(view.leverage)}" if view.shows_leverage
+                       else "") + f". {self._where(interaction)}")
 
     @app_commands.command(name="stop", description="Stop a forward run for good")
     @app_commands.describe(run="run id")

@@ -4,7 +4,9 @@ A ``LiveFeed`` keeps one connection to one stream URL and carries every subscrip
 It pings per the exchange's rules, treats a connection silent for ``silence_timeout`` seconds as
 dead, reconnects with exponential backoff and jitter, and re-subscribes. Each subscriber gets its
 own queue of ``KlineUpdate``s and ``FeedStatus`` changes; the consumer (a forward run) backfills
-missed candles through REST when the feed comes back.
+missed candles through REST when the feed comes back. Perpetuals' ticker topics (open interest,
+funding: ``data.live.tickers``) ride on the same connection; they are not queued but folded
+into one ``TickerBook`` per market, which the runs read at their closes.
 
 Per topic, a closed candle older than or equal to the last one delivered (a duplicate or an
 out-of-order message) is dropped, and so is a tick of a candle already closed. Updates that fail
@@ -32,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from data.live.messages import BinanceProtocol, BybitProtocol, KlineUpdate, MalformedMessage
 from data.live.sanity import TickRange, candle_problem, seen_after, tick_problem
+from data.live.tickers import TickerBook, TickerTopics, TickerUpdate
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class FeedStats:
     duplicates: int = 0
     stale_ticks: int = 0
     restarts: int = 0  #: connection loop restarted by the supervisor
+    tickers: int = 0  #: ticker messages folded into their books
 
 
 @dataclass(slots=True)
@@ -124,6 +128,7 @@ class LiveFeed:
         self.connected = False
         self._subs: dict[str, list[Subscription]] = {}
         self._state: dict[str, _TopicState] = {}
+        self._tickers = TickerTopics()  # ticker topic → its book and readers
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task | None = None
         self._closing = asyncio.Event()
@@ -158,10 +163,32 @@ class LiveFeed:
                 with contextlib.suppress(ConnectionClosed, OSError):
                     await self._send_requests(self.protocol.unsubscribe, [sub.topic])
 
+    async def subscribe_ticker(self, symbol: str) -> TickerBook:
+        """Subscribe to the ticker stream of the perpetual ``symbol``; returns its book (shared
+        by every subscriber of the symbol). Starts the feed if idle.
+
+        Raises:
+            ValueError: the exchange has no ticker stream here.
+        """
+        topic = self.protocol.ticker_topic(symbol)
+        book, new = self._tickers.add(topic)
+        if new and self._task is not None and not self._task.done() and self.connected:
+            await self._send_requests(self.protocol.subscribe, [topic])
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._supervise(), name=f"feed {self.url}")
+        return book
+
+    async def unsubscribe_ticker(self, symbol: str) -> None:
+        """Drop one subscriber of ``symbol``'s tickers; the topic goes with the last one."""
+        topic = self.protocol.ticker_topic(symbol)
+        if self._tickers.remove(topic) and self.connected:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                await self._send_requests(self.protocol.unsubscribe, [topic])
+
     @property
     def topics(self) -> list[str]:
-        """Topics currently subscribed."""
-        return list(self._subs)
+        """Topics currently subscribed (klines, then tickers)."""
+        return list(self._subs) + self._tickers.topics
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:
@@ -220,7 +247,7 @@ class LiveFeed:
                 ) as ws:
                     self._ws = ws
                     self.stats.connects += 1
-                    await self._send_requests(self.protocol.subscribe, list(self._subs))
+                    await self._send_requests(self.protocol.subscribe, self.topics)
                     self.connected = True
                     failures = 0
                     self._notify(True, f"connected to {self.url}")
@@ -279,12 +306,16 @@ class LiveFeed:
         """Parse and deliver one frame; whatever goes wrong skips this frame only."""
         try:
             for update in self.protocol.parse(frame):
-                self._deliver(update)
+                if isinstance(update, TickerUpdate):  # folded into its book, if still read
+                    self.stats.tickers += self._tickers.apply(update)
+                else:
+                    self._deliver(update)
         except Exception as exc:  # any error of one frame; CancelledError is no Exception
             self.stats.malformed += 1
             log.warning("feed %s: skipping frame (%s: %s): %s", self.url, type(exc).__name__,
                         str(exc)[:EXCERPT_CHARS], excerpt(frame),
                         exc_info=not isinstance(exc, MalformedMessage))
+
 
     def _deliver(self, update: KlineUpdate) -> None:
         """Check ``update`` and queue it for the topic's subscribers, or drop/hold it."""

@@ -1,7 +1,8 @@
 """Kline stream protocols of the exchanges: topics, control messages, parsing.
 
 Each protocol turns (symbol, timeframe) into a stream topic, builds subscribe/unsubscribe/ping
-messages, and parses a text frame into ``KlineUpdate``s. Unclosed updates are ticks; the
+messages, and parses a text frame into ``KlineUpdate``s (and, on Bybit's linear stream, the
+perpetuals' ``TickerUpdate``s: ``data.live.tickers``). Unclosed updates are ticks; the
 update flagged closed (Bybit ``confirm``, Binance ``k.x``) is the closed candle. Parsing checks
 types only (a field of the wrong type makes the frame a ``MalformedMessage``); whether the
 values make a plausible candle is ``data.live.sanity``'s job.
@@ -16,6 +17,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from data.live.tickers import TickerError, TickerUpdate, parse_bybit_ticker
 from data.ohlcv import Candle
 
 _BYBIT_INTERVALS = {"1m": "1", "3m": "3", "5m": "5", "15m": "15", "30m": "30", "1h": "60",
@@ -124,7 +126,8 @@ def _loads(text: str | bytes) -> Any:
 
 
 class BybitProtocol:
-    """Bybit v5 public kline streams (``/v5/public/spot``, ``/v5/public/linear``).
+    """Bybit v5 public kline streams (``/v5/public/spot``, ``/v5/public/linear``), and the
+    ticker stream of linear perpetuals (``tickers.{MARKET}``: open interest and funding).
 
     The client pings with ``{"op":"ping"}`` every 20 s (Bybit drops silent connections);
     a spot subscribe request may carry at most 10 topics.
@@ -142,6 +145,10 @@ class BybitProtocol:
                                        f"{', '.join(_BYBIT_INTERVALS)}")
         return f"kline.{_BYBIT_INTERVALS[timeframe]}.{market_id(symbol)}"
 
+    def ticker_topic(self, symbol: str) -> str:
+        """``tickers.{MARKET}`` of a perpetual, e.g. ``tickers.BTCUSDT``."""
+        return f"tickers.{market_id(symbol)}"
+
     def subscribe(self, topics: list[str], req_id: int) -> str:
         """The subscribe request for ``topics``."""
         return json.dumps({"op": "subscribe", "args": topics, "req_id": str(req_id)})
@@ -154,8 +161,8 @@ class BybitProtocol:
         """The application-level ping."""
         return json.dumps({"op": "ping"})
 
-    def parse(self, text: str | bytes) -> list[KlineUpdate]:
-        """Kline updates in a frame; ``[]`` for acks and pongs.
+    def parse(self, text: str | bytes) -> list[KlineUpdate | TickerUpdate]:
+        """Kline (or ticker) updates in a frame; ``[]`` for acks and pongs.
 
         Raises:
             MalformedMessage: for anything that is neither.
@@ -172,13 +179,18 @@ class BybitProtocol:
                 return []
             raise MalformedMessage(f"unexpected frame {str(text[:80])!r}")
         parts = str(topic).split(".")
+        if len(parts) == 2 and parts[0] == "tickers" and parts[1]:
+            try:
+                return [parse_bybit_ticker(msg, str(topic))]
+            except TickerError as exc:
+                raise MalformedMessage(str(exc)) from None
         if len(parts) != 3 or parts[0] != "kline" or parts[1] not in _BYBIT_TIMEFRAMES:
             raise MalformedMessage(f"unexpected topic {str(topic)[:80]!r}")
         timeframe = _BYBIT_TIMEFRAMES[parts[1]]
         items = msg.get("data")
         if not isinstance(items, list):
             raise MalformedMessage(f"kline push without data list on {topic}")
-        out = []
+        out: list[KlineUpdate | TickerUpdate] = []
         for item in items:
             if not isinstance(item, dict):
                 raise MalformedMessage(f"bad kline item on {topic}")
@@ -221,7 +233,16 @@ class BinanceProtocol:
         """No application-level ping: Binance uses websocket ping frames."""
         return None
 
-    def parse(self, text: str | bytes) -> list[KlineUpdate]:
+    def ticker_topic(self, symbol: str) -> str:
+        """No ticker path: forward runs on Binance trade spot only.
+
+        Raises:
+            ValueError: always.
+        """
+        raise ValueError(f"no live open interest and funding stream for {symbol} on binance; "
+                         "forward runs on perpetuals use bybit")
+
+    def parse(self, text: str | bytes) -> list[KlineUpdate | TickerUpdate]:
         """Kline updates in a frame; ``[]`` for request results.
 
         Raises:

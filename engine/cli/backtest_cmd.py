@@ -29,6 +29,13 @@ def add_protect_option(parser: argparse.ArgumentParser) -> None:
                              "max_drawdown_pct=X, max_drawdown_flatten=true; off disables")
 
 
+def add_leverage_option(parser: argparse.ArgumentParser) -> None:
+    """``--leverage X`` on ``backtest`` and ``forward`` (perpetuals; docs/perpetuals.md)."""
+    parser.add_argument("--leverage", type=float, metavar="X",
+                        help="notional / margin on a perpetual (e.g. BTC/USDT:USDT), from 1 "
+                             "(default) to the symbol's maximum; spot takes 1 only")
+
+
 def protect_pairs(items: list[str]) -> dict[str, str]:
     """``--protect`` values → ``{name: text}``, each checked on its own (how they combine with
     the strategy's and the settings' protections is checked with the run).
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         exchange=args.exchange, start=args.start, end=args.end, balance=args.balance,
         fee_bps=args.fee_bps, maker_fee_bps=args.maker_fee_bps,
         slippage_bps=args.slippage_bps, params=params, out_dir=args.out,
-        charts=not args.no_charts, protect=protect,
+        charts=not args.no_charts, protect=protect, leverage=args.leverage,
     )
     report = asyncio.run(PaperService(settings).backtest(request))
     carlo = None
@@ -101,6 +108,14 @@ async def _remember(settings: Settings, request: BacktestRequest,
         await store.close()
 
 
+def _leverage_text(cfg) -> str:
+    """`` · leverage 5x (liquidation at 0.5 % maintenance margin)`` above leverage 1."""
+    if cfg.leverage <= 1.0:
+        return ""
+    return (f" · leverage {cfg.leverage:g}x (liquidation at "
+            f"{cfg.maintenance_margin_rate * 100:g} % maintenance margin)")
+
+
 def summary(report: BacktestReport) -> str:
     """The human summary table of a backtest."""
     r = report.result
@@ -117,7 +132,7 @@ def summary(report: BacktestReport) -> str:
         f"params: {params or '(none)'}",
         f"fees: taker {cfg.fills.taker_fee_bps:g} bp, maker {cfg.fills.maker_fee_bps:g} bp, "
         f"slippage {cfg.fills.slippage_bps:g} bp · starting balance "
-        f"{fmt.money(cfg.balance, quote)}",
+        f"{fmt.money(cfg.balance, quote)}" + _leverage_text(cfg),
         "",
     ]
     dd_span = f"{fmt.iso(m.max_drawdown_start) or '—'} → {fmt.iso(m.max_drawdown_end) or '—'}"
@@ -140,6 +155,10 @@ def summary(report: BacktestReport) -> str:
         ("Avg duration", fmt.duration(m.avg_duration_ms),
          "Fees paid", fmt.money(m.fees_paid, quote)),
     ]
+    liquidated = sum(1 for t in r.trades if t.exit_reason == "liquidation")
+    if m.funding_paid or liquidated:  # perpetuals: funding is its own line
+        rows.append(("Funding paid", fmt.money(m.funding_paid, quote),
+                     "Liquidations", f"{liquidated:,}"))
     width = max(len(a) for a, *_ in rows)
     for a, b, c, d in rows:
         lines.append(f"  {a:<{width}}  {b:>16}    {c:<12} {d}")

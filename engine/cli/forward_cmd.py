@@ -1,4 +1,4 @@
-"""``paperbot forward``, ``paperbot runs``, ``paperbot trades``: forward runs from the terminal."""
+"""``paperbot forward``: forward runs from the terminal (reading them: ``engine.cli.runs_cmd``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from engine import formatting as fmt
 from engine.allocator import limit_heap_fragmentation
-from engine.cli.backtest_cmd import add_protect_option, protect_pairs
+from engine.cli import runs_cmd
+from engine.cli.backtest_cmd import add_leverage_option, add_protect_option, protect_pairs
 from engine.errors import ServiceError
 from engine.events import (
     DailySummary,
@@ -32,13 +33,11 @@ from engine.events import (
     to_record,
 )
 from engine.forward.engine import RunSpec
+from engine.forward.spec import check_spec
 from engine.limits import check_balance
-from engine.reporting import exit_dict, trade_dict
-from engine.risk.config import Protections
+from engine.reporting import trade_dict
 from engine.runtime import Runtime, wait_for_stop
-from engine.service import PaperService
 from engine.settings import Settings
-from engine.store.store import Store
 from engine.strategy import parse_param_pairs
 from engine.types import nan_to_none
 
@@ -53,25 +52,13 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     fw.add_argument("--balance", type=float, help="starting balance in quote currency")
     fw.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     add_protect_option(fw)
+    add_leverage_option(fw)
     fw.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
     fw.add_argument("--json-events", action="store_true", help="one JSON object per event")
     add_common(fw)
     fw.set_defaults(handler=forward)
 
-    runs = sub.add_parser("runs", help="list forward runs")
-    runs.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
-    runs.add_argument("--json", action="store_true")
-    add_common(runs)
-    runs.set_defaults(handler=list_runs)
-
-    trades = sub.add_parser("trades", help="closed trades of a forward run")
-    trades.add_argument("run", help="run id")
-    trades.add_argument("--db", type=Path, help="run database (PAPERBOT_DB_PATH)")
-    trades.add_argument("--json", action="store_true")
-    trades.add_argument("--exits", action="store_true",
-                        help="every fill that reduced a position instead (partial exits)")
-    add_common(trades)
-    trades.set_defaults(handler=list_trades)
+    runs_cmd.add_parsers(sub, add_common)
 
 
 # ---- event printing ----------------------------------------------------------------------------
@@ -87,6 +74,8 @@ def event_json(event: Event) -> dict[str, Any]:
                    entry_price=pos.entry_price, size=pos.size, fees=pos.entry_fee,
                    symbol=pos.symbol, stop_loss=nan_to_none(pos.stop_loss),
                    take_profit=nan_to_none(pos.take_profit))
+        if pos.liquidation_price == pos.liquidation_price:
+            out["liquidation_price"] = pos.liquidation_price
     else:
         out.update({k: v for k, v in to_record(event).items() if k not in out})
     return out
@@ -99,13 +88,17 @@ def event_line(event: Event) -> str:
         p = event.position
         levels = (f" SL {fmt.number(nan_to_none(p.stop_loss))}"
                   f" TP {fmt.number(nan_to_none(p.take_profit))}")
+        if p.liquidation_price == p.liquidation_price:  # leveraged: where it is liquidated
+            levels += f" liquidation {fmt.number(p.liquidation_price)}"
         return (f"{head} opened {p.side} {p.size:.6g} {p.symbol} @ {fmt.number(p.entry_price)}"
                 f"{levels} (fee {fmt.number(p.entry_fee)})")
     if isinstance(event, TradeClosed):
         t = event.trade
         note = " (settled on recovery)" if t.settled_on_recovery else ""
+        funding = f", funding {fmt.number(t.funding)}" if t.funding or ":" in t.symbol else ""
         return (f"{head} closed {t.side} #{t.id} {t.symbol} @ {fmt.number(t.exit_price)} "
-                f"{t.exit_reason}: pnl {fmt.number(t.pnl)} ({fmt.pct(t.pnl_pct)}){note}")
+                f"{t.exit_reason}: pnl {fmt.number(t.pnl)} ({fmt.pct(t.pnl_pct)}){funding}"
+                f"{note}")
     if isinstance(event, RunStarted):
         verb = "resumed" if event.resumed else "started"
         return (f"{head} run {verb}: {event.strategy} {event.symbol} {event.timeframe} on "
@@ -144,8 +137,9 @@ def forward(args: argparse.Namespace, settings: Settings) -> int:
 
     Raises:
         ServiceError: an empty ``--strategy`` or ``--symbol``, options of a new run without
-            ``--strategy``, a bad ``--param``, ``--protect`` or ``--balance`` (checked before
-            the runtime starts), or whatever ``ForwardEngine.start_run`` refuses.
+            ``--strategy``, a bad ``--param``, ``--protect``, ``--balance`` or ``--leverage``
+            (checked before the runtime starts), or whatever ``ForwardEngine.start_run``
+            refuses.
     """
     spec = None
     if args.strategy is not None:
@@ -163,12 +157,15 @@ def forward(args: argparse.Namespace, settings: Settings) -> int:
             raise ServiceError(str(exc)) from None
         spec = RunSpec(strategy=args.strategy.strip(), symbol=args.symbol,
                        timeframe=args.timeframe, exchange=args.exchange, balance=args.balance,
-                       params=params, started_by="cli", protect=protect_pairs(args.protect))
+                       params=params, started_by="cli", protect=protect_pairs(args.protect),
+                       leverage=args.leverage)
+        check_spec(settings, spec)  # what the bot checks before it answers: refused at once
     else:
         given = [flag for flag, value in (("--symbol", args.symbol),
                                           ("--timeframe", args.timeframe),
                                           ("--exchange", args.exchange),
-                                          ("--balance", args.balance)) if value is not None]
+                                          ("--balance", args.balance),
+                                          ("--leverage", args.leverage)) if value is not None]
         given += ["--param"] if args.param else []
         given += ["--protect"] if args.protect else []
         if given:
@@ -207,77 +204,4 @@ async def _serve(settings: Settings, spec: RunSpec | None, as_json: bool) -> int
     printer.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await printer
-    return 0
-
-
-async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) -> Any:
-    if not Path(settings.db_path).exists():
-        raise ServiceError(f"no run database at {settings.db_path}; start a run with "
-                           "paperbot forward or set PAPERBOT_DB_PATH / --db")
-    store = await Store.open(settings.db_path, create=False)
-    try:
-        return await job(PaperService(settings, store=store))
-    finally:
-        await store.close()
-
-
-def list_runs(args: argparse.Namespace, settings: Settings) -> int:
-    """Handle ``paperbot runs``."""
-    views = asyncio.run(_with_store(settings, lambda s: s.runs()))
-    if args.json:
-        print(json.dumps([{
-            "id": v.id, "status": v.status, "strategy": v.strategy, "symbol": v.symbol,
-            "timeframe": v.timeframe, "exchange": v.exchange, "equity": v.equity,
-            "balance": v.balance, "return_pct": v.return_pct,
-            "open_positions": v.open_positions, "trades": v.trades, "created_at": v.created_at,
-            "params": v.params, "protections": v.protections, "locks": list(v.locks)}
-            for v in views]))
-        return 0
-    if not views:
-        print("no runs")
-    for v in views:
-        print(f"{v.id}  {v.status:<8} {v.strategy:<18} {v.symbol:<14} {v.timeframe:<4} "
-              f"{v.exchange:<8} equity {fmt.number(v.equity):>12} ({fmt.pct(v.return_pct)})  "
-              f"open {v.open_positions}  trades {v.trades}  since {fmt.iso(v.created_at)}")
-        if v.protections:
-            print(f"        protections: {Protections.from_dict(v.protections).text()}")
-        for reason in v.locks:
-            print(f"        ⛔ {reason}")
-    return 0
-
-
-def list_trades(args: argparse.Namespace, settings: Settings) -> int:
-    """Handle ``paperbot trades RUN [--exits] [--json]``: one trade per position (its parts
-    listed under it), or with ``--exits`` every fill that reduced a position."""
-
-    async def load(service: PaperService) -> tuple[list, list]:
-        return await service.trades(args.run), await service.exits(args.run)
-
-    trades, exits = asyncio.run(_with_store(settings, load))
-    if args.exits:
-        if args.json:
-            print(json.dumps([exit_dict(e) for e in exits]))
-            return 0
-        for e in exits:
-            print(f"#{e.position_id:<4} {fmt.iso(e.time)}  {e.reason:<13} size {e.size:.6g} "
-                  f"@ {fmt.number(e.price)}  pnl {fmt.number(e.pnl):>10}  fee "
-                  f"{fmt.number(e.fee)}")
-        return 0
-    if args.json:
-        print(json.dumps([trade_dict(t) for t in trades]))
-        return 0
-    if not trades:
-        print(f"run {args.run} has no closed trades")
-    parts: dict[int, list] = {}
-    for e in exits:
-        parts.setdefault(e.position_id, []).append(e)
-    for t in trades:
-        print(f"#{t.id:<4} {t.side:<5} {fmt.iso(t.entry_time)} → {fmt.iso(t.exit_time)}  "
-              f"{fmt.number(t.entry_price)} → {fmt.number(t.exit_price)}  size {t.size:.6g}  "
-              f"pnl {fmt.number(t.pnl):>10}  fees {fmt.number(t.fees)}  {t.exit_reason}")
-        mine = parts.get(t.id, [])
-        if len(mine) > 1:  # left in parts: show each
-            for e in mine:
-                print(f"        {fmt.iso(e.time)}  {e.reason:<13} {e.size:.6g} @ "
-                      f"{fmt.number(e.price)}  pnl {fmt.number(e.pnl)}")
     return 0

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="strategy parameter override (repeatable)")
     backtest_cmd.add_protect_option(bt)
+    backtest_cmd.add_leverage_option(bt)
     bt.add_argument("--out", type=Path, help="folder for charts and the trades CSV")
     bt.add_argument("--no-charts", action="store_true", help="skip charts and files")
     bt.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,14 +1,11 @@
 """The forward engine: every live run in the process, their feeds, REST sources and lifecycle.
 
-Starting a run validates it, fetches warm-up candles, stores it and subscribes it to the shared
-feed of its exchange. On start-up ``resume_all`` rebuilds every run marked running from the
-same candle history it had, restores its portfolio and strategy state, subscribes, and settles
-what happened while the service was down. A run that cannot be resumed (the exchange is down,
-its strategy file is missing) is never given up: it waits — ``waiting for data`` in the run
-list, a ``FeedLost`` event at once — and is retried with backoff until it resumes, then says so
-with ``FeedRestored`` (the candles it backfilled). ``shutdown`` (SIGTERM) detaches every run
-without changing its status, so the next start resumes it; a run stopped by a user is not
-resumed.
+Starting a run validates it, fetches warm-up candles (and, on a perpetual, its open interest
+and funding), stores it and subscribes it to the shared feed of its exchange (with the ticker
+stream on a perpetual). On start-up ``resume_all`` rebuilds every run marked running
+(``engine.forward.resume``: restoring, catching up, waiting and retrying while a run cannot
+resume). ``shutdown`` (SIGTERM) detaches every run without changing its status, so the next
+start resumes it; a run stopped by a user is not resumed.
 """
 
 from __future__ import annotations
@@ -16,23 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from data.history import FetchError
 from data.live.feed import FeedHub
 from data.live.messages import default_ws_url, protocol_for
-from data.timeframes import timeframe_ms
 from engine.errors import ServiceError
-from engine.events import EngineError, Event, FeedLost, FeedRestored, RunStarted, RunStopped
+from engine.events import Event, RunStarted, RunStopped
 from engine.forward.bus import EventBus
+from engine.forward.resume import CATCH_UP_SUMMARY_MS, MAX_HISTORY, Resuming, WaitingRun
 from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
-from engine.forward.spec import RunSpec, check_spec, default_source_factory, run_protections
-from engine.forward.storage import StorageGuard, storage_unavailable
-from engine.registry import build_strategy
+from engine.forward.spec import (
+    RunSpec,
+    check_market_leverage,
+    check_spec,
+    default_source_factory,
+    run_protections,
+)
+from engine.forward.storage import StorageGuard
+from engine.perp.leverage import margin_rules
 from engine.risk import Protections
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
@@ -41,27 +43,7 @@ from engine.types import Position
 
 log = logging.getLogger(__name__)
 
-#: A resumed run rebuilds at most this many base candles of history.
-MAX_HISTORY = 100_000
-#: Downtime after which what a resumed run settled is posted as one ``CaughtUp`` alert.
-CATCH_UP_SUMMARY_MS = 10 * 60_000
-
-
-@dataclass(slots=True)
-class WaitingRun:
-    """A stored running run that could not be resumed yet and is being retried.
-
-    ``since`` is when it started waiting (ms UTC); ``error`` the last reason.
-    """
-
-    record: RunRecord
-    since: int
-    error: str
-    attempts: int = 1
-    task: asyncio.Task | None = None
-
-
-class ForwardEngine:
+class ForwardEngine(Resuming):
     """Runs live strategies. One per process; use ``start()`` then ``resume_all()``.
 
     Args:
@@ -158,6 +140,8 @@ class ForwardEngine:
             if (markets.get(symbol) or {}).get("active") is False:
                 raise ServiceError(f"{symbol} is listed on {exchange} {market_type} but not "
                                    "trading (delisted or suspended); pick another symbol")
+            margin = margin_rules(check_market_leverage(spec, exchange, symbol,
+                                                        markets.get(symbol)), exchange, symbol)
             history, _ = await source.latest(symbol, timeframe,
                                              max(1, strategy.warmup_candles()))
         except FetchError as exc:
@@ -177,128 +161,31 @@ class ForwardEngine:
                            self.settings.maker_fee),
             slippage_bps=(self.settings.slippage_bps if spec.slippage_bps is None
                           else spec.slippage_bps),
-            leverage=1.0, status="running", channel_id=spec.channel_id,
+            leverage=margin.leverage, status="running", channel_id=spec.channel_id,
             started_by=spec.started_by, created_at=created, updated_at=created,
             stopped_at=None, stop_reason=None,
             history_start=int(history.timestamp[0]) if len(history) else None,
             last_candle_ts=int(history.timestamp[-1]) if len(history) else None,
             balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
-            mark_ts=None, protections=self.protections(spec, strategy).to_dict())
-        await self.store.create_run(record, spec.started_by)
+            mark_ts=None, protections=self.protections(spec, strategy).to_dict(),
+            maintenance_margin_rate=margin.maintenance_margin_rate)
         run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
-        run.prepare(history, resumed=False)
+        try:  # a perpetual's open interest and funding over the warm-up
+            perp = await run.load_perp(history, resumed=False)
+        except FetchError as exc:
+            raise ServiceError(f"cannot reach {exchange} for the open interest and funding "
+                               f"of {symbol}: {exc}") from None
+        await self.store.create_run(record, spec.started_by)
+        run.prepare(history, resumed=False, perp=perp)
         await self._attach(run)
         await self._announce(run, resumed=False)
         log.info("run %s started: %s %s %s on %s", record.id, record.strategy, symbol,
                  timeframe, exchange)
         return record
 
-    async def resume_all(self) -> list[str]:
-        """Resume every run marked running; returns their ids.
-
-        Each run is tried once (the exchange is probed with a single request, so an outage is
-        noticed at once); a run that cannot resume waits and is retried in the background
-        with backoff until it does (see ``waiting``).
-        """
-        records = [r for r in reversed(await self.store.runs(("running", "paused")))
-                   if r.id not in self.runs and r.id not in self.waiting]
-        await asyncio.gather(*(self._resume_or_wait(r) for r in records))
-        return [r.id for r in records]
-
-    async def resume_record(self, record: RunRecord) -> int:
-        """Rebuild and attach one stored run now (see ``_resume``); raises when it cannot."""
-        return await self._resume(record)
-
-    async def resume_or_wait(self, record: RunRecord) -> None:
-        """Resume one stored run, or make it wait and retry (see ``resume_all``)."""
-        await self._resume_or_wait(record)
-
     async def detach(self, run: ForwardRun) -> None:
         """Stop feeding a live run (its status is the caller's business)."""
         await self._detach(run)
-
-    async def _resume_or_wait(self, record: RunRecord) -> None:
-        try:
-            await self._resume(record)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            await self._wait(record, exc)
-
-    async def _wait(self, record: RunRecord, exc: BaseException) -> None:
-        """Mark ``record`` waiting, say so once, and retry it in the background."""
-        detail = _describe(exc)
-        log.warning("run %s cannot resume yet (%s); retrying with backoff", record.id, detail)
-        waiting = WaitingRun(record, now_ms(), detail)
-        self.waiting[record.id] = waiting
-        if isinstance(exc, FetchError | OSError) or storage_unavailable(exc):
-            event: Event = FeedLost(record.id, now_ms(), record.exchange,
-                                    f"cannot resume: {detail}; retrying until it is back")
-        else:
-            event = EngineError(record.id, now_ms(), f"cannot resume: {detail}; retrying")
-        await self._store_events((event,))
-        waiting.task = asyncio.create_task(self._retry_resume(waiting),
-                                           name=f"resume {record.id}")
-
-    async def _retry_resume(self, waiting: WaitingRun) -> None:
-        first, longest = self.resume_backoff
-        delay = first
-        rid = waiting.record.id
-        while True:
-            await asyncio.sleep(delay * random.uniform(0.8, 1.0))
-            delay = min(longest, delay * 2)
-            waiting.attempts += 1
-            try:
-                await self._resume(waiting.record, restored=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                waiting.error = _describe(exc)
-                log.info("run %s still cannot resume (attempt %d): %s", rid, waiting.attempts,
-                         waiting.error)
-                continue
-            self.waiting.pop(rid, None)
-            log.warning("run %s resumed after waiting %.0f s", rid,
-                        (now_ms() - waiting.since) / 1000)
-            return
-
-    async def _resume(self, record: RunRecord, restored: bool = False) -> int:
-        """Rebuild, subscribe and catch up one stored run; returns the candles backfilled.
-
-        Raises whatever stops it before it is attached (nothing is changed then): FetchError
-        (exchange unreachable), ServiceError (strategy gone or invalid), strategy errors.
-        """
-        strategy = build_strategy(record.strategy, record.params, record.timeframe,
-                                  self.settings.strategy_dir)
-        source = self.source(record.exchange, record.market_type)
-        exchange_now = await source.probe()  # one request: an outage fails here, at once
-        step = timeframe_ms(record.timeframe)
-        end = (record.last_candle_ts or 0) + step
-        start = record.history_start if record.history_start is not None else end - step
-        start = max(start, end - MAX_HISTORY * step)
-        history = await source.fetch(record.symbol, record.timeframe, start, end)
-        run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
-        run.prepare(history, resumed=True)
-        run.last_candle_ts = record.last_candle_ts
-        run.restore_portfolio(record.balance, await self.store.positions(record.id),
-                              record.next_position_id)
-        if record.status == "paused":  # exits only, as it was
-            run.apply_stored_pause(record.stop_reason)
-        down_since = end if record.last_candle_ts is not None else None
-        await self._announce(run, resumed=True, down_since=down_since)
-        # subscribe first (live candles wait in the queue), settle the downtime, then consume
-        await self._attach(run, consume=False)
-        away = exchange_now - down_since if down_since is not None else 0
-        run.catching_up = away >= CATCH_UP_SUMMARY_MS
-        count = await run.backfill(recovery=True)
-        caught_up = run.caught_up_event(away, count)
-        if caught_up is not None:
-            await run.emit_now(caught_up)
-        if restored:
-            await run.emit_now(FeedRestored(record.id, now_ms(), record.exchange, count))
-        run.consumer = self._start_consumer(run)
-        log.info("run %s resumed; %d missed candles processed", record.id, count)
-        return count
 
     async def _attach(self, run: ForwardRun, consume: bool = True) -> None:
         rec = run.record
@@ -306,6 +193,11 @@ class ForwardEngine:
                              protocol_for(rec.exchange))
         run.subscription = await feed.subscribe(rec.symbol, rec.timeframe)
         run.feed = feed
+        if run.perp is not None:  # open interest and funding on the same connection
+            try:
+                run.perp.book = await feed.subscribe_ticker(rec.symbol)
+            except ValueError as exc:  # no ticker stream: every candle's values over REST
+                log.warning("run %s: %s; open interest and funding over REST", rec.id, exc)
         self.runs[rec.id] = run
         if consume:
             run.consumer = self._start_consumer(run)
@@ -337,6 +229,10 @@ class ForwardEngine:
         if run.subscription is not None and run.feed is not None:
             with contextlib.suppress(Exception):
                 await run.feed.unsubscribe(run.subscription)
+            if run.perp is not None and run.perp.book is not None:
+                run.perp.book = None
+                with contextlib.suppress(Exception):
+                    await run.feed.unsubscribe_ticker(run.record.symbol)
 
     async def _store_events(self, events: tuple[Event, ...]) -> None:
         """Events of no run state (lifecycle): stored (retried while storage is down), then
@@ -404,14 +300,6 @@ class ForwardEngine:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*(s.close() for s in sources),
                                                   return_exceptions=True), timeout=2.0)
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for a reason a run cannot resume."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    if isinstance(exc, ServiceError | FetchError):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 __all__ = ["CATCH_UP_SUMMARY_MS", "MAX_HISTORY", "ForwardEngine", "RunSpec", "WaitingRun"]

@@ -11,6 +11,11 @@ Storage trouble never makes memory and database disagree: a candle's transaction
 (``StorageGuard``) until it is written, while the next candles wait in the feed queue. The run
 keeps a rolling window of ``strategy.history_candles()`` base candles in memory (the window's
 start is stored, so a restart rebuilds exactly the same window).
+
+A run on a perpetual gives each candle its open interest and funding rate as known at the close
+and books the funding settled during it (``engine.forward.perp_live``); a leveraged one
+liquidates like a backtest (``engine.perp``). Commands (``/close``, pause, …) are in
+``engine.forward.run_commands``.
 """
 
 from __future__ import annotations
@@ -24,34 +29,33 @@ from data.history import FetchError
 from data.live.feed import FeedStatus, LiveFeed, Subscription
 from data.live.messages import KlineUpdate
 from data.ohlcv import OHLCV, Candle
+from data.perp import PerpInputs
 from data.timeframes import lower_timeframes, timeframe_ms
 from engine.core import Core
 from engine.drilldown import DrillDown
 from engine.events import (
-    CaughtUp,
     EngineError,
     Event,
     FeedLost,
     FeedRestored,
     PositionReduced,
     PositionUpdated,
-    RunPaused,
-    RunStopped,
     SignalRejected,
     TradeClosed,
     TradeOpened,
 )
 from engine.fills import BOTH, FillModel, touch
+from engine.forward.perp_live import LiveInputs
+from engine.forward.run_commands import RunCommands, StorageBusy
 from engine.forward.source import CcxtCandleSource
 from engine.forward.storage import StorageGuard
 from engine.market import MarketData
+from engine.perp.leverage import MarginRules
 from engine.portfolio import Portfolio
 from engine.risk import Guards, Protections
 from engine.store.rows import position_row
 from engine.store.store import RunRecord, StepWrite, Store, now_ms
 from engine.strategy import Strategy
-from engine.strategy_errors import describe
-from engine.types import Trade
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +67,10 @@ class RunFailed(RuntimeError):
     """The strategy raised; the run is stopped with status ``failed``."""
 
 
-class StorageBusy(RuntimeError):
-    """A command was refused because the database cannot take writes at the moment."""
+__all__ = ["KEEP_RECENT", "ForwardRun", "RunFailed", "StorageBusy"]
 
 
-class ForwardRun:
+class ForwardRun(RunCommands):
     """A live run. Create with ``ForwardRun.build``; feed it with ``consume``.
 
     Args:
@@ -110,13 +113,27 @@ class ForwardRun:
         self.market: MarketData | None = None
         self.core: Core | None = None
         self.portfolio = Portfolio(record.starting_balance, record.symbol, record.leverage)
+        #: a perpetual's inputs (None on spot)
+        self.perp = LiveInputs(record.exchange, record.symbol, record.timeframe, source,
+                               source.retry) if record.market_type == "linear" else None
 
     # ---- construction ----------------------------------------------------------------------
-    def prepare(self, history: OHLCV, resumed: bool) -> None:
-        """Load ``history`` (all visible), bind the strategy, restore state when ``resumed``."""
+    async def load_perp(self, history: OHLCV, resumed: bool) -> PerpInputs | None:
+        """The perpetual inputs of ``history`` (``LiveInputs.initial``); None on spot.
+
+        Raises:
+            FetchError: REST failed after its retries.
+        """
+        if self.perp is None:
+            return None
+        return await self.perp.initial(history, self.store, resumed)
+
+    def prepare(self, history: OHLCV, resumed: bool, perp: PerpInputs | None = None) -> None:
+        """Load ``history`` (all visible) with its perpetual inputs, bind the strategy,
+        restore state when ``resumed``."""
         rec = self.record
         self.market = MarketData(rec.symbol, rec.timeframe, history, self.strategy.timeframes[1:],
-                                 mirror=False)
+                                 mirror=False, perp=perp)
         self.market.go_live()
         self.strategy.bind(self.market)
         fills = FillModel(rec.fee_bps, rec.maker_fee_bps, rec.slippage_bps)
@@ -124,7 +141,9 @@ class ForwardRun:
         drill = DrillDown(self._lower_source if lower else None, rec.timeframe)
         guards = Guards.build(Protections.from_dict(rec.protections), self.step_ms)
         self.core = Core(self.strategy, self.market, self.portfolio, fills, drill, rec.id,
-                         self._pending.append, guards=guards)
+                         self._pending.append, guards=guards,
+                         margin=MarginRules(rec.leverage, rec.maintenance_margin_rate),
+                         funding={} if self.perp is not None else None)
         self.core.on_strategy_error = self._strategy_error
         if len(history):
             self.portfolio.mark_price = float(history.close[-1])
@@ -213,6 +232,8 @@ class ForwardRun:
             return 0
         missed = await self.source.fetch(self.record.symbol, self.record.timeframe, start,
                                          until, now=now)
+        if self.perp is not None and len(missed):
+            await self.perp.load_rest(start, until)
         for i in range(len(missed)):
             await self._process(Candle(int(missed.timestamp[i]), float(missed.open[i]),
                                        float(missed.high[i]), float(missed.low[i]),
@@ -251,103 +272,20 @@ class ForwardRun:
                 await self.emit_now(FeedRestored(self.id, now_ms(), self.record.exchange,
                                                   count))
 
-    async def close_position(self, position_id: int, actor: str) -> Trade | None:
-        """Paper market exit at the last price (``/close``); None for an unknown position.
-
-        Raises:
-            StorageBusy: while the database cannot take writes (nothing is changed).
-        """
-        if self.guard.failing:
-            raise StorageBusy(f"the run database cannot take writes right now "
-                              f"({self.guard.last_error}); nothing was closed, try again later")
-        async with self.lock:
-            assert self.core is not None
-            price = self.portfolio.mark_price
-            trade = self.core.close_position(position_id, price, now_ms(), "manual")
-            if trade is not None:
-                await self._commit(None, None, actor=actor)
-            return trade
-
-    async def update_levels(self, position_id: int, stop_loss: float | None,
-                            take_profit: float | None, actor: str,
-                            note: str = "") -> str | None:
-        """Move a position's levels (``/position``, the break-even button), checked against
-        the last price; in force from the next candle. Returns None when done, else why not.
-
-        Raises:
-            StorageBusy: while the database cannot take writes (nothing is changed).
-        """
-        if self.guard.failing:
-            raise StorageBusy(f"the run database cannot take writes right now "
-                              f"({self.guard.last_error}); nothing was changed, try again later")
-        async with self.lock:
-            assert self.core is not None
-            price = self.portfolio.mark_price
-            if price != price:
-                return "no price yet for this run; try again after the next candle"
-            problem = self.core.update_levels(position_id, stop_loss, take_profit, price,
-                                              now_ms(), "user", note)
-            if problem is None:
-                await self._commit(None, None, actor=actor)
-            return problem
-
-    # ---- lifecycle ---------------------------------------------------------------------------
-    def _strategy_error(self, exc: BaseException) -> None:
-        """``on_candle`` raised: pause the run (exits still managed), say where, once."""
-        message = describe(exc, self.strategy, self.record.strategy)
-        log.error("run %s: %s; the run is paused (exits still managed)", self.id, message,
-                  exc_info=exc)
-        self._set_paused(message, error=True)
-        now = now_ms()
-        self._pending += [EngineError(self.id, now, message),
-                          RunPaused(self.id, now, message, "engine", error=True)]
-
-    def _set_paused(self, reason: str, error: bool = False) -> None:
-        assert self.core is not None
-        self.paused = reason
-        self.core.entries_paused = f"run paused ({reason[:120]}): exits only"
-        self.core.skip_strategy = error
-        self._status = ("paused", reason)
-
-    def apply_stored_pause(self, reason: str | None) -> None:
-        """Restore a paused state read from the store (a restart); nothing is written."""
-        assert self.core is not None
-        self.paused = reason or "paused"
-        self.core.entries_paused = f"run paused ({self.paused[:120]}): exits only"
-        self.core.skip_strategy = self.paused.startswith("strategy ")
-
-    async def pause(self, reason: str, actor: str) -> None:
-        """Stop taking entries (exits keep being managed); stored and announced."""
-        async with self.lock:
-            self._set_paused(reason)
-            self._pending.append(RunPaused(self.id, now_ms(), reason, actor))
-            await self._commit(None, None, actor=actor)
-
-    async def unpause(self, actor: str) -> None:
-        """Take entries again (and call the strategy again after an error)."""
-        async with self.lock:
-            assert self.core is not None
-            self.paused = None
-            self.core.entries_paused = None
-            self.core.skip_strategy = False
-            self._status = ("running", None)
-            await self._commit(None, None, actor=actor)
-
-    async def close_all(self, actor: str, reason: str = "manual") -> list[Trade]:
-        """Paper market exit of every open position at the last price."""
-        async with self.lock:
-            assert self.core is not None
-            trades = self.core.close_all(self.portfolio.mark_price, now_ms(), reason)
-            if trades:
-                await self._commit(None, None, actor=actor)
-            return trades
-
     # ---- internals -------------------------------------------------------------------------
     async def _process(self, candle: Candle, recovery: bool) -> None:
         core, market = self.core, self.market
         assert core is not None and market is not None
         await self._prefetch_lower(candle)
-        market.append(candle)
+        if self.perp is None:
+            market.append(candle)
+        else:  # the values known at the close, and the funding settled in the candle
+            if self.perp.needs_rest(candle):
+                await self.perp.load_rest(candle.timestamp, candle.timestamp + self.step_ms)
+            point, due = self.perp.point(candle)
+            market.append(candle, point)
+            if due is not None and core.funding_due is not None:
+                core.funding_due[candle.timestamp] = due
         core.settling_recovery = recovery
         try:
             # a strategy error pauses the run inside the step (``_strategy_error``): its
@@ -360,6 +298,8 @@ class ForwardRun:
         finally:
             core.settling_recovery = False
             self._lower.clear()
+            if core.funding_due:
+                core.funding_due.clear()
         close_time = candle.timestamp + self.step_ms
         history_start = self._bound_memory()
         try:
@@ -393,7 +333,7 @@ class ForwardRun:
         """Fetch 1m candles of this candle's span when a position may need a drill-down."""
         if not lower_timeframes(self.record.timeframe):
             return
-        if not any(touch(p.direction, candle.open, candle.high, candle.low, p.stop_loss,
+        if not any(touch(p.direction, candle.open, candle.high, candle.low, p.active_stop,
                          p.take_profit) == BOTH for p in self.portfolio.positions):
             return
         try:
@@ -434,39 +374,10 @@ class ForwardRun:
             status=self._status[0] if self._status else None,
             status_reason=self._status[1] if self._status else None,
             guard_state=None if self.core is None or self.core.guards is None
-            else self.core.guards.to_state())
+            else self.core.guards.to_state(),
+            perp=self.perp.take_write() if self.perp is not None else None)
         self._status = None
         await self.guard.write(lambda: self.store.commit_step(write),
                                f"run {self.id} candle {last_candle_ts}")
-        for event in events:
-            self.publish(event)
-
-    def caught_up_event(self, away_ms: int, candles: int) -> CaughtUp | None:
-        """The one alert for what a catch-up settled (None when it settled nothing)."""
-        events, self.caught_up = self.caught_up, []
-        if self.catching_up and self.core is not None and self.core.guards is not None:
-            self.core.guards.reannounce()  # guard alerts were folded: locks left are re-posted
-        self.catching_up = False
-        closed = tuple(e.trade for e in events if isinstance(e, TradeClosed))
-        opened = tuple(e.position for e in events if isinstance(e, TradeOpened))
-        rejected = sum(1 for e in events if isinstance(e, SignalRejected))
-        if not (closed or opened or rejected):
-            return None
-        return CaughtUp(self.id, now_ms(), away_ms, candles, closed, opened, rejected)
-
-    async def emit_now(self, event: Event) -> None:
-        """Store ``event`` in the outbox (retried while storage is down), then publish it."""
-        await self.guard.write(lambda: self.store.add_events((event,)),
-                               f"run {self.id} {type(event).__name__}")
-        self.publish(event)
-
-    async def _fail(self, message: str) -> None:
-        self.failed = True
-        log.error("run %s failed: %s", self.id, message)
-        events = (EngineError(self.id, now_ms(), message, fatal=True),
-                  RunStopped(self.id, now_ms(), "error", self.portfolio.equity))
-        await self.guard.write(
-            lambda: self.store.set_status(self.id, "failed", message, "engine", events),
-            f"run {self.id} status")
         for event in events:
             self.publish(event)

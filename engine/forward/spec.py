@@ -1,9 +1,10 @@
 """What a request to start a forward run holds, and its checks that need no network.
 
 ``RunSpec`` carries what was typed (CLI options, Discord command options); ``check_spec``
-validates strategy, parameters, balance, fees, exchange and symbol form before anything is
-fetched, so a bad request is refused at once with one line; ``run_protections`` resolves the
-run's risk guards.
+validates strategy, parameters, balance, fees, exchange, symbol form and leverage before
+anything is fetched, so a bad request is refused at once with one line; ``run_protections``
+resolves the run's risk guards. A perpetual needs an exchange with a live ticker path for its
+open interest and funding (Bybit's ``tickers`` stream): on another exchange it is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from data.live.messages import UnsupportedTimeframe, protocol_for
 from data.symbols import SymbolError, normalize_symbol
 from engine.errors import ServiceError
 from engine.forward.source import CcxtCandleSource
+from engine.perp.leverage import LeverageError, check_leverage
 from engine.registry import build_strategy
 from engine.risk import ProtectionError, Protections, for_run
 from engine.settings import Settings
@@ -38,6 +40,8 @@ class RunSpec:
     started_by: str = "cli"
     #: risk guards as typed (``{"cooldown": "5"}``), over the strategy's and the settings'
     protect: dict[str, str] = field(default_factory=dict)
+    #: notional / margin (perpetuals; None = 1)
+    leverage: float | None = None
 
 
 def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandleSource]:
@@ -55,7 +59,8 @@ def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandl
 
 def check_spec(settings: Settings, spec: RunSpec) -> tuple[Strategy, str, str, float]:
     """Validate what needs no network: strategy, params, timeframe, exchange, symbol form,
-    balance, fees and risk guards.
+    balance, fees, risk guards and leverage (against the documented table; the exchange's own
+    maximum is checked when its markets are loaded, ``check_market_leverage``).
 
     Returns:
         (strategy instance, unified symbol, exchange id, starting balance).
@@ -88,7 +93,29 @@ def check_spec(settings: Settings, spec: RunSpec) -> tuple[Strategy, str, str, f
         protocol.topic(symbol, strategy.timeframes[0])
     except (ValueError, SymbolError, UnsupportedTimeframe) as exc:
         raise ServiceError(str(exc)) from None
+    if ":" in symbol and exchange != "bybit":
+        raise ServiceError(f"{symbol} is a perpetual: its live open interest and funding come "
+                           f"from bybit's ticker stream, which {exchange} lacks here; use "
+                           f"exchange bybit, or the spot symbol {symbol.split(':')[0]}")
+    try:
+        check_leverage(spec.leverage, exchange, symbol)
+    except LeverageError as exc:
+        raise ServiceError(str(exc)) from None
     return strategy, symbol, exchange, balance
+
+
+def check_market_leverage(spec: RunSpec, exchange: str, symbol: str,
+                          market: dict | None) -> float:
+    """The run's leverage checked against the exchange's market for ``symbol`` (ccxt
+    ``limits.leverage.max`` where given, else the table): 1.0 when none was asked.
+
+    Raises:
+        ServiceError: above the maximum, in one line naming it.
+    """
+    try:
+        return check_leverage(spec.leverage, exchange, symbol, market)
+    except LeverageError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 def run_protections(settings: Settings, spec: RunSpec, strategy: Strategy) -> Protections:

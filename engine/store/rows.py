@@ -2,7 +2,8 @@
 
 Levels that are off (``nan``) are stored as NULL; scale-out levels as a JSON list. Rows written
 by an older schema (before the position-management columns) read back with the defaults: the
-initial size is the size, the best price the entry price, no trailing stop or time exit.
+initial size is the size, the best price the entry price, no trailing stop or time exit; and
+before the perpetual columns (v7): no funding, no liquidation level.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ POSITION_COLUMNS = ("id", "side", "size", "entry_price", "entry_time", "entry_fe
                     "take_profit", "margin", "tag", "initial_size", "trailing_stop_pct",
                     "trailing_stop", "best_price", "take_profits", "max_hold", "candles_held",
                     "realised_pnl", "exit_fees", "exited_size", "exit_value",
-                    "entry_fee_settled")
+                    "entry_fee_settled", "funding", "liquidation_price")
 TRADE_COLUMNS = ("id", "side", "size", "entry_time", "entry_price", "exit_time", "exit_price",
                  "pnl", "entry_fee", "exit_fee", "exit_reason", "stop_loss", "take_profit",
-                 "tag", "settled_on_recovery")
+                 "tag", "settled_on_recovery", "funding")
 EXIT_COLUMNS = ("position_id", "time", "price", "size", "reason", "pnl", "fee",
                 "settled_on_recovery")
 
@@ -38,7 +39,8 @@ def position_row(run_id: str, pos: Position) -> tuple[Any, ...]:
             pos.initial_size, nan_to_none(pos.trailing_stop_pct),
             nan_to_none(pos.trailing_stop), pos.best_price, json.dumps(pos.take_profits),
             pos.max_hold, pos.candles_held, pos.realised_pnl, pos.exit_fees, pos.exited_size,
-            pos.exit_value, pos.entry_fee_settled)
+            pos.exit_value, pos.entry_fee_settled, pos.funding,
+            nan_to_none(pos.liquidation_price))
 
 
 def position_from_row(r: Any) -> Position:
@@ -61,7 +63,9 @@ def position_from_row(r: Any) -> Position:
         take_profits=json.loads(get("take_profits", "[]")), max_hold=get("max_hold", 0),
         candles_held=get("candles_held", 0), realised_pnl=get("realised_pnl", 0.0),
         exit_fees=get("exit_fees", 0.0), exited_size=get("exited_size", 0.0),
-        exit_value=get("exit_value", 0.0), entry_fee_settled=get("entry_fee_settled", 0.0))
+        exit_value=get("exit_value", 0.0), entry_fee_settled=get("entry_fee_settled", 0.0),
+        funding=get("funding", 0.0),
+        liquidation_price=none_to_nan(get("liquidation_price", None)))
 
 
 def trade_row(run_id: str, trade: Trade) -> tuple[Any, ...]:
@@ -69,7 +73,7 @@ def trade_row(run_id: str, trade: Trade) -> tuple[Any, ...]:
     return (run_id, trade.id, trade.side, trade.size, trade.entry_time, trade.entry_price,
             trade.exit_time, trade.exit_price, trade.pnl, trade.entry_fee, trade.exit_fee,
             trade.exit_reason, nan_to_none(trade.stop_loss), nan_to_none(trade.take_profit),
-            trade.tag, int(trade.settled_on_recovery))
+            trade.tag, int(trade.settled_on_recovery), trade.funding)
 
 
 def trade_from_row(r: Any) -> Trade:
@@ -80,7 +84,8 @@ def trade_from_row(r: Any) -> Trade:
                  entry_fee=r["entry_fee"], exit_fee=r["exit_fee"],
                  exit_reason=r["exit_reason"], stop_loss=none_to_nan(r["stop_loss"]),
                  take_profit=none_to_nan(r["take_profit"]), tag=r["tag"],
-                 settled_on_recovery=bool(r["settled_on_recovery"]))
+                 settled_on_recovery=bool(r["settled_on_recovery"]),
+                 funding=r["funding"] if "funding" in list(r.keys()) else 0.0)
 
 
 def exit_row(run_id: str, exit_: Exit, settled_on_recovery: bool) -> tuple[Any, ...]:

@@ -225,7 +225,34 @@ CREATE TABLE run_threads (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
+# v7: perpetuals (issue 12): the run's leverage was stored since v1; now its maintenance margin
+# rate, each position's funding and liquidation level, each trade's funding, and what forward
+# runs saw of open interest and funding (per candle) and the settlements they knew, so that a
+# backtest over the same candles reproduces them (engine.store.perp_inputs)
+V7 = """
+ALTER TABLE runs ADD COLUMN maintenance_margin_rate REAL NOT NULL DEFAULT 0;  -- fraction
+ALTER TABLE positions ADD COLUMN funding REAL NOT NULL DEFAULT 0;    -- quote, negative = paid
+ALTER TABLE positions ADD COLUMN liquidation_price REAL;             -- NULL: leverage 1
+ALTER TABLE trades ADD COLUMN funding REAL NOT NULL DEFAULT 0;       -- quote, negative = paid
+CREATE TABLE perp_inputs (
+    exchange      TEXT NOT NULL,
+    symbol        TEXT NOT NULL,             -- unified, e.g. BTC/USDT:USDT
+    timeframe     TEXT NOT NULL,             -- the run's base timeframe
+    ts            INTEGER NOT NULL,          -- candle open time, ms UTC
+    open_interest REAL,                      -- base units known at the close (NULL: unknown)
+    funding_rate  REAL,                      -- last published at the close (NULL: unknown)
+    PRIMARY KEY (exchange, symbol, timeframe, ts)
+) WITHOUT ROWID;
+CREATE TABLE funding_settlements (
+    exchange TEXT NOT NULL,
+    symbol   TEXT NOT NULL,
+    ts       INTEGER NOT NULL,               -- settlement time, ms UTC
+    rate     REAL NOT NULL,                  -- fraction per funding interval
+    PRIMARY KEY (exchange, symbol, ts)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

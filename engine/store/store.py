@@ -5,6 +5,9 @@ opened, trades closed), balance, strategy state, the run's last processed candle
 point, the events for the alert outbox and the audit rows — is written in **one transaction**
 (``commit_step``). A crash before the commit loses the whole candle, which is processed again
 after the restart; a crash after it loses nothing. Either way no fill is lost or doubled.
+
+The stored types (``RunRecord``, ``StepWrite``, ``StoredEvent``) are in ``engine.store.records``
+and importable from here as before.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,96 +24,13 @@ import aiosqlite
 
 from engine.events import Event, PositionUpdated, event_name, from_record, to_record
 from engine.store import checks, rows
+from engine.store.perp_inputs import PerpWrite, write_perp
+from engine.store.records import RunRecord, StepWrite, StoredEvent, now_ms, run_from_row
 from engine.types import Exit, Position, Trade, nan_to_none
 
+__all__ = ["RunRecord", "StepWrite", "Store", "StoredEvent", "now_ms"]
+
 log = logging.getLogger(__name__)
-
-
-def now_ms() -> int:
-    """Wall-clock time, ms UTC."""
-    return int(time.time() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """A run as stored. Money in quote currency, times ms UTC."""
-
-    id: str
-    strategy: str
-    params: dict[str, Any]
-    symbol: str
-    timeframe: str
-    timeframes: list[str]
-    exchange: str
-    market_type: str
-    starting_balance: float
-    fee_bps: float
-    maker_fee_bps: float
-    slippage_bps: float
-    leverage: float
-    status: str
-    channel_id: int | None
-    started_by: str | None
-    created_at: int
-    updated_at: int
-    stopped_at: int | None
-    stop_reason: str | None
-    history_start: int | None
-    last_candle_ts: int | None
-    balance: float
-    next_position_id: int
-    strategy_state: dict[str, Any]
-    mark_price: float | None
-    mark_ts: int | None
-    #: the risk guards the run resolved at start (``engine.risk.Protections.to_dict``)
-    protections: dict[str, Any] = field(default_factory=dict)
-    #: the guards' state after the last candle (``engine.risk.Guards.to_state``)
-    guard_state: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event from the outbox with its row id, delivery attempts and when it was stored
-    (ms UTC; None for rows older than schema v2)."""
-
-    id: int
-    event: Event
-    attempts: int
-    created_at: int | None = None
-
-
-@dataclass(slots=True)
-class StepWrite:
-    """What one processed candle (or a manual close) changed, written atomically."""
-
-    run_id: str
-    balance: float
-    next_position_id: int
-    strategy_state: dict[str, Any]
-    last_candle_ts: int | None = None
-    mark_price: float | None = None
-    mark_ts: int | None = None
-    opened: tuple[Position, ...] = ()
-    closed: tuple[Trade, ...] = ()
-    #: rows (``rows.position_row``) of every position still open: their levels, trailing
-    #: state, remaining size and candles held change at each candle
-    open_rows: tuple[tuple[Any, ...], ...] = ()
-    #: every fill that reduced a position (partial or final), with its recovery flag
-    exits: tuple[tuple[Exit, bool], ...] = ()
-    equity: tuple[int, float, float] | None = None  # (ts, equity, balance)
-    events: tuple[Event, ...] = ()
-    actor: str = "engine"
-    #: events stored as already delivered (summarised in one alert instead)
-    quiet_events: tuple[Event, ...] = ()
-    #: the run's rolling history window moved: its new first candle (ms UTC open time)
-    history_start: int | None = None
-    #: a status change written with this step (e.g. ``paused`` by a strategy error), and why
-    status: str | None = None
-    status_reason: str | None = None
-    #: the risk guards' state (``engine.risk.Guards.to_state``); None: the run has none
-    guard_state: dict[str, Any] | None = None
-
-
 
 
 class Store:
@@ -204,7 +122,7 @@ class Store:
         """One run, or None."""
         async with self.db.execute("SELECT * FROM runs WHERE id=?", (run_id,)) as cur:
             row = await cur.fetchone()
-        return None if row is None else _run(row)
+        return None if row is None else run_from_row(row)
 
     async def runs(self, status: str | tuple[str, ...] | None = None) -> list[RunRecord]:
         """Runs, newest first, optionally with one status (or any of several)."""
@@ -212,7 +130,7 @@ class Store:
         where = f" WHERE status IN ({', '.join('?' * len(wanted))})" if wanted else ""
         async with self.db.execute(f"SELECT * FROM runs{where} ORDER BY created_at DESC",
                                    wanted) as cur:
-            return [_run(row) for row in await cur.fetchall()]
+            return [run_from_row(row) for row in await cur.fetchall()]
 
     # ---- the step --------------------------------------------------------------------------------
     async def commit_step(self, step: StepWrite) -> None:
@@ -279,6 +197,14 @@ class Store:
                     "VALUES (?, ?, ?, ?, 'candle')", (step.run_id, *step.equity))
             await self._insert_events(step.events)
             await self._insert_events(step.quiet_events, delivered=True)
+            if step.perp is not None:
+                await write_perp(self.db, step.perp)
+
+    async def record_perp(self, write: PerpWrite) -> None:
+        """Store what a run saw of open interest and funding outside a step (its warm-up)."""
+        if write:
+            async with self._tx():
+                await write_perp(self.db, write)
 
     async def snapshot_equity(self, run_id: str, ts: int, equity: float, balance: float) -> None:
         """A periodic equity point between candles (at the last tick's price)."""
@@ -407,13 +333,3 @@ class _Transaction:
                     await self.db.execute("ROLLBACK")
         finally:
             self.lock.release()
-
-
-def _run(row: aiosqlite.Row) -> RunRecord:
-    values = dict(row)
-    values["params"] = json.loads(values["params"])
-    values["timeframes"] = json.loads(values["timeframes"])
-    values["strategy_state"] = json.loads(values["strategy_state"])
-    for key in ("protections", "guard_state"):
-        values[key] = json.loads(values[key]) if values.get(key) else {}
-    return RunRecord(**values)

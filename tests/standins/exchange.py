@@ -26,6 +26,9 @@ Protocol (see exchange_ws / exchange_rest for the doc sources):
   ``error:handler not found,topic:<t>``; ``{"op":"ping"}`` -> spot
   ``{"success":true,"ret_msg":"pong","conn_id":..,"req_id":..,"op":"ping"}``, linear
   ``{"req_id":..,"op":"pong","args":["<ms>"],"conn_id":..}`` (see ``bybit_pong_style``).
+* Bybit ``/v5/public/linear`` also serves ``tickers.BTCUSDT`` (open interest, funding rate, next
+  funding time: ``exchange_tickers``): a snapshot on subscribing, a delta before each confirmed
+  kline of that market, stamped at the candle's close (``ExchangeStandin.tickers``).
 * Binance ``/ws``: ``{"method":"SUBSCRIBE","params":["btcusdt@kline_1m"],"id":1}`` ->
   ``{"result":null,"id":1}``; ping frames every ``binance_ping_interval`` s, connection closed
   (1008) if no pong within ``binance_pong_timeout`` s.
@@ -41,6 +44,7 @@ from types import TracebackType
 from typing import Any
 
 from tests.standins.exchange_rest import RestRequest, RestServer
+from tests.standins.exchange_tickers import TickerStream
 from tests.standins.exchange_ws import (
     TIMEFRAMES,
     Candle,
@@ -82,6 +86,8 @@ class ExchangeStandin:
                         bybit_pong_style=bybit_pong_style or {"spot": "ret_msg",
                                                               "linear": "op_pong"})
         self.rest = RestServer(self.series, lambda: self.now_ms)
+        self.tickers = TickerStream(self.ws, self.rest.derivs)
+        self.ws.tickers = self.tickers
 
     async def __aenter__(self) -> ExchangeStandin:
         await self.start()
@@ -170,6 +176,7 @@ class ExchangeStandin:
             if tick_interval:
                 await asyncio.sleep(tick_interval)
         s.cursor, s.live = index + 1, None
+        await self.tickers.push(symbol, c.ts + s.duration_ms)  # the state at the close
         final = {"open": c.open, "high": c.high, "low": c.low, "close": c.close,
                  "volume": c.volume}
         await self.ws.broadcast_kline(s, index, final, True, c.ts + s.duration_ms, 1.0)

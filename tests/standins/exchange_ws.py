@@ -252,6 +252,7 @@ class WsHub:
         self.binance_pong_timeout = binance_pong_timeout
         self.bybit_pong_style = dict(bybit_pong_style)
         self.clients: list[WsClient] = []
+        self.tickers: Any = None  # exchange_tickers.TickerStream (linear ticker topics)
         self.sent_confirmed: list[SentConfirmed] = []
         self.dropped_while_stalled = 0
         self.stalled_until = 0.0
@@ -456,7 +457,8 @@ class WsHub:
             client.history.append((op, topics))
             error = ""
             if op == "subscribe":
-                bad = [t for t in topics if t not in self.bybit_topics]
+                bad = [t for t in topics if t not in self.bybit_topics and not (
+                    self.tickers is not None and self.tickers.serves(client, t))]
                 dup = [t for t in topics if t in client.topics]
                 error = (f"error:handler not found,topic:{bad[0]}" if bad else
                          f"error:already subscribed,topic:{dup[0]}" if dup else "")
@@ -471,6 +473,8 @@ class WsHub:
             reply = {"success": False, "ret_msg": f"error:unsupported request: {text[:100]}",
                      **base, "op": op if isinstance(op, str) else ""}
         await self._send(client, json.dumps(reply))
+        if op == "subscribe" and reply["success"] and self.tickers is not None:
+            await self.tickers.on_subscribed(client, args)
 
     async def _on_binance(self, client: WsClient, text: str) -> None:
         reply: dict[str, Any]
