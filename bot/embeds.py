@@ -105,6 +105,8 @@ def trade_opened(event: TradeOpened, run: RunRecord | None, equity: float | None
     embed.add_field(name="Notional", value=fmt.money(p.notional, quote))
     embed.add_field(name="Stop-loss", value=_distance(p.stop_loss, p.entry_price))
     embed.add_field(name="Take-profit", value=_distance(p.take_profit, p.entry_price))
+    if p.liquidation_price == p.liquidation_price:  # leveraged: isolated-margin liquidation
+        embed.add_field(name="Liquidation", value=_distance(p.liquidation_price, p.entry_price))
     risk = stop_risk(p, run)
     share = f" ({fmt.pct(risk / equity * 100.0, signed=False)} of equity)" \
         if risk is not None and equity else ""

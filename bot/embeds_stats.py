@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import discord
 
-from bot.embeds import BLUE, GREEN, RED
+from bot.embeds import BLUE, GREEN, RED, funding_text
 from bot.embeds_views import pnl
 from engine import formatting as fmt
 from engine.service_stats import PeriodView, PnlSummary, Scope, StatsView, TradesPage
@@ -147,6 +147,8 @@ def pnl_summary(summary: PnlSummary) -> discord.Embed:
     embed.add_field(name="Win rate", value=fmt.pct(summary.win_rate_pct, signed=False))
     embed.add_field(name="Trades", value=f"{summary.trades:,}")
     embed.add_field(name="Fees", value=fmt.money(summary.fees_paid, q))
+    if summary.funding or summary.perpetual:
+        embed.add_field(name="Funding", value=funding_text(summary.funding, q))
     embed.add_field(name="Start balances", value=fmt.money(summary.starting_balance, q))
     embed.add_field(name="Open positions", value=str(summary.open_positions))
     lines = [f"`{v.run_id}` {v.symbol} · {v.status} · {fmt.money(v.equity, q)} "

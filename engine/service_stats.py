@@ -85,6 +85,13 @@ class PnlSummary:
     wins: int
     fees_paid: float
     open_positions: int = 0
+    #: funding booked over the runs (quote, signed: negative = paid; in realised and balances)
+    funding: float = 0.0
+
+    @property
+    def perpetual(self) -> bool:
+        """True when any of the runs trades a perpetual."""
+        return any(v.perpetual for v in self.views)
 
     @property
     def return_pct(self) -> float:
@@ -180,7 +187,8 @@ class StatsService:
             scope, tuple(views), sum(v.starting_balance for v in views),
             sum(v.equity for v in views), sum(v.realised_pnl for v in views),
             sum(v.unrealised_pnl for v in views), sum(v.trades for v in views), wins,
-            sum(v.fees_paid for v in views), sum(v.open_positions for v in views))
+            sum(v.fees_paid for v in views), sum(v.open_positions for v in views),
+            sum(v.funding for v in views))
 
     async def equity_at(self, run_id: str, ts: int) -> float | None:
         """The run's equity recorded at or before ``ts`` (ms UTC; a candle close), quote

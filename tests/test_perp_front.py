@@ -73,6 +73,8 @@ async def test_a_perpetual_run_from_discord_shows_leverage_liquidation_and_fundi
         entry_candle = await env.ex.emit_candle("BTC/USDT", "1m")
         await until(lambda: bool(live.portfolio.positions), what="the long opened")
         positions = await answered(await env.ds.invoke("positions", user_id=VISITOR))
+        opened = await env.ds.wait_for_message(
+            CHANNEL, lambda m: bool(m.embeds) and "opened" in m.embeds[0]["title"], timeout=10)
         for _ in range(12):  # held 12 candles: across the 08:00 settlement, then a time exit
             await env.ex.emit_candle("BTC/USDT", "1m")
         closed = await env.ds.wait_for_message(
@@ -80,6 +82,7 @@ async def test_a_perpetual_run_from_discord_shows_leverage_liquidation_and_fundi
             and "trade #1" in m.embeds[0]["footer"]["text"], timeout=20)
         await until(lambda: len(live.portfolio.positions) == 1, what="the next long")
         pnl = await answered(await env.ds.invoke("pnl", {"run": run_id}, user_id=VISITOR))
+        pnl_all = await answered(await env.ds.invoke("pnl", user_id=VISITOR))
         trade = (await env.runtime.service.trades(run_id))[0]
         held = live.portfolio.positions[0]
 
@@ -102,6 +105,7 @@ async def test_a_perpetual_run_from_discord_shows_leverage_liquidation_and_fundi
     liquidation = entry * (1 - 1 / 5 + 0.005)
     assert f"liquidation {liquidation:,.2f} USDT" in \
         positions.final.embeds[0]["fields"][0]["value"]
+    assert fields_of(opened)["Liquidation"] == f"{liquidation:,.2f} (-19.50 %)"
     assert (trade.entry_price, trade.exit_reason) == (entry, "time_exit")
     assert trade.funding == pytest.approx(funding, rel=1e-12)
     assert fields_of(closed)["Funding"] == f"{funding:+,.2f} USDT {word}"
@@ -109,6 +113,7 @@ async def test_a_perpetual_run_from_discord_shows_leverage_liquidation_and_fundi
     gross = (trade.exit_price - entry) * trade.size
     assert trade.pnl == pytest.approx(gross - trade.fees + funding, rel=1e-9)
     assert fields_of(pnl.final)["Funding"] == f"{funding:+,.2f} USDT {word}"
+    assert fields_of(pnl_all.final)["Funding"] == f"{funding:+,.2f} USDT {word}"  # all runs
 
     # the same run from the command line (its database; the service has stopped)
     db = str(tmp_path / "runs.db")
