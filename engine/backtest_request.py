@@ -15,10 +15,10 @@ from data.symbols import SymbolError, normalize_symbol
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
 from engine.limits import check_balance, check_bps
-from engine.perp.leverage import LeverageError, check_leverage
+from engine.perp.leverage import check_leverage
 from engine.registry import build_strategy
 from engine.reporting import result_json
-from engine.risk import ProtectionError, Protections, for_run
+from engine.risk import Protections, for_run
 from engine.settings import Settings
 from engine.strategy import Strategy
 
@@ -145,12 +145,10 @@ def request_leverage(request: BacktestRequest, exchange: str, symbol: str) -> fl
     documented table, being offline).
 
     Raises:
-        ServiceError: the leverage that is not allowed and what is, in one line.
+        LeverageError: (a ``ServiceError``) the leverage that is not allowed and what is, in
+            one line.
     """
-    try:
-        return check_leverage(request.leverage, exchange, symbol)
-    except LeverageError as exc:
-        raise ServiceError(str(exc)) from None
+    return check_leverage(request.leverage, exchange, symbol)
 
 
 def request_protections(request: BacktestRequest, strategy: Strategy,
@@ -159,12 +157,10 @@ def request_protections(request: BacktestRequest, strategy: Strategy,
     over the settings' ``PAPERBOT_PROTECT_*`` (``engine.risk.for_run``).
 
     Raises:
-        ServiceError: an unknown protection or a bad value, in one line.
+        ProtectionError: (a ``ServiceError``) an unknown protection or a bad value, in one
+            line.
     """
-    try:
-        return for_run(request.protect, strategy, settings)
-    except ProtectionError as exc:
-        raise ServiceError(str(exc)) from None
+    return for_run(request.protect, strategy, settings)
 
 
 def check_amounts(request: BacktestRequest) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from engine import formatting as fmt
+from engine.cli.runs_cmd import with_store
 from engine.errors import ServiceError
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.store.backtests import StoredBacktest
-from engine.store.store import Store
 
 
 def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -34,15 +34,9 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     hist.set_defaults(handler=backtests)
 
 
-async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) -> Any:
-    if not Path(settings.db_path).exists():
-        raise ServiceError(f"no run database at {settings.db_path}, so no stored backtests; "
-                           "set PAPERBOT_DB_PATH / --db")
-    store = await Store.open(settings.db_path, create=False)
-    try:
-        return await job(PaperService(settings, store=store))
-    finally:
-        await store.close()
+def _with_store(settings: Settings, job: Callable[[PaperService], Any]) -> Any:
+    return with_store(settings, job,
+                      "there are no stored backtests (set PAPERBOT_DB_PATH or --db)")
 
 
 def backtests(args: argparse.Namespace, settings: Settings) -> int:

@@ -59,15 +59,16 @@ def add_parsers(sub: Any, add_common: Callable[[argparse.ArgumentParser], None])
     pnl.set_defaults(handler=show_pnl)
 
 
-async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) -> Any:
-    """``job`` on a service over the run database (read from disk, no engine).
+async def with_store(settings: Settings, job: Callable[[PaperService], Any],
+                     missing: str = "start a run with paperbot forward or set "
+                                    "PAPERBOT_DB_PATH / --db") -> Any:
+    """``job`` on a service over the run database (read from disk, no engine; never created).
 
     Raises:
-        ServiceError: there is no run database.
+        ServiceError: there is no run database (the message ends with ``missing``).
     """
     if not Path(settings.db_path).exists():
-        raise ServiceError(f"no run database at {settings.db_path}; start a run with "
-                           "paperbot forward or set PAPERBOT_DB_PATH / --db")
+        raise ServiceError(f"no run database at {settings.db_path}; {missing}")
     store = await Store.open(settings.db_path, create=False)
     try:
         return await job(PaperService(settings, store=store))
@@ -77,7 +78,7 @@ async def _with_store(settings: Settings, job: Callable[[PaperService], Any]) ->
 
 def list_runs(args: argparse.Namespace, settings: Settings) -> int:
     """Handle ``paperbot runs``; ``--json`` always carries ``leverage`` (1 on spot)."""
-    views = asyncio.run(_with_store(settings, lambda s: s.runs()))
+    views = asyncio.run(with_store(settings, lambda s: s.runs()))
     if args.json:
         print(json.dumps([{
             "id": v.id, "status": v.status, "strategy": v.strategy, "symbol": v.symbol,
@@ -110,7 +111,7 @@ def list_trades(args: argparse.Namespace, settings: Settings) -> int:
     async def load(service: PaperService) -> tuple[list, list]:
         return await service.trades(args.run), await service.exits(args.run)
 
-    trades, exits = asyncio.run(_with_store(settings, load))
+    trades, exits = asyncio.run(with_store(settings, load))
     if args.exits:
         if args.json:
             print(json.dumps([exit_dict(e) for e in exits]))
@@ -154,7 +155,7 @@ def position_dict(v: PositionView) -> dict[str, Any]:
 def list_positions(args: argparse.Namespace, settings: Settings) -> int:
     """Handle ``paperbot positions [RUN] [--json]``: open positions marked to the last price
     the run stored; a leveraged position also shows its liquidation price."""
-    views = asyncio.run(_with_store(settings, lambda s: s.positions(args.run)))
+    views = asyncio.run(with_store(settings, lambda s: s.positions(args.run)))
     if args.json:
         print(json.dumps([position_dict(v) for v in views]))
         return 0
@@ -177,7 +178,7 @@ def list_positions(args: argparse.Namespace, settings: Settings) -> int:
 
 def show_pnl(args: argparse.Namespace, settings: Settings) -> int:
     """Handle ``paperbot pnl RUN [--json]``: the figures of ``/pnl``."""
-    view: PnlView = asyncio.run(_with_store(settings, lambda s: s.pnl(args.run)))
+    view: PnlView = asyncio.run(with_store(settings, lambda s: s.pnl(args.run)))
     if args.json:
         out = {k: getattr(view, k) for k in PnlView.__dataclass_fields__}
         print(json.dumps(out))

@@ -16,9 +16,9 @@ from data.live.messages import UnsupportedTimeframe, protocol_for
 from data.symbols import SymbolError, normalize_symbol
 from engine.errors import ServiceError
 from engine.forward.source import CcxtCandleSource
-from engine.perp.leverage import LeverageError, check_leverage
+from engine.perp.leverage import check_leverage
 from engine.registry import build_strategy
-from engine.risk import ProtectionError, Protections, for_run
+from engine.risk import Protections, for_run
 from engine.settings import Settings
 from engine.strategy import Strategy
 
@@ -97,10 +97,7 @@ def check_spec(settings: Settings, spec: RunSpec) -> tuple[Strategy, str, str, f
         raise ServiceError(f"{symbol} is a perpetual: its live open interest and funding come "
                            f"from bybit's ticker stream, which {exchange} lacks here; use "
                            f"exchange bybit, or the spot symbol {symbol.split(':')[0]}")
-    try:
-        check_leverage(spec.leverage, exchange, symbol)
-    except LeverageError as exc:
-        raise ServiceError(str(exc)) from None
+    check_leverage(spec.leverage, exchange, symbol)  # LeverageError is a ServiceError
     return strategy, symbol, exchange, balance
 
 
@@ -110,21 +107,16 @@ def check_market_leverage(spec: RunSpec, exchange: str, symbol: str,
     ``limits.leverage.max`` where given, else the table): 1.0 when none was asked.
 
     Raises:
-        ServiceError: above the maximum, in one line naming it.
+        LeverageError: (a ``ServiceError``) above the maximum, in one line naming it.
     """
-    try:
-        return check_leverage(spec.leverage, exchange, symbol, market)
-    except LeverageError as exc:
-        raise ServiceError(str(exc)) from None
+    return check_leverage(spec.leverage, exchange, symbol, market)
 
 
 def run_protections(settings: Settings, spec: RunSpec, strategy: Strategy) -> Protections:
     """The run's risk guards: ``spec.protect`` over the strategy's over the settings'.
 
     Raises:
-        ServiceError: an unknown protection or a bad value, in one line.
+        ProtectionError: (a ``ServiceError``) an unknown protection or a bad value, in one
+            line.
     """
-    try:
-        return for_run(spec.protect, strategy, settings)
-    except ProtectionError as exc:
-        raise ServiceError(str(exc)) from None
+    return for_run(spec.protect, strategy, settings)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from data.symbols import is_perpetual, perpetual_of
+from engine.errors import ServiceError
 from engine.perp.liquidation import liquidation_price
 
 #: Maximum leverage by (exchange id, perpetual symbol) when the exchange does not say.
@@ -52,8 +53,9 @@ MAINTENANCE_MARGIN_RATE: dict[tuple[str, str], float] = {
 DEFAULT_MAINTENANCE_MARGIN_RATE = 0.01
 
 
-class LeverageError(ValueError):
-    """A leverage that the symbol does not allow (one line saying what is valid)."""
+class LeverageError(ServiceError, ValueError):
+    """A leverage that the symbol does not allow (one line saying what is valid); a
+    ``ServiceError``, so the CLI and the bot show it as it is."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from data.names import shown
+from engine.errors import ServiceError
 
 #: Every protection name, in the order guards are consulted for an entry.
 NAMES = ("max_drawdown_pct", "max_drawdown_flatten", "daily_loss_limit_pct", "stoploss_guard",
@@ -28,8 +29,9 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class ProtectionError(ValueError):
-    """A protection that is unknown or has a bad value (one line for the user)."""
+class ProtectionError(ServiceError, ValueError):
+    """A protection that is unknown or has a bad value (one line for the user); a
+    ``ServiceError``, so the CLI and the bot show it as it is."""
 
 
 @dataclass(frozen=True, slots=True)
