@@ -89,10 +89,12 @@ def run(dataset: Dataset, workers: int, trials: int, sampler: str, db: Path) -> 
            2 * workers, "sharpe", 0)
     ready = time.perf_counter() - started
     begin = time.perf_counter()
+    cpu = time.process_time()
     search(study, executor, space, SmaCross, dataset.timeframe, {},
            Window(0, len(dataset.candles), int(dataset.candles.timestamp[WARMUP])),
            trials + 2 * workers, "sharpe", 0)
     seconds = time.perf_counter() - begin
+    coordinator_ms = (time.process_time() - cpu) / (trials + 2 * workers) * 1000
     peaks = worker_peak_mb(executor)
     executor.close()
     rate = trials / seconds
@@ -102,7 +104,9 @@ def run(dataset: Dataset, workers: int, trials: int, sampler: str, db: Path) -> 
           f"= {rate:7.1f} trials/s  (pool start + data {ready:.1f} s; worker peak RSS "
           f"{', '.join(f'{p:.0f}' for p in peaks)} MiB)")
     print(f"             a trial takes {sum(inside) / len(inside) * 1000:.1f} ms inside its "
-          f"worker; workers were running a trial {busy:.0%} of the time")
+          f"worker; workers were running a trial {busy:.0%} of the time; the "
+          f"coordinator (this process: Optuna, the pool's threads) used {coordinator_ms:.2f} ms "
+          "of CPU a trial")
     return rate
 
 

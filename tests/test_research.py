@@ -102,9 +102,10 @@ def test_a_dead_worker_or_a_raising_trial_fails_only_that_trial(tmp_path, cluste
                           settings, executor=executor)
     executor.close()
     assert executor.restarts >= 1
-    # the trial whose worker died fails (with the one queued behind it on that pool at most);
-    # the study goes on with a new pool
-    assert 1 <= report.failed <= 2 and report.complete + report.failed == 11
+    # short trials travel in batches; the trials of the broken pool run again one at a time,
+    # so only the trial that kills its worker fails; the study goes on with a new pool
+    assert executor.batch > 1
+    assert report.failed == 1 and report.complete == 10
     import optuna
 
     from engine.research.studies import open_storage

@@ -12,8 +12,16 @@ calls::
             ...
 
 A trial that raises, a worker process that dies, or a Dask worker that is lost fails that
-trial (``TrialOutcome.error``), never the study: a broken local pool is replaced and the work
-goes on.
+trial (``TrialOutcome.error``), never the study: a broken local pool is replaced, the trials it
+held run again one at a time with nothing else running until the one that kills its worker is
+found (only that one fails), and the work goes on.
+
+Short trials travel in batches on the local pool: a pool round trip (pickling, pipes, the
+pool's threads) costs the coordinator about half a millisecond, a tenth of a 5 ms trial on a
+year of 1h candles — CPU taken from the workers on a 2-core machine. Once a few trials have
+told how long a trial takes, the pool sends ``BATCH_SECONDS`` worth of trials per round trip
+(at most ``MAX_BATCH``); trials of 25 ms or more still go one by one. ``capacity`` says how
+many trials a caller should keep submitted so that no worker waits.
 """
 
 from __future__ import annotations
@@ -33,11 +41,16 @@ from engine.research.trial import (
     TrialOutcome,
     TrialSpec,
     init_worker,
-    run_pooled,
+    run_pooled_batch,
     run_trial,
 )
 
 log = logging.getLogger(__name__)
+
+#: a batch of short trials takes about this long in its worker (seconds)
+BATCH_SECONDS = 0.025
+#: the most trials in one batch
+MAX_BATCH = 16
 
 
 def machine_workers() -> int:
@@ -70,6 +83,11 @@ class Executor:
         """Trials that run at the same time."""
         raise NotImplementedError
 
+    @property
+    def capacity(self) -> int:
+        """Trials to keep submitted and not yet collected so that no worker waits."""
+        return 2 * self.workers
+
     def start(self, dataset: Dataset) -> None:
         """Ship ``dataset`` to the workers (once)."""
         raise NotImplementedError
@@ -101,7 +119,12 @@ class LocalExecutor(Executor):
         self._workers = workers or machine_workers()
         self._pool: ProcessPoolExecutor | None = None
         self._dataset: Dataset | None = None
-        self._futures: dict[Future, TrialSpec] = {}
+        self._futures: dict[Future, list[TrialSpec]] = {}
+        self._queued: list[TrialSpec] = []  # submitted, not yet sent to the pool
+        self._alone: list[TrialSpec] = []  # sent one at a time (after a broken batch)
+        self._probe: Future | None = None  # the one of them running
+        self._seconds = [0.0, 0]  # sum and count of the trials' own times
+        self.batch = 1  #: trials per pool round trip (adapted: module doc)
         self.restarts = 0
         self.description = f"local process pool, {self._workers} worker" + \
             ("s" if self._workers != 1 else "")
@@ -109,6 +132,10 @@ class LocalExecutor(Executor):
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def capacity(self) -> int:
+        return 2 * self._workers * self.batch
 
     def start(self, dataset: Dataset) -> None:
         self._dataset = dataset
@@ -125,41 +152,79 @@ class LocalExecutor(Executor):
     def submit(self, spec: TrialSpec) -> None:
         if self._pool is None:
             raise RuntimeError("start the executor first")
+        self._queued.append(spec)
+        if len(self._queued) >= self.batch:
+            self._send()
+
+    def _send(self) -> None:
+        """Send the queued trials to the pool in batches — or, after a broken pool, the
+        trials it held one at a time with nothing else running, so that the trial that kills
+        its worker is found and is the only one that fails."""
+        if self._alone:
+            if self._probe not in self._futures:
+                self._probe = self._submit([self._alone.pop(0)])
+            return
+        queued, self._queued = self._queued, []
+        for i in range(0, len(queued), self.batch):
+            self._submit(queued[i:i + self.batch])
+
+    def _submit(self, chunk: list[TrialSpec]) -> Future:
+        assert self._pool is not None
         try:
-            future = self._pool.submit(run_pooled, spec)
+            future = self._pool.submit(run_pooled_batch, chunk)
         except BrokenProcessPool:
             self._restart()
-            future = self._pool.submit(run_pooled, spec)
-        self._futures[future] = spec
+            future = self._pool.submit(run_pooled_batch, chunk)
+        self._futures[future] = chunk
+        return future
 
     def pending(self) -> int:
-        return len(self._futures)
+        return len(self._queued) + len(self._alone) + \
+            sum(len(chunk) for chunk in self._futures.values())
 
     def _restart(self) -> None:
         self.restarts += 1
         log.warning("a research worker process died; starting a new pool")
         self._new_pool()
 
+    def _learn(self, outcomes: list[TrialOutcome]) -> None:
+        """Size the batches from the trials' own times (module doc)."""
+        total = self._seconds
+        total[0] += sum(o.seconds for o in outcomes)
+        total[1] += len(outcomes)
+        if total[1] >= 2 * self._workers and total[0] > 0:
+            self.batch = max(1, min(MAX_BATCH, int(BATCH_SECONDS / (total[0] / total[1]))))
+
     def collect(self, timeout: float | None = None) -> list[TrialOutcome]:
+        if self._queued or self._alone:
+            self._send()
         if not self._futures:
             return []
         done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        out, broken = [], False
+        out: list[TrialOutcome] = []
+        broken = False
         for future in done:
-            spec = self._futures.pop(future)
+            chunk = self._futures.pop(future)
             try:
-                out.append(future.result())
+                outcomes = future.result()
             except BrokenProcessPool:
                 broken = True
-                out.append(TrialOutcome(spec.number, None,
-                                        "the worker process died during this trial"))
+                if future is self._probe:  # it ran alone: it killed its worker
+                    out.append(TrialOutcome(chunk[0].number, None,
+                                            "the worker process died during this trial"))
+                else:
+                    self._alone += chunk
+                continue
             except Exception as exc:  # e.g. an outcome that could not be pickled
-                out.append(TrialOutcome(spec.number, None, f"{type(exc).__name__}: {exc}"))
+                out += [TrialOutcome(spec.number, None, f"{type(exc).__name__}: {exc}")
+                        for spec in chunk]
+                continue
+            out += outcomes
+            self._learn(outcomes)
         if broken:
-            # every trial of the broken pool fails; later trials go to a new pool
-            for spec in self._futures.values():
-                out.append(TrialOutcome(spec.number, None,
-                                        "the worker pool broke during this trial"))
+            # every other trial of the broken pool runs again, alone, on a new pool
+            for chunk in self._futures.values():
+                self._alone += chunk
             self._futures.clear()
             self._restart()
         return out
@@ -171,6 +236,8 @@ class LocalExecutor(Executor):
                 process.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
         self._futures.clear()
+        self._queued.clear()
+        self._alone.clear()
 
 
 class DaskExecutor(Executor):

@@ -1,11 +1,12 @@
 """The ask-and-tell loop shared by optimisation and walk-forward: Optuna proposes, the
 executor runs, the results are told back as they finish.
 
-``search`` keeps twice as many trials in flight as there are workers, so no worker waits for
-the coordinator; with a parallel TPE sampler the trials still running count as "lies"
-(``constant_liar``). A trial with too few trades, an undefined objective (Sharpe of a flat
-curve) or parameters the strategy refuses is *pruned* with the reason in its ``note`` user
-attribute; a trial whose backtest failed (or whose worker died) is *failed* with the error.
+``search`` keeps as many trials in flight as the executor's ``capacity`` (twice the workers,
+times the batch size of short trials), so no worker waits for the coordinator; with a parallel
+TPE sampler the trials still running count as "lies" (``constant_liar``). A trial with too few
+trades, an undefined objective (Sharpe of a flat curve) or parameters the strategy refuses is
+*pruned* with the reason in its ``note`` user attribute; a trial whose backtest failed (or
+whose worker died) is *failed* with the error.
 """
 
 from __future__ import annotations
@@ -104,25 +105,37 @@ def search(study: Any, executor: Executor, space: Mapping[str, ParamRange],
     """Run trials until ``study`` holds ``trials`` finished ones; returns how many ran now.
 
     ``fixed`` are parameters given outright (not searched); the executor must be started.
+    The sampler asks and is told on an in-memory copy of ``study`` (``working_copy``); each
+    finished trial is written to ``study`` in one operation, in the order the trials were
+    asked (so trial numbers do not depend on which worker finished first).
     """
     from optuna.trial import TrialState
 
     say = progress or (lambda _text: None)
     dists = distributions(space)
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    done = len(study.get_trials(deepcopy=False, states=finished_states))
+    work = working_copy(study)
+    done = len(work.get_trials(deepcopy=False))
     ran, in_flight = 0, {}
+    told: dict[int, Any] = {}  # finished trials not yet written, by number
+    to_write = done
+
+    def keep(frozen: Any) -> None:
+        nonlocal to_write
+        told[frozen.number] = frozen
+        while to_write in told:
+            study.add_trial(told.pop(to_write))
+            to_write += 1
+
     started = last_report = time.monotonic()
-    limit = 2 * executor.workers
     while done < trials or in_flight:
-        while len(in_flight) < limit and done + len(in_flight) < trials:
-            trial = study.ask(dists)
+        while len(in_flight) < executor.capacity and done + len(in_flight) < trials:
+            trial = work.ask(dists)
             params = {**fixed, **trial.params}
             try:
                 strategy_cls(params, timeframe=timeframe)
             except (ParamError, ValueError, TypeError) as exc:
                 trial.set_user_attr("note", f"invalid parameters: {exc}")
-                study.tell(trial, state=TrialState.PRUNED)
+                keep(work.tell(trial, state=TrialState.PRUNED))
                 done += 1
                 ran += 1
                 continue
@@ -135,22 +148,41 @@ def search(study: Any, executor: Executor, space: Mapping[str, ParamRange],
             ran += 1
             if outcome.metrics is None:
                 trial.set_user_attr("note", (outcome.error or "failed")[:500])
-                study.tell(trial, state=TrialState.FAIL)
+                keep(work.tell(trial, state=TrialState.FAIL))
                 continue
             trial.set_user_attr("metrics", outcome.metrics)
             trial.set_user_attr("seconds", round(outcome.seconds, 4))
             value, why = objective_value(outcome.metrics, objective, min_trades)
             if value is None:
                 trial.set_user_attr("note", why)
-                study.tell(trial, state=TrialState.PRUNED)
+                keep(work.tell(trial, state=TrialState.PRUNED))
             else:
-                study.tell(trial, value)
+                keep(work.tell(trial, value))
         now = time.monotonic()
         if now - last_report >= 2.0 or (done >= trials and not in_flight):
             last_report = now
-            say(progress_text(study, done, trials, objective, ran / max(now - started, 1e-9),
+            say(progress_text(work, done, trials, objective, ran / max(now - started, 1e-9),
                               label))
     return ran
+
+
+def working_copy(study: Any) -> Any:
+    """An in-memory Optuna study with ``study``'s sampler, direction and finished trials.
+
+    Why: every operation on the stored study is a journal write and a read back (four
+    parameters, two attributes and the result make about 1.1 ms of the coordinator's CPU per
+    trial, measured); in memory the same ask and tell take 0.25 ms and writing the finished
+    trial takes 0.13 ms. On a 2-core machine that CPU comes out of the workers' share. Trials
+    still running are not stored (a killed study loses them, as it would anyway); a study run
+    from two processes at once stays correct but each sampler sees only its own new trials.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    work = optuna.create_study(sampler=study.sampler, directions=study.directions)
+    work.add_trials(study.get_trials(deepcopy=False, states=finished))
+    return work
 
 
 def progress_text(study: Any, done: int, total: int, objective: str, rate: float,

@@ -154,3 +154,9 @@ def run_pooled(spec: TrialSpec) -> TrialOutcome:
     if _DATASET is None:
         raise RuntimeError("worker has no data set")
     return run_trial(_DATASET, spec)
+
+
+def run_pooled_batch(specs: list[TrialSpec]) -> list[TrialOutcome]:
+    """``run_pooled`` on each of ``specs`` in turn (short trials travel in batches: one pool
+    round trip for several trials, ``engine.research.executor.LocalExecutor``)."""
+    return [run_pooled(spec) for spec in specs]
