@@ -65,15 +65,19 @@ class RunCommands:
                       actor: str = "engine", history_start: int | None = None) -> None:
         raise NotImplementedError  # ForwardRun's
 
+    def _writable(self, what: str) -> None:
+        """Raise ``StorageBusy`` (nothing was ``what``) while the database takes no writes."""
+        if self.guard.failing:
+            raise StorageBusy(f"the run database cannot take writes right now "
+                              f"({self.guard.last_error}); nothing was {what}, try again later")
+
     async def close_position(self, position_id: int, actor: str) -> Trade | None:
         """Paper market exit at the last price (``/close``); None for an unknown position.
 
         Raises:
             StorageBusy: while the database cannot take writes (nothing is changed).
         """
-        if self.guard.failing:
-            raise StorageBusy(f"the run database cannot take writes right now "
-                              f"({self.guard.last_error}); nothing was closed, try again later")
+        self._writable("closed")
         async with self.lock:
             assert self.core is not None
             price = self.portfolio.mark_price
@@ -91,9 +95,7 @@ class RunCommands:
         Raises:
             StorageBusy: while the database cannot take writes (nothing is changed).
         """
-        if self.guard.failing:
-            raise StorageBusy(f"the run database cannot take writes right now "
-                              f"({self.guard.last_error}); nothing was changed, try again later")
+        self._writable("changed")
         async with self.lock:
             assert self.core is not None
             price = self.portfolio.mark_price
