@@ -119,8 +119,11 @@ def search(study: Any, executor: Executor, space: Mapping[str, ParamRange],
     told: dict[int, Any] = {}  # finished trials not yet written, by number
     to_write = done
 
-    def keep(frozen: Any) -> None:
+    def keep(frozen: Any, **attrs: Any) -> None:
+        """Write ``frozen`` (told on ``work``) with ``attrs`` added to its user attributes
+        (the metrics stay out of ``work``: Optuna deep-copies a trial on every tell)."""
         nonlocal to_write
+        frozen.user_attrs.update(attrs)
         told[frozen.number] = frozen
         while to_write in told:
             study.add_trial(told.pop(to_write))
@@ -150,14 +153,13 @@ def search(study: Any, executor: Executor, space: Mapping[str, ParamRange],
                 trial.set_user_attr("note", (outcome.error or "failed")[:500])
                 keep(work.tell(trial, state=TrialState.FAIL))
                 continue
-            trial.set_user_attr("metrics", outcome.metrics)
-            trial.set_user_attr("seconds", round(outcome.seconds, 4))
+            results = {"metrics": outcome.metrics, "seconds": round(outcome.seconds, 4)}
             value, why = objective_value(outcome.metrics, objective, min_trades)
             if value is None:
                 trial.set_user_attr("note", why)
-                keep(work.tell(trial, state=TrialState.PRUNED))
+                keep(work.tell(trial, state=TrialState.PRUNED), **results)
             else:
-                keep(work.tell(trial, value))
+                keep(work.tell(trial, value), **results)
         now = time.monotonic()
         if now - last_report >= 2.0 or (done >= trials and not in_flight):
             last_report = now
@@ -173,8 +175,9 @@ def working_copy(study: Any) -> Any:
     parameters, two attributes and the result make about 1.1 ms of the coordinator's CPU per
     trial, measured); in memory the same ask and tell take 0.25 ms and writing the finished
     trial takes 0.13 ms. On a 2-core machine that CPU comes out of the workers' share. Trials
-    still running are not stored (a killed study loses them, as it would anyway); a study run
-    from two processes at once stays correct but each sampler sees only its own new trials.
+    still running are not stored (a killed study loses them, as it would anyway), nor those
+    finished after a trial still running (trials are written in ask order); a study run from
+    two processes at once stays correct but each sampler sees only its own new trials.
     """
     import optuna
     from optuna.trial import TrialState
