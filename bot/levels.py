@@ -107,13 +107,16 @@ class PositionCog(commands.GroupCog, group_name="position",
                    what: str, price: str) -> None:
         level = parse_level(price)
         await require_owner(interaction, self.service, run, "change")
+        # the move waits for the run's engine: answer within Discord's 3 s first (an error
+        # then replaces this ephemeral "thinking" reply)
+        await interaction.response.defer(ephemeral=True, thinking=True)
         kwargs = {"stop_loss": level} if what == "stop" else {"take_profit": level}
         view = await self.service.update_position(run, position, actor(interaction.user),
                                                   **kwargs)
         said = "removed" if math.isnan(level) else f"set to {level:,.2f}"
         name = "Stop-loss" if what == "stop" else "Take-profit"
-        await interaction.response.send_message(
-            embed=embeds_views.level_reply(view, f"{name} {said}"), ephemeral=True)
+        await interaction.edit_original_response(
+            embed=embeds_views.level_reply(view, f"{name} {said}"))
 
     @app_commands.command(name="stop", description="Set (or remove: off) a position's stop-loss")
     @app_commands.describe(run="run id", position="position id",
