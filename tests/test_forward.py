@@ -115,9 +115,11 @@ async def test_stop_loss_hit_by_a_tick_closes_at_once(tmp_path):
         assert position.stop_loss == pytest.approx(candle.close * 0.995)
         drain(env.events)
         await env.ex.push_tick("BTC/USDT", "1m", position.stop_loss * 0.999)
-        await until(lambda: not live.portfolio.positions, timeout=5, what="tick exit")
+        events: list = []
+        await until(lambda: bool(events.extend(drain(env.events))) or any(
+            isinstance(e, TradeClosed) for e in events), timeout=10, what="tick exit event")
+        assert not live.portfolio.positions
         assert live.last_candle_ts == candle.ts  # the next candle has not closed
-        events = drain(env.events)
         trades = await env.runtime.service.trades(run.id)
     closed = [e for e in events if isinstance(e, TradeClosed)]
     assert len(closed) == 1 and closed[0].trade.exit_reason == "stop_loss"

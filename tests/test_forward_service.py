@@ -10,7 +10,7 @@ import pytest
 
 from engine.cli.main import main
 from engine.errors import ServiceError
-from engine.events import DailySummary, FeedLost, RunStopped, TradeClosed
+from engine.events import DailySummary, FeedLost, FeedRestored, RunStopped, TradeClosed
 from engine.forward.engine import RunSpec
 from engine.forward.schedule import check_stale, daily_summary, heartbeat, snapshot_equity
 from engine.store.schema import SCHEMA_VERSION, SchemaError
@@ -91,10 +91,13 @@ async def test_scheduled_jobs(tmp_path):
         assert await snapshot_equity(env.runtime.engine) == 1
         live.last_candle_wall -= 10 * 60_000  # ten quiet minutes: beyond 1 min + a candle
         assert await check_stale(env.runtime.engine) == [record.id]
-        assert await check_stale(env.runtime.engine) == []  # once until candles flow again
+        again = await check_stale(env.runtime.engine)
         [summary] = await daily_summary(env.runtime.engine)
         events = drain(env.events)
         curve = await env.runtime.store.equity_curve(record.id)
+    # once until candles (or the feed) come back: on a loaded machine the feed's first
+    # "connected" can land between the two checks, and that restores the run for real
+    assert again == [] or any(isinstance(e, FeedRestored) for e in events), events
     assert any(isinstance(e, FeedLost) for e in events)
     assert isinstance(summary, DailySummary) and summary.open_positions == 1
     assert summary.equity == pytest.approx(live.portfolio.equity)
