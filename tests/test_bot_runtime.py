@@ -27,8 +27,10 @@ async def test_long_backtest_does_not_delay_the_heartbeat(tmp_path):
     fields = {f["name"]: f["value"] for f in record.final.embeds[0]["fields"]}
     assert int(fields["Trades"].replace(",", "")) > 100  # 130,708 1m candles simulated
     assert finished - started > 0.4  # long against the 0.1 s heartbeat interval
-    assert len(gaps) >= (finished - started) / 0.1 - 2  # every beat was sent …
-    assert max(gaps) < 0.2, gaps  # … on time
+    # beats kept coming while the backtest ran (a blocked loop would show one gap as long as
+    # the backtest); the margins leave room for a machine loaded by other work
+    assert len(gaps) >= 0.6 * (finished - started) / 0.1 - 2, gaps
+    assert max(gaps) < min(0.3, 0.75 * (finished - started)), gaps
 
 
 async def test_alert_buttons_close_with_confirmation_and_chart(tmp_path):
