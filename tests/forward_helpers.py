@@ -80,6 +80,15 @@ async def until(check: Callable[[], bool], timeout: float = 10.0, what: str = "c
         await asyncio.sleep(0.01)
 
 
+async def connected_and_idle(live, timeout: float = 20.0) -> None:
+    """Wait until ``live`` (a ``ForwardRun``) has handled its feed's "connected" status (whose
+    backfill reads the exchange's clock: on a loaded machine it could otherwise run after a
+    replay has begun and take candles over REST that the test meant to send live)."""
+    await until(lambda: live.feed is not None and live.feed.connected
+                and live.subscription.queue.empty() and not live.lock.locked(),
+                timeout=timeout, what="the run's connect handled")
+
+
 def drain(queue: asyncio.Queue) -> list:
     """Everything queued so far."""
     out = []

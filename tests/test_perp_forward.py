@@ -23,7 +23,7 @@ from engine.backtest_request import BacktestRequest
 from engine.errors import ServiceError
 from engine.forward.engine import RunSpec
 from engine.reporting import iso
-from tests.forward_helpers import forward_env, until
+from tests.forward_helpers import connected_and_idle, forward_env, until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,11 +84,16 @@ async def test_forward_run_on_a_perpetual_equals_the_backtest_over_what_it_store
             "perp_reader", "BTC/USDT:USDT", timeframe="1m", leverage=LEVERAGE))
         await env.ex.wait_for_subscription("bybit", "tickers.BTCUSDT")
         live = env.runtime.engine.runs[record.id]
+        await connected_and_idle(live)
         market = (await live.source.markets())["BTC/USDT:USDT"]
         assert market["limits"]["leverage"]["max"] == 100  # the stand-in's leverageFilter
-        await env.ex.replay("BTC/USDT", "1m", REPLAYED)
-        last = int(env.series.ts[CURSOR + REPLAYED - 1])
-        await until(lambda: live.last_candle_ts == last, timeout=60, what="replay processed")
+        # paced in chunks, so the run never falls further behind its feed than the ticker
+        # book's 600 states (a run further behind takes open interest from REST instead)
+        for chunk in range(0, REPLAYED, 200):
+            await env.ex.replay("BTC/USDT", "1m", 200)
+            last = int(env.series.ts[CURSOR + chunk + 199])
+            await until(lambda last=last: live.last_candle_ts == last, timeout=60,
+                        what="replay processed")
         forward = await env.runtime.service.trades(record.id)
         forward_exits = await env.runtime.store.exits(record.id)
         still_open = [(p.id, p.side, p.entry_price, p.funding) for p in live.portfolio.positions]
@@ -182,6 +187,31 @@ def test_ticker_messages_fold_into_the_state_at_each_close():
                 {"type": "delta", "ts": 1, "data": {"nextFundingTime": "soon"}}):
         with pytest.raises(ValueError):
             parse_bybit_ticker(bad, topic)
+
+
+def test_a_run_behind_its_feed_still_pays_the_settlement_in_its_candle():
+    """The ticker book keeps the last 600 states: a run further behind its feed than that
+    (e.g. candles held during a storage outage) finds no state at the close, and must still
+    book the settlement the stream already announced — in the candle that holds it."""
+    from engine.forward.perp_live import LiveInputs
+    from engine.types import Candle
+
+    topic, hour = "tickers.BTCUSDT", 3_600_000
+    book = TickerBook(keep=3)
+    book.apply(parse_bybit_ticker({"type": "snapshot", "ts": 7 * hour, "data": {
+        "symbol": "BTCUSDT", "openInterest": "100", "fundingRate": "0.0003",
+        "nextFundingTime": str(8 * hour)}}, topic))
+    for k in range(1, 6):  # the stream runs on past 08:00: the 07:00 state falls out
+        book.apply(parse_bybit_ticker({"type": "delta", "ts": 8 * hour + k * 60_000, "data": {
+            "openInterest": str(100 + k), "nextFundingTime": str(16 * hour)}}, topic))
+    assert book.at(8 * hour) is None and book.settled == {8 * hour: 0.0003}
+    inputs = LiveInputs("bybit", "BTC/USDT:USDT", "1m", source=None)
+    inputs.book = book
+    inputs.last_close = 8 * hour - 60_000
+    _, due = inputs.point(Candle(8 * hour - 60_000, 1.0, 1.0, 1.0, 1.0, 1.0))
+    assert due == 0.0003 and inputs.settlements == {8 * hour: 0.0003}  # paid at 08:00
+    _, due = inputs.point(Candle(8 * hour, 1.0, 1.0, 1.0, 1.0, 1.0))
+    assert due is None and book.latest.open_interest == 105.0  # not paid twice
 
 
 async def test_forward_runs_refuse_what_they_cannot_do(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from bot import embeds_backtest
 from engine.cli import forward_cmd
 from tests.bot_helpers import CHANNEL, TRADER, VISITOR, bot_env
-from tests.forward_helpers import until
+from tests.forward_helpers import connected_and_idle, until
 from tests.helpers import run_cli
 
 #: Long whenever flat, held ``hold`` candles (a time exit): long enough to cross a settlement.
@@ -70,6 +70,7 @@ async def test_a_perpetual_run_from_discord_shows_leverage_liquidation_and_fundi
         listing = await answered(await env.ds.invoke("forward list", user_id=VISITOR))
 
         live = env.runtime.engine.runs[run_id]
+        await connected_and_idle(live)
         entry_candle = await env.ex.emit_candle("BTC/USDT", "1m")
         await until(lambda: bool(live.portfolio.positions), what="the long opened")
         positions = await answered(await env.ds.invoke("positions", user_id=VISITOR))

@@ -148,11 +148,14 @@ class LiveInputs:
         the sum of the settlements after the previous close up to this one — or None); the
         values are queued for storing with the candle."""
         close = candle.timestamp + self.step
+        if self.book is not None:  # settled by the close, even when the book has moved past
+            # it (a run behind its feed): a settlement learnt only after its candle would
+            # never be paid
+            self._learn({t: r for t, r in self.book.settlements_until(close).items()
+                         if t not in self.settlements})
         state = self._ticker_state(close)
         if state is not None:
             oi = state.open_interest
-            self._learn({t: r for t, r in self.book.settlements_until(close).items()
-                         if t not in self.settlements} if self.book is not None else {})
         else:
             ts, values = self._oi
             oi = float(values_at_closes(np.array([close]), ts, values,
