@@ -13,9 +13,9 @@ import re
 
 import discord
 
-from bot import embeds, embeds_views
-from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
-from bot.confirm import cancelled, warning
+from bot import embeds
+from bot.access import NotAllowed, check_place, require_allowed, require_owner
+from bot.confirm import close_choices, close_embed
 from bot.errors import reply_error
 from engine import formatting as fmt
 from engine.errors import ServiceError
@@ -25,48 +25,6 @@ from engine.types import Trade
 
 def _service(interaction: discord.Interaction) -> PaperService:
     return interaction.client.service  # type: ignore[attr-defined]
-
-
-class ConfirmClose(discord.ui.View):
-    """Ephemeral "really close?" prompt: Confirm runs a paper market exit, Cancel does nothing."""
-
-    def __init__(self, service: PaperService, run_id: str, position_id: int,
-                 who: str) -> None:
-        super().__init__(timeout=120)
-        self.service = service
-        self.run_id = run_id
-        self.position_id = position_id
-        self.who = who
-
-    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, self.service)
-
-    @discord.ui.button(label="Close at market", style=discord.ButtonStyle.danger)
-    async def confirm(self, interaction: discord.Interaction,
-                      button: discord.ui.Button) -> None:
-        await interaction.response.defer()  # the fill waits for the engine: answer in 3 s first
-        try:
-            await require_allowed(interaction, self.service, "/close")
-            await require_owner(interaction, self.service, self.run_id, "close")
-            trade = await self.service.close_position(self.run_id, self.position_id, self.who)
-        except (ServiceError, NotAllowed) as exc:
-            await interaction.edit_original_response(embed=warning(exc), view=None)
-            return
-        await interaction.edit_original_response(embed=embeds_views.closed_reply(trade), view=None)
-        self.stop()
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction,
-                     button: discord.ui.Button) -> None:
-        await cancelled(self, interaction, "Nothing was closed.")
-
-
-def confirm_embed(run_id: str, position_id: int) -> discord.Embed:
-    """The question asked before a manual close."""
-    return discord.Embed(title=f"Close position #{position_id} of run {run_id}?",
-                         description="A paper market exit at the last price (slippage and "
-                                     "taker fee applied).", colour=embeds.ORANGE)
 
 
 class PositionButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -123,9 +81,9 @@ class CloseButton(PositionButton, template=r"pb:close:(?P<run>[0-9a-f]+):(?P<pos
         service = await self.checked_service(interaction)
         if service is None:
             return
-        view = ConfirmClose(service, self.run_id, self.position_id, actor(interaction.user))
         await interaction.response.send_message(
-            embed=confirm_embed(self.run_id, self.position_id), view=view, ephemeral=True)
+            embed=close_embed(self.run_id, self.position_id),
+            view=close_choices(service, self.run_id, self.position_id), ephemeral=True)
 
 
 class ChartButton(PositionButton, template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<position>[0-9]+)"):

@@ -1,4 +1,5 @@
-"""Confirmation prompts for actions that change runs: stopping a run that holds positions,
+"""Confirmation prompts for actions that change runs: closing one position (``/close``, the
+alert's Close button), moving its stop to break-even, stopping a run that holds positions,
 closing every position of a run, the kill switch.
 
 Each is an ephemeral view with explicit buttons; the person who pressed must still be allowed
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from bot import embeds, embeds_views
-from bot.access import NotAllowed, actor, require_allowed, require_owner
+from bot.access import NotAllowed, actor, check_place, require_allowed, require_owner
 from bot.errors import fit_text
 from engine.errors import ServiceError
 from engine.service import PaperService
@@ -35,14 +36,24 @@ async def cancelled(view: discord.ui.View, interaction: discord.Interaction,
 
 
 class Choices(discord.ui.View):
-    """Buttons, each running one action that returns the reply embed; plus Cancel."""
+    """Buttons, each running one action that returns the reply embed; plus Cancel.
+
+    Args:
+        what: the action named in a refusal (``/close``).
+        run_id: the run the actions change (its owner or a manager may); None: no run.
+        verb: the verb of an ownership refusal (``close``).
+        cancel_text: what the prompt says after Cancel.
+    """
 
     def __init__(self, service: PaperService, what: str, run_id: str | None,
-                 options: list[tuple[str, discord.ButtonStyle, Action]]) -> None:
+                 options: list[tuple[str, discord.ButtonStyle, Action]], *,
+                 verb: str = "change", cancel_text: str = "Nothing was changed.") -> None:
         super().__init__(timeout=120)
         self.service = service
         self.what = what
         self.run_id = run_id
+        self.verb = verb
+        self.cancel_text = cancel_text
         for label, style, action in options:
             button = discord.ui.Button(label=label, style=style)
             button.callback = self._wrap(action)
@@ -51,13 +62,17 @@ class Choices(discord.ui.View):
         cancel.callback = self._cancel
         self.add_item(cancel)
 
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Clicks only from a configured guild (answered and audited otherwise)."""
+        return await check_place(interaction, self.service)
+
     def _wrap(self, action: Action) -> Callable[[discord.Interaction], Awaitable[None]]:
         async def run(interaction: discord.Interaction) -> None:
             await interaction.response.defer()  # actions wait for the engine: ack within 3 s
             try:
                 await require_allowed(interaction, self.service, self.what)
                 if self.run_id is not None:
-                    await require_owner(interaction, self.service, self.run_id, "change")
+                    await require_owner(interaction, self.service, self.run_id, self.verb)
                 embed = await action(interaction)
             except (ServiceError, NotAllowed) as exc:
                 embed = warning(exc)
@@ -67,7 +82,37 @@ class Choices(discord.ui.View):
         return run
 
     async def _cancel(self, interaction: discord.Interaction) -> None:
-        await cancelled(self, interaction)
+        await cancelled(self, interaction, self.cancel_text)
+
+
+def close_embed(run_id: str, position_id: int) -> discord.Embed:
+    """The question asked before a manual close."""
+    return discord.Embed(title=f"Close position #{position_id} of run {run_id}?",
+                         description="A paper market exit at the last price (slippage and "
+                                     "taker fee applied).", colour=embeds.ORANGE)
+
+
+def close_choices(service: PaperService, run_id: str, position_id: int) -> Choices:
+    """``/close run position`` and the alert's Close button: a paper market exit."""
+
+    async def close(interaction: discord.Interaction) -> discord.Embed:
+        trade = await service.close_position(run_id, position_id, actor(interaction.user))
+        return embeds_views.closed_reply(trade)
+
+    return Choices(service, "/close", run_id,
+                   [("Close at market", discord.ButtonStyle.danger, close)],
+                   verb="close", cancel_text="Nothing was closed.")
+
+
+def break_even_choices(service: PaperService, run_id: str, position_id: int) -> Choices:
+    """The alert's **Stop → break-even** button: move the stop-loss to the entry."""
+
+    async def move(interaction: discord.Interaction) -> discord.Embed:
+        view = await service.break_even(run_id, position_id, actor(interaction.user))
+        return embeds_views.level_reply(view, "Stop moved to break-even")
+
+    return Choices(service, "the break-even button", run_id,
+                   [("Move stop to entry", discord.ButtonStyle.primary, move)])
 
 
 def stop_choices(service: PaperService, run_id: str, count: int) -> Choices:

@@ -15,46 +15,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds, embeds_views
-from bot.access import NotAllowed, actor, require_allowed, require_owner, trader_only
+from bot.access import actor, require_owner, trader_only
 from bot.buttons import PositionButton
-from bot.confirm import cancelled, warning
+from bot.confirm import break_even_choices
 from engine.errors import ServiceError
 from engine.service import PaperService
-
-
-def _service(interaction: discord.Interaction) -> PaperService:
-    return interaction.client.service  # type: ignore[attr-defined]
-
-
-class ConfirmBreakEven(discord.ui.View):
-    """Ephemeral "move the stop to the entry?" prompt."""
-
-    def __init__(self, service: PaperService, run_id: str, position_id: int) -> None:
-        super().__init__(timeout=120)
-        self.service = service
-        self.run_id = run_id
-        self.position_id = position_id
-
-    @discord.ui.button(label="Move stop to entry", style=discord.ButtonStyle.primary)
-    async def confirm(self, interaction: discord.Interaction,
-                      button: discord.ui.Button) -> None:
-        await interaction.response.defer()  # the move waits for the engine: ack within 3 s
-        try:
-            await require_allowed(interaction, self.service, "the break-even button")
-            await require_owner(interaction, self.service, self.run_id, "change")
-            view = await self.service.break_even(self.run_id, self.position_id,
-                                                 actor(interaction.user))
-        except (ServiceError, NotAllowed) as exc:
-            await interaction.edit_original_response(embed=warning(exc), view=None)
-            return
-        await interaction.edit_original_response(
-            embed=embeds_views.level_reply(view, "Stop moved to break-even"), view=None)
-        self.stop()
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(self, interaction: discord.Interaction,
-                     button: discord.ui.Button) -> None:
-        await cancelled(self, interaction)
 
 
 class BreakEvenButton(PositionButton,
@@ -72,7 +37,7 @@ class BreakEvenButton(PositionButton,
             title=f"Move the stop of #{self.position_id} (run {self.run_id}) to its entry?",
             description="From the next candle a fall back to the entry price closes it "
                         "without a loss (fees aside).", colour=embeds.ORANGE),
-            view=ConfirmBreakEven(service, self.run_id, self.position_id), ephemeral=True)
+            view=break_even_choices(service, self.run_id, self.position_id), ephemeral=True)
 
 
 def parse_level(text: str) -> float:

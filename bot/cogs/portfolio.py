@@ -7,9 +7,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds, embeds_stats, embeds_views
-from bot.access import actor, require_owner, trader_only
-from bot.buttons import ConfirmClose, confirm_embed
-from bot.confirm import close_all_choices
+from bot.access import require_owner, trader_only
+from bot.confirm import close_all_choices, close_choices, close_embed
 from bot.pager import page_buttons
 from engine.errors import ServiceError
 from engine.service import PaperService
@@ -78,6 +77,6 @@ class PortfolioCog(commands.Cog):
         if not any(v.id == position for v in views):
             ids = ", ".join(f"#{v.id}" for v in views) or "none"
             raise ServiceError(f"run {run} has no open position #{position}; open: {ids}")
-        view = ConfirmClose(self.service, run, position, actor(interaction.user))
-        await interaction.response.send_message(embed=confirm_embed(run, position), view=view,
-                                                ephemeral=True)
+        await interaction.response.send_message(
+            embed=close_embed(run, position), view=close_choices(self.service, run, position),
+            ephemeral=True)
