@@ -46,9 +46,18 @@ _HAS = {OPEN_INTEREST: "fetchOpenInterestHistory", FUNDING: "fetchFundingRateHis
 def oi_period_for(timeframe: str) -> str:
     """The open interest period used for ``timeframe`` candles: the longest of
     ``OI_PERIODS`` not longer than it (``1m`` → ``5m``, ``2h`` → ``1h``, ``1w`` → ``1d``)."""
+    return pick_oi_period(list(OI_PERIODS), timeframe)
+
+
+def pick_oi_period(periods: list[str], timeframe: str) -> str | None:
+    """The coarsest of ``periods`` not longer than ``timeframe``, else the finest; None when
+    there is none."""
+    if not periods:
+        return None
     step = timeframe_ms(timeframe)
-    fitting = [p for p in OI_PERIODS if timeframe_ms(p) <= step]
-    return fitting[-1] if fitting else OI_PERIODS[0]
+    fitting = [p for p in periods if timeframe_ms(p) <= step]
+    key = timeframe_ms
+    return max(fitting, key=key) if fitting else min(periods, key=key)
 
 
 def _check_offered(exchange: Any, kind: str) -> None:
@@ -84,24 +93,11 @@ async def fetch_open_interest_range(exchange: Any, symbol: str, period: str, sin
     _check_offered(exchange, OPEN_INTEREST)
     limit = limit or PAGE_LIMITS[OPEN_INTEREST].get(getattr(exchange, "id", ""), 200)
     step = timeframe_ms(period)
-    since -= since % step
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    until = min(until, now_ms + 1)
-    points: dict[int, float] = {}
-    window = limit * step
-    for cursor in range(since, until, window):  # bounded: one request per window
-        end = min(until, cursor + window) - 1
-        batch = await call_with_retry(
-            lambda c=cursor, e=end: exchange.fetch_open_interest_history(
-                symbol, period, since=c, limit=limit, params={"until": e}),
-            what=f"{getattr(exchange, 'id', 'exchange')} {symbol} open interest",
-            **(retry or {}))
-        for row in batch or []:
-            ts, amount = row.get("timestamp"), row.get("openInterestAmount")
-            if ts is not None and amount is not None and cursor <= int(ts) <= end:
-                points[int(ts)] = float(amount)
-    ts = np.array(sorted(points), dtype=np.int64)
-    return ts, np.array([points[t] for t in ts.tolist()], dtype=np.float64)
+    return await _fetch_windows(
+        lambda since_, limit_, end: exchange.fetch_open_interest_history(
+            symbol, period, since=since_, limit=limit_, params={"until": end}),
+        "openInterestAmount", since - since % step, until, limit, limit * step, now_ms,
+        f"{getattr(exchange, 'id', 'exchange')} {symbol} open interest", retry)
 
 
 async def fetch_funding_range(exchange: Any, symbol: str, since: int, until: int, *,
@@ -112,23 +108,32 @@ async def fetch_funding_range(exchange: Any, symbol: str, since: int, until: int
     float64 fractions per interval). Arguments and errors as ``fetch_open_interest_range``."""
     _check_offered(exchange, FUNDING)
     limit = limit or PAGE_LIMITS[FUNDING].get(getattr(exchange, "id", ""), 200)
+    return await _fetch_windows(
+        lambda since_, limit_, end: exchange.fetch_funding_rate_history(
+            symbol, since=since_, limit=limit_, params={"until": end}),
+        "fundingRate", since, until, limit, limit * HOUR_MS, now_ms,
+        f"{getattr(exchange, 'id', 'exchange')} {symbol} funding rates", retry)
+
+
+async def _fetch_windows(call: Any, field: str, since: int, until: int, limit: int,
+                         window: int, now_ms: int | None, what: str,
+                         retry: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``call(since, limit, end)`` once per ``window`` ms of ``[since, min(until, now])``
+    (bounded: one request per window, with ``call_with_retry``); the rows' ``field`` by
+    ``timestamp`` inside each window, as (sorted int64 times, float64 values)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     until = min(until, now_ms + 1)
-    rates: dict[int, float] = {}
-    window = limit * HOUR_MS
+    values: dict[int, float] = {}
     for cursor in range(since, until, window):
         end = min(until, cursor + window) - 1
-        batch = await call_with_retry(
-            lambda c=cursor, e=end: exchange.fetch_funding_rate_history(
-                symbol, since=c, limit=limit, params={"until": e}),
-            what=f"{getattr(exchange, 'id', 'exchange')} {symbol} funding rates",
-            **(retry or {}))
+        batch = await call_with_retry(lambda c=cursor, e=end: call(c, limit, e), what=what,
+                                      **(retry or {}))
         for row in batch or []:
-            ts, rate = row.get("timestamp"), row.get("fundingRate")
-            if ts is not None and rate is not None and cursor <= int(ts) <= end:
-                rates[int(ts)] = float(rate)
-    ts = np.array(sorted(rates), dtype=np.int64)
-    return ts, np.array([rates[t] for t in ts.tolist()], dtype=np.float64)
+            ts, value = row.get("timestamp"), row.get(field)
+            if ts is not None and value is not None and cursor <= int(ts) <= end:
+                values[int(ts)] = float(value)
+    ts = np.array(sorted(values), dtype=np.int64)
+    return ts, np.array([values[t] for t in ts.tolist()], dtype=np.float64)
 
 
 async def update_open_interest(exchange: Any, data_dir: Path, exchange_id: str, symbol: str,

@@ -30,6 +30,7 @@ from data.perp import (
     align_open_interest,
     funding_interval,
 )
+from data.perp_fetch import pick_oi_period
 from data.perp_store import (
     FUNDING,
     OPEN_INTEREST,
@@ -50,17 +51,6 @@ class PerpLoad:
     inputs: PerpInputs
     open_interest: Path | None
     funding: Path | None
-
-
-def pick_oi_period(periods: list[str], timeframe: str) -> str | None:
-    """The coarsest of ``periods`` not longer than ``timeframe``, else the finest; None when
-    there is none."""
-    if not periods:
-        return None
-    step = timeframe_ms(timeframe)
-    fitting = [p for p in periods if timeframe_ms(p) <= step]
-    key = timeframe_ms
-    return max(fitting, key=key) if fitting else min(periods, key=key)
 
 
 def taker_volume(source: Source, timeframe: str, candles: OHLCV) -> np.ndarray:
