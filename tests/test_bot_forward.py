@@ -183,3 +183,17 @@ async def test_bad_forward_input_gets_an_ephemeral_answer(tmp_path, command, opt
     assert not record.expired and record.ephemeral
     assert len(visible) == 1 and visible[0].ephemeral
     assert message in visible[0].embeds[0]["description"]
+
+
+async def test_the_stop_reply_names_the_runs_channel_wherever_it_is_typed(tmp_path):
+    other = CHANNEL + 1
+    async with bot_env(tmp_path, channels=(other,)) as env:
+        start, run_id = await start_run(env)
+        stop = await env.ds.invoke("forward stop", {"run": run_id}, user_id=TRADER,
+                                   channel_id=other)
+        await stop.wait_done(lambda r: r.final is not None and "stopped" in r.final.content,
+                             timeout=20)
+    # no alerts channel is set: the run's alerts go where it was started, not where /stop was
+    assert start.final.content.endswith(f"Its alerts are posted in <#{CHANNEL}>.")
+    assert stop.final.content == f"⏹️ Run `{run_id}` stopped. Its alerts are posted in " \
+                                 f"<#{CHANNEL}>."

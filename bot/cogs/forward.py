@@ -18,6 +18,7 @@ from bot import choices, embeds, embeds_views
 from bot.access import actor, require_owner, trader_only
 from bot.cogs.backtest import parse_params, parse_protect
 from bot.confirm import stop_choices
+from bot.routing import AlertRouter
 from engine import formatting as fmt
 from engine.forward.engine import RunSpec
 from engine.service import PaperService
@@ -59,7 +60,7 @@ class ForwardCog(commands.GroupCog, group_name="forward",
             content=f"✅ Run `{view.id}` started: {view.strategy} on {view.symbol} "
                     f"{view.timeframe} · {view.exchange}"
                     + (f" · leverage {fmt.leverage(view.leverage)}" if view.shows_leverage
-                       else "") + f". {self._where(interaction)}")
+                       else "") + f". {await self._where(interaction, view.id)}")
 
     @app_commands.command(name="stop", description="Stop a forward run for good")
     @app_commands.describe(run="run id")
@@ -80,16 +81,17 @@ class ForwardCog(commands.GroupCog, group_name="forward",
             return
         view = await self.service.stop_run(run, actor(interaction.user))
         await interaction.response.send_message(
-            content=f"⏹️ Run `{view.id}` stopped. {self._where(interaction)}", ephemeral=True)
+            content=f"⏹️ Run `{view.id}` stopped. {await self._where(interaction, view.id)}",
+            ephemeral=True)
 
-    def _where(self, interaction: discord.Interaction) -> str:
-        """Where the run's alerts are posted, for the ephemeral reply."""
-        s = self.service.settings
-        channel = s.ops_alerts_channel_id or s.alerts_channel_id or interaction.channel_id
-        if s.thread_per_run:
-            channel = s.trade_alerts_channel_id or s.alerts_channel_id or interaction.channel_id
-            return f"Its alerts go to its own thread in <#{channel}>."
-        return f"Its alerts are posted in <#{channel}>."
+    async def _where(self, interaction: discord.Interaction, run_id: str) -> str:
+        """Where the run's alerts are posted, for the ephemeral reply (the alert router's own
+        rules: a command typed elsewhere still names the run's channel)."""
+        record = await self.service.run_record(run_id)
+        router = AlertRouter(interaction.client, self.service)
+        if router.uses_thread("trade", record):
+            return f"Its alerts go to its own thread in <#{router.channel_id('trade', record)}>."
+        return f"Its alerts are posted in <#{router.channel_id('ops', record)}>."
 
     @app_commands.command(name="pause",
                           description="Stop a run's entries; its exits keep being managed")
