@@ -237,17 +237,11 @@ class Position:
 
     def refresh_stop(self) -> None:
         """Recompute ``active_stop``: the tighter of the fixed stop, the trailing stop and the
-        liquidation level."""
-        stop, trail = self.stop_loss, self.trailing_stop
-        if math.isnan(trail):
-            self.active_stop = stop
-        elif math.isnan(stop):
-            self.active_stop = trail
-        else:
-            self.active_stop = max(stop, trail) if self.direction > 0 else min(stop, trail)
-        liq = self.liquidation_price
-        if liq == liq:  # a leveraged position: liquidated first when the stop is beyond it
-            self.active_stop = _tighter(self.direction, self.active_stop, liq)
+        liquidation level (a leveraged position is liquidated first when the stop is beyond
+        it). The trailing level comes first so that on a tie the fixed stop is kept."""
+        direction = self.direction
+        self.active_stop = _tighter(direction, _tighter(direction, self.trailing_stop,
+                                                        self.stop_loss), self.liquidation_price)
 
     @property
     def stop_level(self) -> float:
