@@ -250,22 +250,10 @@ class Position:
         return _tighter(self.direction, self.stop_loss, self.trailing_stop)
 
     @property
-    def liquidating(self) -> bool:
-        """True when the liquidation level is the stop in force (tighter than any stop)."""
-        return self.active_stop == self.liquidation_price
-
-    @property
     def trailing_active(self) -> bool:
         """True when the trailing level is the stop in force (tighter than or equal to the
         fixed stop-loss)."""
         return not math.isnan(self.trailing_stop) and self.active_stop == self.trailing_stop
-
-    @property
-    def managed(self) -> bool:
-        """True when the position needs more than the plain stop/take check: scale-out
-        levels, a trailing stop or a time exit (the engine's slower path)."""
-        return bool(self.take_profits) or not math.isnan(self.trailing_stop_pct) \
-            or self.max_hold > 0
 
     def unrealised_pnl(self, mark_price: float) -> float:
         """Gross PnL (quote) of the remaining size at ``mark_price``, before exit costs."""
