@@ -341,6 +341,12 @@ class Trade:
         """Time held, ms."""
         return self.exit_time - self.entry_time
 
+    @property
+    def on_perpetual(self) -> bool:
+        """True for a perpetual's trade: funding was booked, or the symbol is a perpetual's
+        (``BASE/QUOTE:SETTLE``); reports show its funding then, even when it is 0."""
+        return bool(self.funding) or ":" in self.symbol
+
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
