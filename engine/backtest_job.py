@@ -7,7 +7,6 @@ is wrong and what is valid.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import tempfile
@@ -19,8 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from data.cache_sync import update_cache
-from data.history import FetchError
 from data.loader import CandleLoader, MissingDataError, Source
 from data.ohlcv import OHLCV
 from data.perp import PerpInputs
@@ -36,7 +33,8 @@ from engine.backtest_request import (
     request_leverage,
     request_protections,
 )
-from engine.errors import MissingCandles, ServiceError, scrub_secrets
+from engine.errors import MissingCandles, ServiceError
+from engine.fetch_job import fetch_into_cache
 from engine.fills import FillModel
 from engine.perp.leverage import margin_rules
 from engine.reporting import iso, write_exits_csv, write_trades_csv
@@ -52,22 +50,7 @@ DEFAULT_FETCH_DAYS = {"1m": 30, "5m": 90, "15m": 180, "30m": 180}
 def _fetch_missing(settings: Settings, exchange: str, symbol: str, timeframe: str,
                    start: int, end: int) -> str | None:
     """Try to fetch what the cache lacks; returns the failure text or None."""
-    from data.exchanges import make_exchange
-
-    async def go() -> None:
-        client = make_exchange(exchange, rest_url=settings.rest_url_for(exchange),
-                               market_type="linear" if ":" in symbol else None)
-        try:
-            await update_cache(client, settings.data_dir, exchange, symbol, timeframe, start,
-                               end, retry={"max_retries": 2, "base_delay": 0.5})
-        finally:
-            await client.close()
-
-    try:
-        asyncio.run(go())
-        return None
-    except (FetchError, OSError, ValueError) as exc:
-        return scrub_secrets(str(exc))
+    return fetch_into_cache(settings, exchange, symbol, timeframe, start, end)[1]
 
 
 def run_backtest_job(request: BacktestRequest, settings: Settings,

@@ -365,9 +365,9 @@ class Core(ManualCommands):
                       sig.stop_loss, sig.take_profit, sig.tag, sig.trailing_stop_pct, levels,
                       sig.max_hold, liq)
         if self.emit is not None:
-            self.emit(TradeOpened(self.run_id, ts, replace(pos, take_profits=[
-                list(lv) for lv in pos.take_profits]), self.strategy.name,
-                self.market.timeframe))
+            # a copy: Position.__post_init__ copies each take-profit level too
+            self.emit(TradeOpened(self.run_id, ts, replace(pos), self.strategy.name,
+                                  self.market.timeframe))
 
     def _guard_events(self, ts: int) -> None:
         """Emit the guards' trips and lifts since the last call (forward runs)."""

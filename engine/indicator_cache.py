@@ -31,8 +31,6 @@ class IndicatorCache:
     def __init__(self, max_bytes: int = 64 * 2**20) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self.hits = 0
-        self.misses = 0
         self._items: OrderedDict[Hashable, list[np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -41,10 +39,8 @@ class IndicatorCache:
         with self._lock:
             found = self._items.get(key)
             if found is None:
-                self.misses += 1
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
             return found
 
     def put(self, key: Hashable, arrays: list[np.ndarray]) -> None:

@@ -133,6 +133,13 @@ def drop_leading_partial(candles: OHLCV, bins: OHLCV) -> OHLCV:
     return bins
 
 
+def _closed_by(frame: TimeframeData, tf: str, close_time: Any) -> Any:
+    """How many candles of ``frame`` (timeframe ``tf``) have closed by ``close_time`` (ms UTC;
+    a number, or an array for one count each)."""
+    return np.searchsorted(frame.columns["timestamp"].full + timeframe_ms(tf), close_time,
+                           side="right")
+
+
 class MarketData:
     """Every timeframe of one symbol. Strategies get it as ``data``.
 
@@ -200,8 +207,7 @@ class MarketData:
         for tf, frame in self._frames.items():
             if tf == self.timeframe:
                 continue
-            bin_close = frame.columns["timestamp"].full + timeframe_ms(tf)
-            counts = np.searchsorted(bin_close, base_close, side="right")
+            counts = _closed_by(frame, tf, base_close)
             self._visible_counts.append((frame.clock, memoryview(counts.astype(np.int64))))
 
     def visible_at(self, i: int) -> dict[str, int]:
@@ -210,8 +216,7 @@ class MarketData:
         out = {self.timeframe: i + 1}
         for tf, frame in self._frames.items():
             if tf != self.timeframe:
-                bin_close = frame.columns["timestamp"].full + timeframe_ms(tf)
-                out[tf] = int(np.searchsorted(bin_close, base_close, side="right"))
+                out[tf] = int(_closed_by(frame, tf, base_close))
         return out
 
     def advance(self, i: int) -> None:
@@ -278,7 +283,7 @@ class MarketData:
             if tf == self.timeframe:
                 continue
             ts = frame.columns["timestamp"].full
-            closed = int(np.searchsorted(ts + timeframe_ms(tf), last_close, side="right"))
+            closed = int(_closed_by(frame, tf, last_close))
             open_bin: list[float] | None = None
             if closed < len(ts):
                 open_bin = [float(frame.columns[c].list[closed]) for c in OHLCV_COLUMNS]

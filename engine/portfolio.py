@@ -184,13 +184,6 @@ class Portfolio:
         self.trades.append(trade)
         return exit_, trade
 
-    def close(self, pos: Position, price: float, fee: float, ts: int, reason: str,
-              settled_on_recovery: bool = False) -> Trade:
-        """Record the exit of everything left of ``pos``. Returns the trade."""
-        _, trade = self.reduce(pos, pos.size, price, fee, ts, reason, settled_on_recovery)
-        assert trade is not None
-        return trade
-
     # ---- persistence -----------------------------------------------------------------------
     @property
     def next_position_id(self) -> int:

@@ -48,7 +48,7 @@ def trade_dict(trade: Trade) -> dict[str, Any]:
         "fees": trade.fees,
         "exit_reason": trade.exit_reason,
     }
-    if trade.funding or ":" in trade.symbol:  # a perpetual's trade
+    if trade.on_perpetual:
         out["funding"] = trade.funding
     return out
 

@@ -237,17 +237,11 @@ class Position:
 
     def refresh_stop(self) -> None:
         """Recompute ``active_stop``: the tighter of the fixed stop, the trailing stop and the
-        liquidation level."""
-        stop, trail = self.stop_loss, self.trailing_stop
-        if math.isnan(trail):
-            self.active_stop = stop
-        elif math.isnan(stop):
-            self.active_stop = trail
-        else:
-            self.active_stop = max(stop, trail) if self.direction > 0 else min(stop, trail)
-        liq = self.liquidation_price
-        if liq == liq:  # a leveraged position: liquidated first when the stop is beyond it
-            self.active_stop = _tighter(self.direction, self.active_stop, liq)
+        liquidation level (a leveraged position is liquidated first when the stop is beyond
+        it). The trailing level comes first so that on a tie the fixed stop is kept."""
+        direction = self.direction
+        self.active_stop = _tighter(direction, _tighter(direction, self.trailing_stop,
+                                                        self.stop_loss), self.liquidation_price)
 
     @property
     def stop_level(self) -> float:
@@ -256,22 +250,10 @@ class Position:
         return _tighter(self.direction, self.stop_loss, self.trailing_stop)
 
     @property
-    def liquidating(self) -> bool:
-        """True when the liquidation level is the stop in force (tighter than any stop)."""
-        return self.active_stop == self.liquidation_price
-
-    @property
     def trailing_active(self) -> bool:
         """True when the trailing level is the stop in force (tighter than or equal to the
         fixed stop-loss)."""
         return not math.isnan(self.trailing_stop) and self.active_stop == self.trailing_stop
-
-    @property
-    def managed(self) -> bool:
-        """True when the position needs more than the plain stop/take check: scale-out
-        levels, a trailing stop or a time exit (the engine's slower path)."""
-        return bool(self.take_profits) or not math.isnan(self.trailing_stop_pct) \
-            or self.max_hold > 0
 
     def unrealised_pnl(self, mark_price: float) -> float:
         """Gross PnL (quote) of the remaining size at ``mark_price``, before exit costs."""
@@ -358,6 +340,12 @@ class Trade:
     def duration_ms(self) -> int:
         """Time held, ms."""
         return self.exit_time - self.entry_time
+
+    @property
+    def on_perpetual(self) -> bool:
+        """True for a perpetual's trade: funding was booked, or the symbol is a perpetual's
+        (``BASE/QUOTE:SETTLE``); reports show its funding then, even when it is 0."""
+        return bool(self.funding) or ":" in self.symbol
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,7 @@ def event_line(event: Event) -> str:
     if isinstance(event, TradeClosed):
         t = event.trade
         note = " (settled on recovery)" if t.settled_on_recovery else ""
-        funding = f", funding {fmt.number(t.funding)}" if t.funding or ":" in t.symbol else ""
+        funding = f", funding {fmt.number(t.funding)}" if t.on_perpetual else ""
         return (f"{head} closed {t.side} #{t.id} {t.symbol} @ {fmt.number(t.exit_price)} "
                 f"{t.exit_reason}: pnl {fmt.number(t.pnl)} ({fmt.pct(t.pnl_pct)}){funding}"
                 f"{note}")

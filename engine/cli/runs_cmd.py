@@ -130,7 +130,7 @@ def list_trades(args: argparse.Namespace, settings: Settings) -> int:
     for e in exits:
         parts.setdefault(e.position_id, []).append(e)
     for t in trades:
-        funding = f"  funding {fmt.number(t.funding)}" if t.funding or ":" in t.symbol else ""
+        funding = f"  funding {fmt.number(t.funding)}" if t.on_perpetual else ""
         print(f"#{t.id:<4} {t.side:<5} {fmt.iso(t.entry_time)} → {fmt.iso(t.exit_time)}  "
               f"{fmt.number(t.entry_price)} → {fmt.number(t.exit_price)}  size {t.size:.6g}  "
               f"pnl {fmt.number(t.pnl):>10}  fees {fmt.number(t.fees)}{funding}  "

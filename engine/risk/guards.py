@@ -31,7 +31,6 @@ class Guards:
     """
 
     def __init__(self, protections: Protections, candle_ms: int) -> None:
-        self.protections = protections
         p = protections
         guards: list[Guard] = []
         if p.max_drawdown_pct is not None:
