@@ -32,6 +32,12 @@ def insert_sql(table: str, columns: tuple[str, ...], replace: bool = False) -> s
             f"VALUES (?{', ?' * len(columns)})")
 
 
+#: The statements writing one row of ``trade_row``, ``position_row`` and ``exit_row``.
+INSERT_TRADE = insert_sql("trades", TRADE_COLUMNS)
+REPLACE_POSITION = insert_sql("positions", POSITION_COLUMNS, replace=True)
+INSERT_EXIT = insert_sql("exits", EXIT_COLUMNS)
+
+
 def position_row(run_id: str, pos: Position) -> tuple[Any, ...]:
     """The ``positions`` row of ``pos`` (a snapshot: safe to write later)."""
     return (run_id, pos.id, pos.side, pos.size, pos.entry_price, pos.entry_time, pos.entry_fee,
