@@ -47,7 +47,6 @@ OPEN_INTEREST = "open_interest"
 FUNDING = "funding"
 #: The per-candle columns a timeframe shows besides OHLCV, in this order.
 PERP_COLUMNS: tuple[str, ...] = ("open_interest", "funding_rate", "cvd")
-CVD_SOURCES: tuple[str, ...] = ("taker", "approx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +202,3 @@ def last_in_bins(base_ts: np.ndarray, bin_ts: np.ndarray, timeframe: str) -> np.
     every bin holding at least one base candle), int64 shape ``(len(bin_ts),)``."""
     labels = bin_starts(np.asarray(base_ts, dtype=np.int64), timeframe)
     return np.searchsorted(labels, np.asarray(bin_ts, dtype=np.int64), side="right") - 1
-
-
-def fresh(value: float, sampled_at: int, now: int, max_age: int) -> float:
-    """``value`` when it was sampled at most ``max_age`` ms before ``now`` (and not after it),
-    else NaN: the staleness rule for values received live (forward runs)."""
-    return value if 0 <= now - sampled_at <= max_age else math.nan

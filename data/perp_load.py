@@ -28,7 +28,6 @@ from data.perp import (
     PerpInputs,
     align_funding,
     align_open_interest,
-    funding_interval,
 )
 from data.perp_fetch import pick_oi_period
 from data.perp_store import (
@@ -46,11 +45,13 @@ from data.timeframes import timeframe_ms
 
 @dataclass(frozen=True, slots=True)
 class PerpLoad:
-    """Perpetual inputs for a backtest and the files they came from (None: not stored)."""
+    """Perpetual inputs for a backtest and the files they came from (None: not stored), with
+    the funding settlements read (times ms UTC, rates; empty when none is stored)."""
 
     inputs: PerpInputs
     open_interest: Path | None
     funding: Path | None
+    settlements: tuple[np.ndarray, np.ndarray]
 
 
 def taker_volume(source: Source, timeframe: str, candles: OHLCV) -> np.ndarray:
@@ -88,6 +89,7 @@ def load_perp_inputs(data_dir: Path, exchange: str, symbol: str, timeframe: str,
     oi = np.full(n, np.nan)
     funding = np.full(n, np.nan)
     oi_file = funding_file = None
+    settlements = np.empty(0, dtype=np.int64), np.empty(0)
     if is_perpetual(exchange, symbol) and n:
         step = timeframe_ms(timeframe)
         period = pick_oi_period(stored_oi_periods(data_dir, exchange, symbol), timeframe)
@@ -101,7 +103,6 @@ def load_perp_inputs(data_dir: Path, exchange: str, symbol: str, timeframe: str,
         path = funding_path(data_dir, exchange, symbol)
         if path.exists():
             funding_file = path
-            ts, rates = read_series(path, FUNDING)
-            funding = align_funding(candles.timestamp, timeframe, ts, rates,
-                                    funding_interval(ts))
-    return PerpLoad(PerpInputs(oi, funding, taker), oi_file, funding_file)
+            settlements = read_series(path, FUNDING)
+            funding = align_funding(candles.timestamp, timeframe, *settlements)
+    return PerpLoad(PerpInputs(oi, funding, taker), oi_file, funding_file, settlements)

@@ -169,14 +169,12 @@ def _perp_inputs(settings: Settings, exchange: str, symbol: str, timeframe: str,
     (``engine.store.perp_inputs``), and the funding settlements to pay (None on spot or when
     none is stored). A perpetual without them gets a warning naming what is missing."""
     from data.perp_load import load_perp_inputs
-    from data.perp_store import FUNDING, funding_path, read_series
 
     loaded = load_perp_inputs(settings.data_dir, exchange, symbol, timeframe, candles, source)
     if not is_perpetual(exchange, symbol) or not len(candles):
         return loaded.inputs, None
     inputs, recorded_candles = loaded.inputs, 0
-    settled = dict(zip(*(a.tolist() for a in read_series(
-        funding_path(settings.data_dir, exchange, symbol), FUNDING)), strict=True))
+    settled = dict(zip(*(a.tolist() for a in loaded.settlements), strict=True))
     step = timeframe_ms(timeframe)
     recorded = _recorded(settings, exchange, symbol, timeframe,
                          int(candles.timestamp[0]), int(candles.timestamp[-1]) + step,

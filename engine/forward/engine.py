@@ -28,14 +28,12 @@ from engine.forward.run import ForwardRun, StorageBusy
 from engine.forward.source import CcxtCandleSource
 from engine.forward.spec import (
     RunSpec,
-    check_market_leverage,
     check_spec,
     default_source_factory,
     run_protections,
 )
 from engine.forward.storage import StorageGuard
-from engine.perp.leverage import margin_rules
-from engine.risk import Protections
+from engine.perp.leverage import check_leverage, margin_rules
 from engine.settings import Settings
 from engine.store.store import RunRecord, Store, now_ms
 from engine.strategy import Strategy
@@ -116,10 +114,6 @@ class ForwardEngine(Resuming):
         """
         return check_spec(self.settings, spec)
 
-    def protections(self, spec: RunSpec, strategy: Strategy) -> Protections:
-        """The run's risk guards (``engine.forward.spec.run_protections``)."""
-        return run_protections(self.settings, spec, strategy)
-
     async def start_run(self, spec: RunSpec) -> RunRecord:
         """Validate, warm up, store and subscribe a new run; returns its record.
 
@@ -140,8 +134,8 @@ class ForwardEngine(Resuming):
             if (markets.get(symbol) or {}).get("active") is False:
                 raise ServiceError(f"{symbol} is listed on {exchange} {market_type} but not "
                                    "trading (delisted or suspended); pick another symbol")
-            margin = margin_rules(check_market_leverage(spec, exchange, symbol,
-                                                        markets.get(symbol)), exchange, symbol)
+            margin = margin_rules(check_leverage(spec.leverage, exchange, symbol,
+                                                 markets.get(symbol)), exchange, symbol)
             history, _ = await source.latest(symbol, timeframe,
                                              max(1, strategy.warmup_candles()))
         except FetchError as exc:
@@ -167,7 +161,7 @@ class ForwardEngine(Resuming):
             history_start=int(history.timestamp[0]) if len(history) else None,
             last_candle_ts=int(history.timestamp[-1]) if len(history) else None,
             balance=float(balance), next_position_id=1, strategy_state={}, mark_price=None,
-            mark_ts=None, protections=self.protections(spec, strategy).to_dict(),
+            mark_ts=None, protections=run_protections(self.settings, spec, strategy).to_dict(),
             maintenance_margin_rate=margin.maintenance_margin_rate)
         run = ForwardRun(record, strategy, self.store, source, self._publish, self.guard)
         try:  # a perpetual's open interest and funding over the warm-up
@@ -182,10 +176,6 @@ class ForwardEngine(Resuming):
         log.info("run %s started: %s %s %s on %s", record.id, record.strategy, symbol,
                  timeframe, exchange)
         return record
-
-    async def detach(self, run: ForwardRun) -> None:
-        """Stop feeding a live run (its status is the caller's business)."""
-        await self._detach(run)
 
     async def _attach(self, run: ForwardRun, consume: bool = True) -> None:
         rec = run.record
@@ -212,14 +202,15 @@ class ForwardEngine(Resuming):
         if task.cancelled() or self.runs.get(run.id) is not run:
             return
         if run.failed:  # stored as failed: let go of it
-            asyncio.get_running_loop().create_task(self._detach(run))
+            asyncio.get_running_loop().create_task(self.detach(run))
             return
         log.error("run %s: its consumer stopped (%r); restarting it", run.id, task.exception())
         run.consumer = self._start_consumer(run)
 
-    async def _detach(self, run: ForwardRun) -> None:
-        """Stop feeding ``run``. A transaction in flight is shielded and completes on its own,
-        so this never waits on a slow backfill or a storage retry."""
+    async def detach(self, run: ForwardRun) -> None:
+        """Stop feeding ``run`` (its status is the caller's business). A transaction in flight
+        is shielded and completes on its own, so this never waits on a slow backfill or a
+        storage retry."""
         self.runs.pop(run.id, None)
         consumer = run.consumer
         if consumer is not None and consumer is not asyncio.current_task():
@@ -285,7 +276,7 @@ class ForwardEngine(Resuming):
                 waiting.task.cancel()
         self.waiting.clear()
         runs = list(self.runs.values())
-        await asyncio.gather(*(self._detach(run) for run in runs))
+        await asyncio.gather(*(self.detach(run) for run in runs))
         events = tuple(RunStopped(run.id, now_ms(), "shutdown", run.portfolio.equity)
                        for run in runs)
         if events:

@@ -69,20 +69,13 @@ class Resuming:
         """
         records = [r for r in reversed(await self.store.runs(("running", "paused")))
                    if r.id not in self.runs and r.id not in self.waiting]
-        await asyncio.gather(*(self._resume_or_wait(r) for r in records))
+        await asyncio.gather(*(self.resume_or_wait(r) for r in records))
         return [r.id for r in records]
-
-    async def resume_record(self: ForwardEngine, record: RunRecord) -> int:
-        """Rebuild and attach one stored run now (see ``_resume``); raises when it cannot."""
-        return await self._resume(record)
 
     async def resume_or_wait(self: ForwardEngine, record: RunRecord) -> None:
         """Resume one stored run, or make it wait and retry (see ``resume_all``)."""
-        await self._resume_or_wait(record)
-
-    async def _resume_or_wait(self: ForwardEngine, record: RunRecord) -> None:
         try:
-            await self._resume(record)
+            await self.resume_record(record)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -112,7 +105,7 @@ class Resuming:
             delay = min(longest, delay * 2)
             waiting.attempts += 1
             try:
-                await self._resume(waiting.record, restored=True)
+                await self.resume_record(waiting.record, restored=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -125,8 +118,9 @@ class Resuming:
                         (now_ms() - waiting.since) / 1000)
             return
 
-    async def _resume(self: ForwardEngine, record: RunRecord, restored: bool = False) -> int:
-        """Rebuild, subscribe and catch up one stored run; returns the candles backfilled.
+    async def resume_record(self: ForwardEngine, record: RunRecord,
+                            restored: bool = False) -> int:
+        """Rebuild, subscribe and catch up one stored run now; returns the candles backfilled.
 
         Raises whatever stops it before it is attached (nothing is changed then): FetchError
         (exchange unreachable), ServiceError (strategy gone or invalid), strategy errors.

@@ -126,11 +126,11 @@ class RunCommands:
         self._status = ("paused", reason)
 
     def apply_stored_pause(self, reason: str | None) -> None:
-        """Restore a paused state read from the store (a restart); nothing is written."""
-        assert self.core is not None
-        self.paused = reason or "paused"
-        self.core.entries_paused = f"run paused ({self.paused[:120]}): exits only"
-        self.core.skip_strategy = self.paused.startswith("strategy ")
+        """Restore a paused state read from the store (a restart); nothing is written (the
+        status to write with the next commit stays as it was)."""
+        status, reason = self._status, reason or "paused"
+        self._set_paused(reason, error=reason.startswith("strategy "))
+        self._status = status
 
     async def pause(self, reason: str, actor: str) -> None:
         """Stop taking entries (exits keep being managed); stored and announced."""

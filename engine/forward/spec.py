@@ -60,7 +60,7 @@ def default_source_factory(settings: Settings) -> Callable[[str, str], CcxtCandl
 def check_spec(settings: Settings, spec: RunSpec) -> tuple[Strategy, str, str, float]:
     """Validate what needs no network: strategy, params, timeframe, exchange, symbol form,
     balance, fees, risk guards and leverage (against the documented table; the exchange's own
-    maximum is checked when its markets are loaded, ``check_market_leverage``).
+    maximum is checked when its markets are loaded, ``check_leverage`` with the market).
 
     Returns:
         (strategy instance, unified symbol, exchange id, starting balance).
@@ -99,17 +99,6 @@ def check_spec(settings: Settings, spec: RunSpec) -> tuple[Strategy, str, str, f
                            f"exchange bybit, or the spot symbol {symbol.split(':')[0]}")
     check_leverage(spec.leverage, exchange, symbol)  # LeverageError is a ServiceError
     return strategy, symbol, exchange, balance
-
-
-def check_market_leverage(spec: RunSpec, exchange: str, symbol: str,
-                          market: dict | None) -> float:
-    """The run's leverage checked against the exchange's market for ``symbol`` (ccxt
-    ``limits.leverage.max`` where given, else the table): 1.0 when none was asked.
-
-    Raises:
-        LeverageError: (a ``ServiceError``) above the maximum, in one line naming it.
-    """
-    return check_leverage(spec.leverage, exchange, symbol, market)
 
 
 def run_protections(settings: Settings, spec: RunSpec, strategy: Strategy) -> Protections:

@@ -9,11 +9,11 @@ quote currency (``nan``: no level), times ms UTC.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import aiosqlite
+
+from engine.types import none_to_nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +23,6 @@ class LevelStep:
     ts: int
     stop_loss: float
     take_profit: float
-
-
-def _price(value: Any) -> float:
-    return math.nan if value is None else float(value)
 
 
 async def level_steps(db: aiosqlite.Connection, run_id: str,
@@ -44,9 +40,9 @@ async def level_steps(db: aiosqlite.Connection, run_id: str,
                 pos = data.get("position") or {}
                 if pos.get("id") == position_id:
                     steps.append(LevelStep(int(pos.get("entry_time", ts)),
-                                           _price(pos.get("stop_loss")),
-                                           _price(pos.get("take_profit"))))
+                                           none_to_nan(pos.get("stop_loss")),
+                                           none_to_nan(pos.get("take_profit"))))
             elif data.get("position_id") == position_id:
-                steps.append(LevelStep(int(ts), _price(data.get("stop_loss")),
-                                       _price(data.get("take_profit"))))
+                steps.append(LevelStep(int(ts), none_to_nan(data.get("stop_loss")),
+                                       none_to_nan(data.get("take_profit"))))
     return steps

@@ -31,6 +31,15 @@ from pathlib import Path
 import aiosqlite
 import numpy as np
 
+from engine.types import none_to_nan
+
+#: The stored points of one exchange, symbol and timeframe in ``[start, end)``, by time.
+_POINTS_SQL = ("SELECT ts, open_interest, funding_rate FROM perp_inputs WHERE exchange=? AND "
+               "symbol=? AND timeframe=? AND ts>=? AND ts<? ORDER BY ts")
+#: The stored settlements of one exchange and symbol in ``[start, end)``, by time.
+_SETTLEMENTS_SQL = ("SELECT ts, rate FROM funding_settlements WHERE exchange=? AND symbol=? "
+                    "AND ts>=? AND ts<? ORDER BY ts")
+
 
 @dataclass(slots=True)
 class PerpWrite:
@@ -93,24 +102,16 @@ async def read_points(db: aiosqlite.Connection, exchange: str, symbol: str, time
     """Stored ``{candle open time: (open interest, funding rate)}`` with open times in
     ``[start, end)`` (NaN where unknown)."""
     async with db.execute(
-            "SELECT ts, open_interest, funding_rate FROM perp_inputs WHERE exchange=? AND "
-            "symbol=? AND timeframe=? AND ts>=? AND ts<? ORDER BY ts",
-            (exchange, symbol, timeframe, start, end)) as cur:
+            _POINTS_SQL, (exchange, symbol, timeframe, start, end)) as cur:
         rows = await cur.fetchall()
-    return {r[0]: (_nan(r[1]), _nan(r[2])) for r in rows}
+    return {r[0]: (none_to_nan(r[1]), none_to_nan(r[2])) for r in rows}
 
 
 async def read_settlements(db: aiosqlite.Connection, exchange: str, symbol: str, start: int,
                            end: int) -> dict[int, float]:
     """Stored ``{settlement time: rate}`` in ``[start, end)``."""
-    async with db.execute(
-            "SELECT ts, rate FROM funding_settlements WHERE exchange=? AND symbol=? AND ts>=? "
-            "AND ts<? ORDER BY ts", (exchange, symbol, start, end)) as cur:
+    async with db.execute(_SETTLEMENTS_SQL, (exchange, symbol, start, end)) as cur:
         return {r[0]: r[1] for r in await cur.fetchall()}
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def load_recorded(db_path: Path, exchange: str, symbol: str, timeframe: str, start: int,
@@ -130,17 +131,13 @@ def load_recorded(db_path: Path, exchange: str, symbol: str, timeframe: str, sta
                              "name='perp_inputs'").fetchone()
         if found is None:
             return None
-        points = conn.execute(
-            "SELECT ts, open_interest, funding_rate FROM perp_inputs WHERE exchange=? AND "
-            "symbol=? AND timeframe=? AND ts>=? AND ts<? ORDER BY ts",
-            (exchange, symbol, timeframe, start, end)).fetchall()
-        settled = conn.execute(
-            "SELECT ts, rate FROM funding_settlements WHERE exchange=? AND symbol=? AND ts>=? "
-            "AND ts<? ORDER BY ts", (exchange, symbol, start, end)).fetchall()
+        points = conn.execute(_POINTS_SQL,
+                              (exchange, symbol, timeframe, start, end)).fetchall()
+        settled = conn.execute(_SETTLEMENTS_SQL, (exchange, symbol, start, end)).fetchall()
     if not points and not settled:
         return None
     return Recorded(np.array([r[0] for r in points], dtype=np.int64),
-                    np.array([_nan(r[1]) for r in points], dtype=np.float64),
-                    np.array([_nan(r[2]) for r in points], dtype=np.float64),
+                    np.array([none_to_nan(r[1]) for r in points], dtype=np.float64),
+                    np.array([none_to_nan(r[2]) for r in points], dtype=np.float64),
                     np.array([r[0] for r in settled], dtype=np.int64),
                     np.array([r[1] for r in settled], dtype=np.float64))

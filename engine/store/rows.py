@@ -32,6 +32,12 @@ def insert_sql(table: str, columns: tuple[str, ...], replace: bool = False) -> s
             f"VALUES (?{', ?' * len(columns)})")
 
 
+#: The statements writing one row of ``trade_row``, ``position_row`` and ``exit_row``.
+INSERT_TRADE = insert_sql("trades", TRADE_COLUMNS)
+REPLACE_POSITION = insert_sql("positions", POSITION_COLUMNS, replace=True)
+INSERT_EXIT = insert_sql("exits", EXIT_COLUMNS)
+
+
 def position_row(run_id: str, pos: Position) -> tuple[Any, ...]:
     """The ``positions`` row of ``pos`` (a snapshot: safe to write later)."""
     return (run_id, pos.id, pos.side, pos.size, pos.entry_price, pos.entry_time, pos.entry_fee,
@@ -45,10 +51,8 @@ def position_row(run_id: str, pos: Position) -> tuple[Any, ...]:
 
 def position_from_row(r: Any) -> Position:
     """A ``Position`` from a ``positions`` row (symbol left empty: the run knows it)."""
-    keys = r.keys()
-
     def get(name: str, default: Any) -> Any:
-        value = r[name] if name in keys else None
+        value = r[name]
         return default if value is None else value
 
     return Position(
@@ -85,7 +89,7 @@ def trade_from_row(r: Any) -> Trade:
                  exit_reason=r["exit_reason"], stop_loss=none_to_nan(r["stop_loss"]),
                  take_profit=none_to_nan(r["take_profit"]), tag=r["tag"],
                  settled_on_recovery=bool(r["settled_on_recovery"]),
-                 funding=r["funding"] if "funding" in list(r.keys()) else 0.0)
+                 funding=r["funding"])
 
 
 def exit_row(run_id: str, exit_: Exit, settled_on_recovery: bool) -> tuple[Any, ...]:

@@ -167,18 +167,14 @@ class Store:
             for trade in step.closed:
                 await self.db.execute("DELETE FROM positions WHERE run_id=? AND id=?",
                                       (step.run_id, trade.id))
-                await self.db.execute(rows.insert_sql("trades", rows.TRADE_COLUMNS),
-                                      rows.trade_row(step.run_id, trade))
+                await self.db.execute(rows.INSERT_TRADE, rows.trade_row(step.run_id, trade))
                 await self._audit(ts, step.run_id, step.actor, "fill_close",
                                   {"position": trade.id, "reason": trade.exit_reason,
                                    "price": trade.exit_price, "pnl": trade.pnl})
-            for row in step.open_rows:
-                await self.db.execute(rows.insert_sql("positions", rows.POSITION_COLUMNS,
-                                                      replace=True), row)
+            await self.db.executemany(rows.REPLACE_POSITION, step.open_rows)
             closed_ids = {t.id for t in step.closed}
             for exit_, settled in step.exits:
-                await self.db.execute(rows.insert_sql("exits", rows.EXIT_COLUMNS),
-                                      rows.exit_row(step.run_id, exit_, settled))
+                await self.db.execute(rows.INSERT_EXIT, rows.exit_row(step.run_id, exit_, settled))
                 if exit_.position_id not in closed_ids:
                     await self._audit(ts, step.run_id, step.actor, "fill_reduce",
                                       {"position": exit_.position_id, "reason": exit_.reason,
