@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.symbols import LINEAR_ONLY_EXCHANGES, SymbolError, cache_pair, parse_cache_name
+from data.symbols import LINEAR_ONLY_EXCHANGES, parse_cache_name
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,17 @@ def migrate_cache(data_dir: Path) -> list[tuple[Path, Path]]:
         if match is None:
             continue
         exchange, base, quote, tf = (match[k] for k in ("exchange", "base", "quote", "timeframe"))
-        perp_pair = _perp_pair(exchange, f"{base}/{quote}", path)
-        if perp_pair is None:
-            continue
+        pair, perp_pair = f"{base}-{quote}", f"{base}-{quote}-{quote}"
         moves.append((path, data_dir / f"{exchange}_{perp_pair}_{tf}.oi.parquet"))
-        candles = data_dir / f"{exchange}_{base}-{quote}_{tf}.parquet"
+        candles = data_dir / f"{exchange}_{pair}_{tf}.parquet"
         if candles.exists():
             moves.append((candles, data_dir / f"{exchange}_{perp_pair}_{tf}.parquet"))
     for path in sorted(data_dir.glob("*.parquet")):
         parsed = parse_cache_name(path.name)
         if parsed is not None and parsed[0] in LINEAR_ONLY_EXCHANGES and ":" not in parsed[1]:
             exchange, symbol, tf = parsed
-            perp_pair = _perp_pair(exchange, symbol, path)
-            if perp_pair is not None:
-                moves.append((path, data_dir / f"{exchange}_{perp_pair}_{tf}.parquet"))
+            base, quote = symbol.split("/")
+            moves.append((path, data_dir / f"{exchange}_{base}-{quote}-{quote}_{tf}.parquet"))
     done = []
     for old, new in dict(moves).items():  # each file once
         try:
@@ -86,18 +83,6 @@ def migrate_cache(data_dir: Path) -> list[tuple[Path, Path]]:
                     "open interest" if old.name.endswith(".oi.parquet") else "candles")
         done.append((old, new))
     return done
-
-
-def _perp_pair(exchange: str, pair: str, path: Path) -> str | None:
-    """The cache name pair of the perpetual of ``pair`` (``BTC/USDT`` → ``BTC-USDT-USDT``,
-    ``data.symbols.cache_pair``); None, logged, when it is no symbol paperbot accepts (too
-    long), and ``path`` then stays where it is."""
-    base, quote = pair.split("/")
-    try:
-        return cache_pair(exchange, f"{base}/{quote}:{quote}")
-    except SymbolError as exc:
-        log.warning("cache: could not move %s: %s", path.name, exc)
-        return None
 
 
 def _move(old: Path, new: Path) -> None:
