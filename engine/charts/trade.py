@@ -162,10 +162,10 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
 def render_position_chart(candles: OHLCV, position: Position, path: Path, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
                           lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = (),
-                       steps: Sequence[Any] = ()) -> Path:
+                          steps: Sequence[Any] = ()) -> Path:
     """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
     fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
-                                lines=lines, exits=exits)
+                                lines=lines, exits=exits, steps=steps)
     try:
         return style.save_png(fig, path)
     finally:
