@@ -15,7 +15,6 @@ from bot.embeds import (
     GREY,
     RED,
     funding_text,
-    level_text,
     size_text,
     trade_line,
     trade_lines,
@@ -33,8 +32,8 @@ def level_reply(view: PositionView, what: str) -> discord.Embed:
     """Reply to ``/position stop|target`` and the break-even button."""
     return discord.Embed(
         title=f"🔧 {what} · {view.symbol} {view.side} #{view.id}",
-        description=f"stop-loss {level_text(view.stop_loss)} · take-profit "
-                    f"{level_text(view.take_profit)} · in force from the next candle",
+        description=f"stop-loss {fmt.number(view.stop_loss)} · take-profit "
+                    f"{fmt.number(view.take_profit)} · in force from the next candle",
         colour=BLUE)
 
 
@@ -55,8 +54,8 @@ def positions(views: list[PositionView]) -> discord.Embed:
         embed.add_field(
             name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
             value=(f"size {size_text(v.size, v.symbol)} · entry {fmt.number(v.entry_price)} "
-                   f"{quote}\nmark {level_text(v.mark_price)} {quote} · uPnL {pnl}\n"
-                   f"SL {level_text(v.stop_loss)} · TP {level_text(v.take_profit)} {quote} · since "
+                   f"{quote}\nmark {fmt.number(v.mark_price)} {quote} · uPnL {pnl}\n"
+                   f"SL {fmt.number(v.stop_loss)} · TP {fmt.number(v.take_profit)} {quote} · since "
                    f"{fmt.when(v.entry_time)}{perp}"),
             inline=False)
     return embed
