@@ -26,7 +26,14 @@ from data.ohlcv import OHLCV
 from data.symbols import base_currency, quote_currency
 from data.timeframes import timeframe_ms
 from engine.charts import style
-from engine.charts.bars import Bars, aggregate_bars, draw_candles, draw_volume, event_x
+from engine.charts.bars import (
+    Bars,
+    aggregate_bars,
+    bar_centers,
+    draw_candles,
+    draw_volume,
+    event_x,
+)
 from engine.charts.theme import Theme, get_theme
 from engine.plots import PlotLine
 from engine.types import Position, Trade
@@ -187,7 +194,7 @@ def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title
 
 def _draw_lines(ax: Axes, bars: Bars, lines: Sequence[PlotLine], theme: Theme,
                 offset: int) -> list[Line2D]:
-    x = style.to_datenum((bars.start + bars.end) / 2)
+    x = bar_centers(bars)
     handles = []
     for k, line in enumerate(lines):
         colour = theme.palette[(offset + k) % len(theme.palette)]

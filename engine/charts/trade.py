@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from data.ohlcv import OHLCV
 from data.symbols import quote_currency
 from engine.charts import style
-from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
+from engine.charts.bars import Bars, aggregate_bars, bar_centers, draw_candles, event_x
 from engine.charts.price import draw_trades
 from engine.charts.theme import SMALL_PT, Theme, get_theme
 from engine.exits import trailing_levels
@@ -230,7 +230,7 @@ def _part_markers(ax: Axes, bars: Bars, parts: Sequence[Exit], initial_size: flo
 
 def _overlays(ax: Axes, bars: Bars, lines: Sequence[PlotLine], offset: int, count: int,
               th: Theme) -> None:
-    x = style.to_datenum((bars.start + bars.end) / 2)
+    x = bar_centers(bars)
     for k, line in enumerate(ln for ln in lines if ln.panel == "price"):
         values = np.asarray(line.values, dtype=np.float64)[offset:offset + count]
         if values.shape[0] == count:
