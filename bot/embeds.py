@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from bot.access import mention
 from data.symbols import base_currency, quote_currency
 from engine import formatting as fmt
 from engine.events import (
@@ -211,8 +212,8 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
     elif isinstance(event, RunPaused):
-        who = "" if event.by == "engine" else f" by <@{event.by.removeprefix('discord:')}>" \
-            if event.by.startswith("discord:") else f" ({event.by})"
+        by = mention(event.by)
+        who = "" if event.by == "engine" else f" by {by}" if by else f" ({event.by})"
         embed = discord.Embed(
             title=f"⏸️ Run {event.run_id} paused{who}",
             description=(f"{event.reason[:1500]}\nOpen positions keep their stops, targets and "

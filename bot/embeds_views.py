@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import discord
 
+from bot.access import mention
 from bot.embeds import (
     BLUE,
     GREEN,
@@ -155,8 +156,7 @@ def audit(rows: list[AuditRow], run_id: str | None) -> discord.Embed:
                           colour=GREY)
     lines = []
     for r in rows:
-        who = f"<@{r.actor.removeprefix('discord:')}>" if r.actor.startswith("discord:") \
-            else r.actor
+        who = mention(r.actor) or r.actor
         detail = ", ".join(f"{k}={v}" for k, v in r.detail.items() if v not in (None, ""))
         lines.append(f"{fmt.iso(r.ts)} · {who} · **{r.action}**"
                      + (f" · `{r.run_id}`" if r.run_id and not run_id else "")
