@@ -95,8 +95,7 @@ def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: st
     style.titles(fig, th, title, subtitle or (f"equity and drawdown ({unit})" if unit
                                               else "equity and drawdown"))
     if eq.size == 0:
-        top.text(0.5, 0.5, "no equity data", transform=top.transAxes, ha="center",
-                 va="center", fontsize=style.TITLE_PT, color=th.muted)
+        style.no_data(top, th, "no equity data")
         return fig
     _draw_panels(top, bottom, ts, eq, starting_balance, benchmark, th)
     return fig
@@ -127,10 +126,7 @@ def render_equity_chart(timestamps: np.ndarray, equity: np.ndarray, path: Path, 
     fig = build_equity_figure(timestamps, equity, title=title,
                               starting_balance=starting_balance, benchmark=benchmark,
                               quote=quote, theme=theme)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def _draw_panels(top: Axes, bottom: Axes, ts: np.ndarray, eq: np.ndarray,

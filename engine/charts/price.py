@@ -140,8 +140,7 @@ def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timef
     price = axes[0]
     style.titles(fig, th, title, _subtitle(candles, bars, timeframe, trades, marked))
     if len(bars) == 0:
-        price.text(0.5, 0.5, "no candles in this span", transform=price.transAxes,
-                   ha="center", va="center", fontsize=style.TITLE_PT, color=th.muted)
+        style.no_data(price, th, "no candles in this span")
         return fig
     draw_candles(price, bars, th)
     handles = _draw_lines(price, bars, [ln for ln in lines if ln.panel == "price"], th, 0)
@@ -186,10 +185,7 @@ def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title
     fig = build_price_figure(candles, trades, title=title, timeframe=timeframe, theme=theme,
                              lines=lines, open_positions=open_positions or [],
                              max_bars=max_bars, symbol=symbol, max_marked=max_marked)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def _draw_lines(ax: Axes, bars: Bars, lines: Sequence[PlotLine], theme: Theme,

@@ -67,7 +67,7 @@ def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars
     fig, ax = _figure(th, title, subtitle)
     fig.texts[1].set_color(th.win if win else th.loss)
     if len(bars) == 0:
-        _empty(ax, th, "no candles around this trade")
+        style.no_data(ax, th, "no candles around this trade", SMALL_PT)
         return fig
     draw_candles(ax, bars, th)
     _overlays(ax, bars, lines, offset, len(window), th)
@@ -110,10 +110,7 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
     """
     fig = build_trade_figure(candles, trade, title=title, context_bars=context_bars,
                              theme=theme, lines=lines, exits=exits, steps=steps)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def build_position_figure(candles: OHLCV, position: Position, *, title: str,
@@ -136,7 +133,7 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
         parts.append(f"open PnL {pnl:+,.2f}{unit}")
     fig, ax = _figure(th, title, " · ".join(parts))
     if len(bars) == 0:
-        _empty(ax, th, "no recent candles")
+        style.no_data(ax, th, "no recent candles", SMALL_PT)
         return fig
     draw_candles(ax, bars, th)
     _overlays(ax, bars, lines, 0, len(candles), th)
@@ -166,10 +163,7 @@ def render_position_chart(candles: OHLCV, position: Position, path: Path, *, tit
     """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
     fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
                                 lines=lines, exits=exits, steps=steps)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 # ---- shared pieces ---------------------------------------------------------------------------
@@ -179,11 +173,6 @@ def _figure(th: Theme, title: str, subtitle: str) -> tuple[Figure, Axes]:
     style.style_axes(ax, th)
     style.titles(fig, th, title, subtitle)
     return fig, ax
-
-
-def _empty(ax: Axes, th: Theme, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
-            fontsize=SMALL_PT, color=th.muted)
 
 
 def _level_paths(ax: Axes, steps: Sequence[Any], end_ts: int, th: Theme) -> None:
