@@ -72,8 +72,7 @@ def minmax_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -> 
 
 def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: str,
                         starting_balance: float, benchmark: np.ndarray | None = None,
-                        quote: str = "", theme: str | Theme | None = None,
-                        subtitle: str = "") -> Figure:
+                        quote: str = "", theme: str | Theme | None = None) -> Figure:
     """The equity/drawdown chart as a ``Figure`` (``render_equity_chart`` writes it).
 
     Raises:
@@ -92,8 +91,8 @@ def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: st
     for ax in (top, bottom):
         style.style_axes(ax, th)
     unit = style.plain(quote)
-    style.titles(fig, th, title, subtitle or (f"equity and drawdown ({unit})" if unit
-                                              else "equity and drawdown"))
+    style.titles(fig, th, title, f"equity and drawdown ({unit})" if unit
+                 else "equity and drawdown")
     if eq.size == 0:
         style.no_data(top, th, "no equity data")
         return fig

@@ -35,6 +35,7 @@ from engine.charts.bars import (
     event_x,
 )
 from engine.charts.theme import Theme, get_theme
+from engine.formatting import iso
 from engine.plots import PlotLine
 from engine.types import Position, Trade
 
@@ -175,13 +176,10 @@ def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timef
 
 def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title: str,
                        timeframe: str, open_positions: list[Position] | None = None,
-                       max_bars: int = PHONE_BARS, quote: str | None = None,
-                       theme: str | Theme | None = None, lines: Sequence[PlotLine] = (),
-                       symbol: str | None = None, max_marked: int = MAX_MARKED_TRADES) -> Path:
-    """Write the price chart (``build_price_figure``) as an 800 px wide PNG; returns ``path``.
-
-    ``quote`` is accepted for compatibility (units come from ``symbol`` or the trades).
-    """
+                       max_bars: int = PHONE_BARS, theme: str | Theme | None = None,
+                       lines: Sequence[PlotLine] = (), symbol: str | None = None,
+                       max_marked: int = MAX_MARKED_TRADES) -> Path:
+    """Write the price chart (``build_price_figure``) as an 800 px wide PNG; returns ``path``."""
     fig = build_price_figure(candles, trades, title=title, timeframe=timeframe, theme=theme,
                              lines=lines, open_positions=open_positions or [],
                              max_bars=max_bars, symbol=symbol, max_marked=max_marked)
@@ -267,7 +265,7 @@ def _price_limits(bars: Bars, trades: Sequence[Trade],
 
 def span_text(first_ms: int, last_ms: int) -> str:
     """``"2019-01-01 → 12-31 UTC"`` (the year once when both days share it)."""
-    a, b = style.format_day(first_ms), style.format_day(last_ms)
+    a, b = iso(first_ms)[:10], iso(last_ms)[:10]
     return f"{a} → {b[5:] if a[:4] == b[:4] else b} UTC"
 
 

@@ -212,16 +212,6 @@ def format_duration(ms: int) -> str:
     return " ".join(parts) if parts else f"{ms // 1000}s"
 
 
-def format_time(ts_ms: int) -> str:
-    """``"2024-03-01 14:00"`` (UTC) for a time in ms UTC."""
-    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def format_day(ts_ms: int) -> str:
-    """``"2024-03-01"`` (UTC) for a time in ms UTC."""
-    return format_time(ts_ms)[:10]
-
-
 def format_price(price: float) -> str:
     """A price with thousands separators and enough decimals for its magnitude."""
     size = abs(price)
