@@ -41,6 +41,12 @@ def actor(user: discord.abc.User) -> str:
     return f"discord:{user.id}"
 
 
+def mention(who: str) -> str | None:
+    """The Discord mention ``<@id>`` of the actor ``who`` when it is ``discord:<id>``; None for
+    any other actor (``cli``, ``engine``…)."""
+    return f"<@{who.removeprefix('discord:')}>" if who.startswith("discord:") else None
+
+
 def _has_role(user: discord.abc.User, role_ids: Iterable[int]) -> bool:
     wanted = set(role_ids)
     return any(role.id in wanted for role in getattr(user, "roles", []))
@@ -123,9 +129,9 @@ async def require_allowed(interaction: discord.Interaction, service: PaperServic
 
 def ownership_refusal(run_id: str, started_by: str | None, verb: str) -> str:
     """One line saying whose run it is and who may ``verb`` it (``stop``, ``close``)."""
-    if started_by and started_by.startswith("discord:"):
-        return (f"run {run_id} belongs to <@{started_by.removeprefix('discord:')}>; only they "
-                f"or a manager can {verb} it")
+    owner = mention(started_by) if started_by else None
+    if owner:
+        return f"run {run_id} belongs to {owner}; only they or a manager can {verb} it"
     origin = "was started from the command line" if started_by == "cli" else "has no owner"
     return (f"run {run_id} {origin}; only a manager (a role in PAPERBOT_MANAGER_ROLE_IDS) "
             f"can {verb} it")

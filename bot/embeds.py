@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from bot.access import mention
 from data.symbols import base_currency, quote_currency
 from engine import formatting as fmt
 from engine.events import (
@@ -48,13 +49,6 @@ REASONS = {"stop_loss": "stop-loss", "take_profit": "take-profit", "signal": "si
            "max_drawdown": "max drawdown", "liquidation": "liquidation"}
 #: a short opened: neither the loss red nor the long blue
 PURPLE = discord.Colour.from_rgb(155, 89, 182)
-
-
-def level_text(value: float | None) -> str:
-    """A price level (quote) with separators, or "—" when unset (None or nan)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return fmt.number(value)
 
 
 def _when(ms: int) -> datetime:
@@ -139,7 +133,7 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
     embed.add_field(name="PnL", value=f"{fmt.signed_money(t.pnl, quote)}\n{fmt.pct(t.pnl_pct)}")
     embed.add_field(name="Exit reason", value=fmt.reason_text(t.exit_reason))
     embed.add_field(name="Duration", value=fmt.duration(t.duration_ms))
-    levels = f"{level_text(t.stop_loss)} / {level_text(t.take_profit)} {quote}"
+    levels = f"{fmt.number(t.stop_loss)} / {fmt.number(t.take_profit)} {quote}"
     embed.add_field(name="SL / TP", value=levels.rstrip())
     embed.add_field(name="Fees", value=fmt.money(t.fees, quote))
     if t.funding or ":" in t.symbol:  # a perpetual: funding booked while held, in the PnL
@@ -218,8 +212,8 @@ def lifecycle(event: Event, run: RunRecord | None) -> discord.Embed:
     elif isinstance(event, CaughtUp):
         embed = caught_up(event, run)
     elif isinstance(event, RunPaused):
-        who = "" if event.by == "engine" else f" by <@{event.by.removeprefix('discord:')}>" \
-            if event.by.startswith("discord:") else f" ({event.by})"
+        by = mention(event.by)
+        who = "" if event.by == "engine" else f" by {by}" if by else f" ({event.by})"
         embed = discord.Embed(
             title=f"⏸️ Run {event.run_id} paused{who}",
             description=(f"{event.reason[:1500]}\nOpen positions keep their stops, targets and "
@@ -274,15 +268,15 @@ def position_updated(event: PositionUpdated) -> discord.Embed:
     """"🔧 Stop moved to 104,120.50 (break-even) · BTC/USDT long #15"."""
     parts = []
     if event.note == "break-even" or event.stop_loss == event.entry_price:
-        parts.append(f"Stop moved to {level_text(event.stop_loss)} (break-even)")
+        parts.append(f"Stop moved to {fmt.number(event.stop_loss)} (break-even)")
     else:
-        parts.append(f"Stop {level_text(event.stop_loss)}")
-    parts.append(f"target {level_text(event.take_profit)}")
+        parts.append(f"Stop {fmt.number(event.stop_loss)}")
+    parts.append(f"target {fmt.number(event.take_profit)}")
     who = "by you" if event.by == "user" else "by the strategy"
     embed = discord.Embed(
         title=f"🔧 {', '.join(parts)} · {event.symbol} {event.side} #{event.position_id}"[:256],
         description=f"Moved {who}; in force from the next candle"
-                    + (f" · trailing stop {level_text(event.trailing_stop)}"
+                    + (f" · trailing stop {fmt.number(event.trailing_stop)}"
                        if event.trailing_stop == event.trailing_stop else ""),
         colour=BLUE)
     return embed
@@ -339,8 +333,8 @@ def caught_up(event: CaughtUp, run: RunRecord | None) -> discord.Embed:
         embed.add_field(name="Realised", value=fmt.signed_money(total, quote))
     for p in opened[:5]:
         embed.add_field(name=f"Open #{p.id} {p.side.upper()}",
-                        value=f"{fmt.money(p.entry_price, quote)} · SL {level_text(p.stop_loss)} · "
-                              f"TP {level_text(p.take_profit)}")
+                        value=f"{fmt.money(p.entry_price, quote)} · SL {fmt.number(p.stop_loss)} · "
+                              f"TP {fmt.number(p.take_profit)}")
     embed.set_footer(text=_run_line(event.run_id, run, "caught up"))
     return embed
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from bot.access import mention
 from bot.embeds import BLUE, GREEN, RED
 from data.symbols import quote_currency
 from data.timeframes import timeframe_ms
@@ -121,7 +122,7 @@ def history(items: list[StoredBacktest], total: int) -> discord.Embed:
     for b in items:
         m = b.result.get("metrics", {})
         span = f"{fmt.iso(b.result.get('start'))[:10]} → {fmt.iso(_last_open(b.result))[:10]}"
-        who = f"<@{b.actor.split(':', 1)[1]}>" if b.actor.startswith("discord:") else b.actor
+        who = mention(b.actor) or b.actor
         lines.append(f"`#{b.id}` **{b.strategy}** {b.symbol} {b.timeframe} · {span}\n"
                      f"{fmt.pct(m.get('total_return_pct'))} · {m.get('num_trades', 0)} trades · "
                      f"{who} · {fmt.when(b.created_at)}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import discord
 
+from bot.access import mention
 from bot.embeds import (
     BLUE,
     GREEN,
     GREY,
     RED,
     funding_text,
-    level_text,
     size_text,
     trade_line,
     trade_lines,
@@ -33,8 +33,8 @@ def level_reply(view: PositionView, what: str) -> discord.Embed:
     """Reply to ``/position stop|target`` and the break-even button."""
     return discord.Embed(
         title=f"🔧 {what} · {view.symbol} {view.side} #{view.id}",
-        description=f"stop-loss {level_text(view.stop_loss)} · take-profit "
-                    f"{level_text(view.take_profit)} · in force from the next candle",
+        description=f"stop-loss {fmt.number(view.stop_loss)} · take-profit "
+                    f"{fmt.number(view.take_profit)} · in force from the next candle",
         colour=BLUE)
 
 
@@ -55,8 +55,8 @@ def positions(views: list[PositionView]) -> discord.Embed:
         embed.add_field(
             name=f"{v.run_id} #{v.id} · {v.side.upper()} {v.symbol}",
             value=(f"size {size_text(v.size, v.symbol)} · entry {fmt.number(v.entry_price)} "
-                   f"{quote}\nmark {level_text(v.mark_price)} {quote} · uPnL {pnl}\n"
-                   f"SL {level_text(v.stop_loss)} · TP {level_text(v.take_profit)} {quote} · since "
+                   f"{quote}\nmark {fmt.number(v.mark_price)} {quote} · uPnL {pnl}\n"
+                   f"SL {fmt.number(v.stop_loss)} · TP {fmt.number(v.take_profit)} {quote} · since "
                    f"{fmt.when(v.entry_time)}{perp}"),
             inline=False)
     return embed
@@ -156,8 +156,7 @@ def audit(rows: list[AuditRow], run_id: str | None) -> discord.Embed:
                           colour=GREY)
     lines = []
     for r in rows:
-        who = f"<@{r.actor.removeprefix('discord:')}>" if r.actor.startswith("discord:") \
-            else r.actor
+        who = mention(r.actor) or r.actor
         detail = ", ".join(f"{k}={v}" for k, v in r.detail.items() if v not in (None, ""))
         lines.append(f"{fmt.iso(r.ts)} · {who} · **{r.action}**"
                      + (f" · `{r.run_id}`" if r.run_id and not run_id else "")

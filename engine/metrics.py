@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from data.timeframes import YEAR_MS, periods_per_year, timeframe_ms
-from engine.stats.returns import daily_ratios, sharpe_sortino
+from engine.stats.returns import daily_ratios, period_returns, sharpe_sortino, span_days
+from engine.stats.trades import profit_factor
 from engine.types import Trade
 
 #: Spans shorter than this (days) flag CAGR and Calmar as unreliable (``short_window``).
@@ -148,23 +149,14 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
     sharpe_candle = sortino_candle = sharpe = sortino = None
     period = "1d"
     if n > 1:
-        returns = np.diff(np.concatenate(([starting_balance], equity))) / \
-            np.concatenate(([starting_balance], equity[:-1]))
-        sharpe_candle, sortino_candle = sharpe_sortino(returns, periods_per_year(timeframe))
+        sharpe_candle, sortino_candle = sharpe_sortino(period_returns(equity, starting_balance),
+                                                       periods_per_year(timeframe))
         sharpe, sortino, period = daily_ratios(timestamps, equity, timeframe, starting_balance)
-    days = (int(timestamps[-1]) + step - int(timestamps[0])) / 86_400_000 if n else 0.0
+    days = span_days(timestamps, timeframe) if n else 0.0
     calmar = cagr / abs(dd_pct) if cagr is not None and dd_pct < 0 else None
 
     pnls = [t.pnl for t in trades]
     wins = [p for p in pnls if p > 0]
-    losses = [p for p in pnls if p <= 0]
-    gross_loss = -sum(p for p in losses if p < 0)
-    if not trades:
-        profit_factor = None
-    elif gross_loss > 0:
-        profit_factor = sum(wins) / gross_loss
-    else:
-        profit_factor = math.inf if wins else None
     pcts = [t.pnl_pct for t in trades]
 
     bh = None
@@ -182,7 +174,7 @@ def compute_metrics(trades: list[Trade], equity: np.ndarray, timestamps: np.ndar
         calmar=calmar,
         returns_period=period,
         win_rate_pct=len(wins) / len(trades) * 100.0 if trades else None,
-        profit_factor=profit_factor,
+        profit_factor=profit_factor(pnls),
         expectancy=_mean(pnls),
         avg_win=_mean(wins),
         avg_loss=_mean([p for p in pnls if p < 0]),

@@ -49,7 +49,7 @@ def plot_lines(strategy: Any, first: int = 0, count: int | None = None) -> list[
     if market is None or not strategy.plots:
         return []
     base_ts = stored(market.base.timestamp)
-    stop = len(base_ts) if count is None else first + count
+    window = slice(first, len(base_ts) if count is None else first + count)
     lines: list[PlotLine] = []
     for key, where in strategy.plots.items():
         name = _format(key, strategy.params)
@@ -63,7 +63,7 @@ def plot_lines(strategy: Any, first: int = 0, count: int | None = None) -> list[
         levels = _levels(strategy, key, name)
         for k, view in enumerate(outputs):
             label = name if len(outputs) == 1 else f"{name}[{k}]"
-            values = _aligned(market, view, base_ts)[first:stop]
+            values = _aligned(market, view, base_ts, window)
             lines.append(PlotLine(label, values, panel, levels))
     return lines
 
@@ -85,11 +85,13 @@ def _levels(strategy: Any, key: str, name: str) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _aligned(market: Any, view: SeriesView, base_ts: np.ndarray) -> np.ndarray:
-    """``view``'s stored values, one per base candle (forward-filled from a higher timeframe)."""
+def _aligned(market: Any, view: SeriesView, base_ts: np.ndarray, window: slice) -> np.ndarray:
+    """``view``'s stored values, one per base candle of ``window`` (forward-filled from a
+    higher timeframe: each candle is looked up on its own, so only the window is aligned)."""
     values = np.asarray(stored(view), dtype=np.float64)
     if view.timeframe == market.timeframe:
-        return values
+        return values[window]
+    base_ts = base_ts[window]
     frame_ts = stored(market[view.timeframe].timestamp)
     bin_close = frame_ts[: len(values)] + timeframe_ms(view.timeframe)
     base_close = base_ts + timeframe_ms(market.timeframe)

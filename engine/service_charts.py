@@ -27,12 +27,16 @@ class ChartService:
     jobs: Any
     settings: Any
 
+    def _live_run(self, run_id: str) -> Any:
+        """The live run ``run_id`` of the engine (None when it is not live, or no engine)."""
+        return self.engine.runs.get(run_id) if self.engine is not None else None
+
     def _recent_candles(self, run_id: str, start: int | None = None,
                         count: int = 90) -> tuple[OHLCV, list[Any]] | None:
         """The newest ``count`` base candles of a live run (back to 20 before ``start`` when
         given, ms UTC) and the strategy's plot lines over them; None when the run is not live.
         """
-        live = self.engine.runs.get(run_id) if self.engine is not None else None
+        live = self._live_run(run_id)
         if live is None or live.market is None:
             return None
         base = live.market.base
@@ -54,7 +58,7 @@ class ChartService:
         return OHLCV(*cols), [replace(ln, values=ln.values.copy()) for ln in lines]
 
     def _title(self, run_id: str, symbol: str, item_id: int) -> str:
-        live = self.engine.runs.get(run_id) if self.engine is not None else None
+        live = self._live_run(run_id)
         rec = live.record if live is not None else None
         return f"#{item_id} {symbol} {rec.timeframe} · {rec.strategy}" if rec \
             else f"#{item_id} {symbol}"
@@ -98,7 +102,7 @@ class ChartService:
         Raises:
             ServiceError: the run is not live or has no such open position.
         """
-        live = self.engine.runs.get(run_id) if self.engine is not None else None
+        live = self._live_run(run_id)
         pos = live.portfolio.get(position_id) if live is not None else None
         recent = self._recent_candles(run_id, pos.entry_time if pos else None)
         if pos is None or recent is None or live is None:

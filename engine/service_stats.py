@@ -23,6 +23,7 @@ from engine.stats import (
     trade_stats,
 )
 from engine.stats.periods import PERIODS
+from engine.stats.trades import WinCounts
 from engine.store.store import RunRecord, now_ms
 from engine.types import Trade
 from engine.views import PnlView
@@ -72,7 +73,7 @@ class TradesPage:
 
 
 @dataclass(frozen=True, slots=True)
-class PnlSummary:
+class PnlSummary(WinCounts):
     """``/pnl`` over several runs: each run's view and the sums (quote currency)."""
 
     scope: Scope
@@ -98,11 +99,6 @@ class PnlSummary:
         """Summed equity over summed starting balances, percent."""
         return (self.equity / self.starting_balance - 1.0) * 100.0 \
             if self.starting_balance else 0.0
-
-    @property
-    def win_rate_pct(self) -> float | None:
-        """Winning trades / trades × 100 (None without trades)."""
-        return self.wins / self.trades * 100.0 if self.trades else None
 
 
 class StatsService:

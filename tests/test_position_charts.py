@@ -7,7 +7,8 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.lines import Line2D
 
-from engine.charts import build_position_figure, build_trade_figure
+from engine.charts import build_position_figure, build_trade_figure, render_position_chart
+from engine.charts import trade as chart_trade
 from engine.exits import trailing_levels
 from engine.fills import FillModel
 from engine.portfolio import Portfolio
@@ -106,3 +107,26 @@ def test_moved_levels_are_drawn_as_steps():
     # without a move, no path
     fig = build_trade_figure(candles(ROWS), trade, title="#1", exits=r.exits, steps=steps[:1])
     assert not [ln for ln in fig.axes[0].get_lines() if ln.get_drawstyle() == "steps-post"]
+
+
+def test_the_position_chart_draws_moved_levels(tmp_path, monkeypatch):
+    pf = Portfolio(10_000.0, "BTC/USDT")
+    pos = pf.open("long", 1, 100.0, 0.0, T0 + HOUR, stop_loss=90.0, take_profit=200.0)
+    steps = [LevelStep(T0 + HOUR, 90.0, 200.0),        # opened
+             LevelStep(T0 + 3 * HOUR, 100.0, 200.0)]   # stop to break-even
+    fig = build_position_figure(candles(ROWS), pos, title="#1 (open)", steps=steps)
+    paths = [ln for ln in fig.axes[0].get_lines() if ln.get_drawstyle() == "steps-post"]
+    [stop] = paths
+    assert list(np.asarray(stop.get_ydata(), dtype=float)) == [90.0, 100.0, 100.0]
+    # the PNG the Chart button sends is drawn with the same steps
+    drawn = []
+
+    def spy(*args, **kwargs):
+        drawn.append(build_position_figure(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(chart_trade, "build_position_figure", spy)
+    render_position_chart(candles(ROWS), pos, tmp_path / "p.png", title="#1 (open)",
+                          steps=steps)
+    assert [ln for ln in drawn[0].axes[0].get_lines()
+            if ln.get_drawstyle() == "steps-post"] != []

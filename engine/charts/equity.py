@@ -72,8 +72,7 @@ def minmax_indices(values: np.ndarray, max_points: int = DEFAULT_MAX_POINTS) -> 
 
 def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: str,
                         starting_balance: float, benchmark: np.ndarray | None = None,
-                        quote: str = "", theme: str | Theme | None = None,
-                        subtitle: str = "") -> Figure:
+                        quote: str = "", theme: str | Theme | None = None) -> Figure:
     """The equity/drawdown chart as a ``Figure`` (``render_equity_chart`` writes it).
 
     Raises:
@@ -92,11 +91,10 @@ def build_equity_figure(timestamps: np.ndarray, equity: np.ndarray, *, title: st
     for ax in (top, bottom):
         style.style_axes(ax, th)
     unit = style.plain(quote)
-    style.titles(fig, th, title, subtitle or (f"equity and drawdown ({unit})" if unit
-                                              else "equity and drawdown"))
+    style.titles(fig, th, title, f"equity and drawdown ({unit})" if unit
+                 else "equity and drawdown")
     if eq.size == 0:
-        top.text(0.5, 0.5, "no equity data", transform=top.transAxes, ha="center",
-                 va="center", fontsize=style.TITLE_PT, color=th.muted)
+        style.no_data(top, th, "no equity data")
         return fig
     _draw_panels(top, bottom, ts, eq, starting_balance, benchmark, th)
     return fig
@@ -127,10 +125,7 @@ def render_equity_chart(timestamps: np.ndarray, equity: np.ndarray, path: Path, 
     fig = build_equity_figure(timestamps, equity, title=title,
                               starting_balance=starting_balance, benchmark=benchmark,
                               quote=quote, theme=theme)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def _draw_panels(top: Axes, bottom: Axes, ts: np.ndarray, eq: np.ndarray,

@@ -72,10 +72,7 @@ def render_monthly_heatmap(months: Sequence[MonthReturn], path: Path, *, title: 
                            theme: str | Theme | None = None) -> Path:
     """Write the monthly-returns heatmap as an 800 px wide PNG; returns ``path``."""
     fig = build_heatmap_figure(months, title=title, theme=theme)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def _compound(row: np.ndarray) -> float:

@@ -26,8 +26,16 @@ from data.ohlcv import OHLCV
 from data.symbols import base_currency, quote_currency
 from data.timeframes import timeframe_ms
 from engine.charts import style
-from engine.charts.bars import Bars, aggregate_bars, draw_candles, draw_volume, event_x
+from engine.charts.bars import (
+    Bars,
+    aggregate_bars,
+    bar_centers,
+    draw_candles,
+    draw_volume,
+    event_x,
+)
 from engine.charts.theme import Theme, get_theme
+from engine.formatting import iso
 from engine.plots import PlotLine
 from engine.types import Position, Trade
 
@@ -133,8 +141,7 @@ def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timef
     price = axes[0]
     style.titles(fig, th, title, _subtitle(candles, bars, timeframe, trades, marked))
     if len(bars) == 0:
-        price.text(0.5, 0.5, "no candles in this span", transform=price.transAxes,
-                   ha="center", va="center", fontsize=style.TITLE_PT, color=th.muted)
+        style.no_data(price, th, "no candles in this span")
         return fig
     draw_candles(price, bars, th)
     handles = _draw_lines(price, bars, [ln for ln in lines if ln.panel == "price"], th, 0)
@@ -169,25 +176,19 @@ def build_price_figure(candles: OHLCV, trades: list[Trade], *, title: str, timef
 
 def render_price_chart(candles: OHLCV, trades: list[Trade], path: Path, *, title: str,
                        timeframe: str, open_positions: list[Position] | None = None,
-                       max_bars: int = PHONE_BARS, quote: str | None = None,
-                       theme: str | Theme | None = None, lines: Sequence[PlotLine] = (),
-                       symbol: str | None = None, max_marked: int = MAX_MARKED_TRADES) -> Path:
-    """Write the price chart (``build_price_figure``) as an 800 px wide PNG; returns ``path``.
-
-    ``quote`` is accepted for compatibility (units come from ``symbol`` or the trades).
-    """
+                       max_bars: int = PHONE_BARS, theme: str | Theme | None = None,
+                       lines: Sequence[PlotLine] = (), symbol: str | None = None,
+                       max_marked: int = MAX_MARKED_TRADES) -> Path:
+    """Write the price chart (``build_price_figure``) as an 800 px wide PNG; returns ``path``."""
     fig = build_price_figure(candles, trades, title=title, timeframe=timeframe, theme=theme,
                              lines=lines, open_positions=open_positions or [],
                              max_bars=max_bars, symbol=symbol, max_marked=max_marked)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def _draw_lines(ax: Axes, bars: Bars, lines: Sequence[PlotLine], theme: Theme,
                 offset: int) -> list[Line2D]:
-    x = style.to_datenum((bars.start + bars.end) / 2)
+    x = bar_centers(bars)
     handles = []
     for k, line in enumerate(lines):
         colour = theme.palette[(offset + k) % len(theme.palette)]
@@ -264,7 +265,7 @@ def _price_limits(bars: Bars, trades: Sequence[Trade],
 
 def span_text(first_ms: int, last_ms: int) -> str:
     """``"2019-01-01 → 12-31 UTC"`` (the year once when both days share it)."""
-    a, b = style.format_day(first_ms), style.format_day(last_ms)
+    a, b = iso(first_ms)[:10], iso(last_ms)[:10]
     return f"{a} → {b[5:] if a[:4] == b[:4] else b} UTC"
 
 

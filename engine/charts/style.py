@@ -67,6 +67,14 @@ def close_figure(fig: Figure) -> None:
     fig.canvas = None  # type: ignore[assignment]
 
 
+def write_png(fig: Figure, path: Path | str) -> Path:
+    """``save_png`` then ``close_figure`` (also when saving fails); returns the path."""
+    try:
+        return save_png(fig, path)
+    finally:
+        close_figure(fig)
+
+
 def titles(fig: Figure, theme: Theme, title: str, subtitle: str = "",
            colour: str | None = None) -> None:
     """The title line (bold) and a muted subtitle line under it, at the figure's top left."""
@@ -90,6 +98,12 @@ def style_axes(ax: Axes, theme: Theme) -> None:
     ax.tick_params(labelsize=SMALL_PT, colors=theme.muted, length=2.5, width=0.6, pad=2)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.yaxis.set_major_formatter(CompactFormatter())
+
+
+def no_data(ax: Axes, theme: Theme, text: str, fontsize: float = TITLE_PT) -> None:
+    """``text`` (e.g. ``"no candles in this span"``) muted in the middle of an empty ``ax``."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
+            fontsize=fontsize, color=theme.muted)
 
 
 def label_panel(ax: Axes, theme: Theme, text: str) -> None:
@@ -196,16 +210,6 @@ def format_duration(ms: int) -> str:
         if len(parts) == 2:
             break
     return " ".join(parts) if parts else f"{ms // 1000}s"
-
-
-def format_time(ts_ms: int) -> str:
-    """``"2024-03-01 14:00"`` (UTC) for a time in ms UTC."""
-    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def format_day(ts_ms: int) -> str:
-    """``"2024-03-01"`` (UTC) for a time in ms UTC."""
-    return format_time(ts_ms)[:10]
 
 
 def format_price(price: float) -> str:

@@ -3,7 +3,7 @@
 Discord shows an embed image about 400 px wide on a phone (and at most 400 px on desktop).
 Every chart is laid out for that width: a figure ``PHONE_WIDTH_IN`` inches wide is shown at
 400 px, so one inch is 100 px on screen and a font of ``s`` points is ``s × 100 / 72`` px tall
-there. Text is never below ``MIN_FONT_PT`` (11 px on a phone). The PNG is written at ``DPI``
+there. Text is never below ``SMALL_PT`` (11 px on a phone). The PNG is written at ``DPI``
 (800 px wide) so it stays sharp on high-density screens.
 
 ``dark`` matches Discord's dark theme (the embed background ``#2b2d31``) and is the default;
@@ -23,12 +23,9 @@ PHONE_PX = 400
 PHONE_WIDTH_IN = 4.0
 #: PNG resolution: 800 px wide.
 DPI = 200
-#: Smallest font used anywhere, points (≈ 11 px at 400 px wide).
-MIN_FONT_PT = 8.0
-#: Tick labels, legend and notes.
+#: Tick labels, legend and notes: the smallest font used anywhere, points (≈ 11 px at 400 px
+#: wide).
 SMALL_PT = 8.0
-#: Panel titles and axis labels.
-LABEL_PT = 8.5
 #: The title line.
 TITLE_PT = 10.0
 

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from data.ohlcv import OHLCV
 from data.symbols import quote_currency
 from engine.charts import style
-from engine.charts.bars import Bars, aggregate_bars, draw_candles, event_x
+from engine.charts.bars import Bars, aggregate_bars, bar_centers, draw_candles, event_x
 from engine.charts.price import draw_trades
 from engine.charts.theme import SMALL_PT, Theme, get_theme
 from engine.exits import trailing_levels
@@ -67,7 +67,7 @@ def build_trade_figure(candles: OHLCV, trade: Trade, *, title: str, context_bars
     fig, ax = _figure(th, title, subtitle)
     fig.texts[1].set_color(th.win if win else th.loss)
     if len(bars) == 0:
-        _empty(ax, th, "no candles around this trade")
+        style.no_data(ax, th, "no candles around this trade", SMALL_PT)
         return fig
     draw_candles(ax, bars, th)
     _overlays(ax, bars, lines, offset, len(window), th)
@@ -110,10 +110,7 @@ def render_trade_chart(candles: OHLCV, trade: Trade, path: Path, *, title: str,
     """
     fig = build_trade_figure(candles, trade, title=title, context_bars=context_bars,
                              theme=theme, lines=lines, exits=exits, steps=steps)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+    return style.write_png(fig, path)
 
 
 def build_position_figure(candles: OHLCV, position: Position, *, title: str,
@@ -136,7 +133,7 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
         parts.append(f"open PnL {pnl:+,.2f}{unit}")
     fig, ax = _figure(th, title, " · ".join(parts))
     if len(bars) == 0:
-        _empty(ax, th, "no recent candles")
+        style.no_data(ax, th, "no recent candles", SMALL_PT)
         return fig
     draw_candles(ax, bars, th)
     _overlays(ax, bars, lines, 0, len(candles), th)
@@ -162,14 +159,11 @@ def build_position_figure(candles: OHLCV, position: Position, *, title: str,
 def render_position_chart(candles: OHLCV, position: Position, path: Path, *, title: str,
                           theme: str | Theme | None = None, mark: float | None = None,
                           lines: Sequence[PlotLine] = (), exits: Sequence[Exit] = (),
-                       steps: Sequence[Any] = ()) -> Path:
+                          steps: Sequence[Any] = ()) -> Path:
     """Write the open-position chart (800 × 600 px PNG); returns ``path``."""
     fig = build_position_figure(candles, position, title=title, theme=theme, mark=mark,
-                                lines=lines, exits=exits)
-    try:
-        return style.save_png(fig, path)
-    finally:
-        style.close_figure(fig)
+                                lines=lines, exits=exits, steps=steps)
+    return style.write_png(fig, path)
 
 
 # ---- shared pieces ---------------------------------------------------------------------------
@@ -179,11 +173,6 @@ def _figure(th: Theme, title: str, subtitle: str) -> tuple[Figure, Axes]:
     style.style_axes(ax, th)
     style.titles(fig, th, title, subtitle)
     return fig, ax
-
-
-def _empty(ax: Axes, th: Theme, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center",
-            fontsize=SMALL_PT, color=th.muted)
 
 
 def _level_paths(ax: Axes, steps: Sequence[Any], end_ts: int, th: Theme) -> None:
@@ -230,7 +219,7 @@ def _part_markers(ax: Axes, bars: Bars, parts: Sequence[Exit], initial_size: flo
 
 def _overlays(ax: Axes, bars: Bars, lines: Sequence[PlotLine], offset: int, count: int,
               th: Theme) -> None:
-    x = style.to_datenum((bars.start + bars.end) / 2)
+    x = bar_centers(bars)
     for k, line in enumerate(ln for ln in lines if ln.panel == "price"):
         values = np.asarray(line.values, dtype=np.float64)[offset:offset + count]
         if values.shape[0] == count:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from engine.stats.trades import WinCounts
 from engine.types import Trade
 
 PERIODS = ("day", "week", "month")
@@ -33,7 +34,7 @@ class PeriodRow:
 
 
 @dataclass(frozen=True, slots=True)
-class PerformanceRow:
+class PerformanceRow(WinCounts):
     """Closed trades of every run of one strategy on one symbol: PnL in quote currency and in
     percent of those runs' summed starting balances."""
 
@@ -44,11 +45,6 @@ class PerformanceRow:
     wins: int
     pnl: float
     pct: float | None
-
-    @property
-    def win_rate_pct(self) -> float | None:
-        """Wins / trades × 100 (None without trades)."""
-        return self.wins / self.trades * 100.0 if self.trades else None
 
 
 def period_start(ms: int, period: str) -> int:

@@ -7,6 +7,7 @@ exactly 0 counts as a loss (as the win rate of ``engine.metrics`` does).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -103,13 +104,6 @@ def trade_stats(trades: Sequence[Trade]) -> TradeStats:
     """Everything of ``TradeStats`` for ``trades`` (any order)."""
     wins = [t for t in trades if t.pnl > 0]
     losses = [t for t in trades if t.pnl <= 0]
-    gross_loss = -sum(t.pnl for t in losses)
-    if not trades:
-        profit_factor = None
-    elif gross_loss > 0:
-        profit_factor = sum(t.pnl for t in wins) / gross_loss
-    else:
-        profit_factor = float("inf") if wins else None
     win_streak, loss_streak = streaks(trades)
     return TradeStats(
         trades=len(trades), wins=len(wins), pnl=sum(t.pnl for t in trades),
@@ -120,8 +114,19 @@ def trade_stats(trades: Sequence[Trade]) -> TradeStats:
         best=max(trades, key=lambda t: t.pnl_pct, default=None),
         worst=min(trades, key=lambda t: t.pnl_pct, default=None),
         max_win_streak=win_streak, max_loss_streak=loss_streak,
-        profit_factor=profit_factor,
+        profit_factor=profit_factor([t.pnl for t in trades]),
         expectancy=sum(t.pnl for t in trades) / len(trades) if trades else None)
+
+
+def profit_factor(pnls: Sequence[float]) -> float | None:
+    """Σ winning PnL / |Σ losing PnL| (``inf`` with wins and no losses; None without trades
+    or with neither wins nor losses)."""
+    gross_loss = -sum(p for p in pnls if p <= 0)
+    if not pnls:
+        return None
+    if gross_loss > 0:
+        return sum(p for p in pnls if p > 0) / gross_loss
+    return math.inf if any(p > 0 for p in pnls) else None
 
 
 def reason_breakdown(trades: Sequence[Trade]) -> dict[str, dict[str, float | int]]:
