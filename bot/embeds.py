@@ -136,7 +136,7 @@ def trade_closed(event: TradeClosed, run: RunRecord | None, chart: bool,
     levels = f"{fmt.number(t.stop_loss)} / {fmt.number(t.take_profit)} {quote}"
     embed.add_field(name="SL / TP", value=levels.rstrip())
     embed.add_field(name="Fees", value=fmt.money(t.fees, quote))
-    if t.funding or ":" in t.symbol:  # a perpetual: funding booked while held, in the PnL
+    if t.on_perpetual:  # funding booked while held, already in the PnL
         embed.add_field(name="Funding", value=funding_text(t.funding, quote))
     embed.add_field(name="Run realised", value=fmt.signed_money(realised, quote))
     note = " · settled on recovery (the exit happened while paperbot was down)" \
