@@ -19,7 +19,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds_backtest
-from bot.access import actor, check_place, is_allowed, trader_only
+from bot.access import actor, check_place, is_allowed, service_of, trader_only
 from bot.errors import reply_error
 from bot.fetch import FetchView, missing_embed
 from bot.progress import ProgressReply, with_progress
@@ -127,14 +127,13 @@ class HistorySelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pb:bth
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Picks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, interaction.client.service)  # type: ignore
+        return await check_place(interaction, service_of(interaction))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         values = (interaction.data or {}).get("values") or ["0"]  # type: ignore[union-attr]
         await interaction.response.defer(thinking=True)
         try:
-            await repost(interaction.client.service, interaction,  # type: ignore[attr-defined]
-                         int(values[0]))
+            await repost(service_of(interaction), interaction, int(values[0]))
         except ServiceError as exc:
             await reply_error(interaction, exc)
 
