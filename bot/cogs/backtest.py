@@ -27,8 +27,7 @@ from bot.research_buttons import backtest_view
 from engine import formatting as fmt
 from engine.backtest_request import BacktestRequest
 from engine.errors import MissingCandles, ServiceError
-from engine.risk import ProtectionError, parse_pairs
-from engine.risk.config import parse_protections
+from engine.risk.config import check_protect
 from engine.service import PaperService
 from engine.strategy import ParamError, parse_param_pairs
 
@@ -47,12 +46,7 @@ def parse_params(text: str | None) -> dict[str, str]:
 def parse_protect(text: str | None) -> dict[str, str]:
     """``"daily_loss_limit_pct=3 cooldown=5"`` → dict, each value checked; a malformed pair,
     an unknown protection or a bad value is a ``ServiceError`` naming ``protect``."""
-    try:
-        pairs = parse_pairs(text or "", "protect")
-        parse_protections(pairs, "protect")
-    except ProtectionError as exc:
-        raise ServiceError(str(exc)) from None
-    return pairs
+    return check_protect(text or "", "protect")
 
 
 def _files(charts: dict[str, Path], csv: Path | None) -> list[discord.File]:
