@@ -22,7 +22,7 @@ from bot import choices, embeds_backtest
 from bot.access import actor, check_place, is_allowed, service_of, trader_only
 from bot.errors import reply_error
 from bot.fetch import FetchView, missing_embed
-from bot.progress import ProgressReply, with_progress
+from bot.progress import with_progress
 from bot.research_buttons import backtest_view
 from engine import formatting as fmt
 from engine.backtest_request import BacktestRequest
@@ -62,11 +62,10 @@ async def run_and_post(service: PaperService, interaction: discord.Interaction,
     """Run ``request`` (progress in the interaction's ephemeral reply), store it in the
     history and post the result for the channel. ``MissingCandles`` ends in the missing-
     candles answer (with the Fetch button when the user may use it)."""
-    progress = ProgressReply(interaction)
     try:
-        report = await service.backtest(request, progress=progress.update)
+        report = await with_progress(
+            interaction, lambda update: service.backtest(request, progress=update))
     except MissingCandles as missing:
-        await progress.finish()
         can_fetch = is_allowed(service.settings, interaction.user) and not missing.offline
 
         async def then(again: discord.Interaction) -> None:
@@ -76,8 +75,6 @@ async def run_and_post(service: PaperService, interaction: discord.Interaction,
             content=None, embed=missing_embed(missing, can_fetch),
             view=FetchView(service, missing, then) if can_fetch else None)
         return
-    finally:
-        await progress.finish()
     data = report.to_json()
     history_id = await service.record_backtest(request, report, actor(interaction.user), data)
     await interaction.edit_original_response(
