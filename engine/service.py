@@ -186,6 +186,15 @@ class PaperService(DataService, StatsService, HistoryService, ChartService):
         return replace(report, closed=[(rid, replace(t, symbol=symbols.get(rid, "")))
                                        for rid, t in report.closed])
 
+    async def panic_preview(self) -> tuple[int, int]:
+        """What ``panic`` would do now: (running runs to pause, open positions to close)."""
+        records = await self._need_store().runs()
+        running = sum(1 for r in records if r.status == "running")
+        positions = 0
+        for record in records:
+            positions += len((await self._live(record))[2])
+        return running, positions
+
     async def run(self, run_id: str) -> RunView:
         """One run with current figures."""
         record = await self.run_record(run_id)
