@@ -53,6 +53,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """The kB fields of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``, …) as numbers of kB.
+
+    Raises:
+        OSError: no such process (or not Linux).
+    """
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        parts = value.split()
+        if len(parts) == 2 and parts[1] == "kB":
+            out[name] = int(parts[0])
+    return out
+
+
 def rss_mb() -> float:
     """Resident set size of this process now, MiB (Linux /proc; 0 elsewhere)."""
     try:

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SHARED_DATA
+from bench.common import SHARED_DATA, proc_status
 from data.ohlcv import OHLCV
 
 FLIP = textwrap.dedent('''
@@ -82,10 +82,8 @@ LIVE_MINUTES = 240  # live candles: 240 1m, 16 15m, 4 1h, 1 4h per symbol
 
 def rss_mb() -> tuple[float, float]:
     """(current, peak) resident set size of this process, MiB."""
-    status = Path("/proc/self/status").read_text()
-    field = {line.split(":")[0]: line.split()[1] for line in status.splitlines()
-             if line.startswith(("VmRSS", "VmHWM"))}
-    return int(field["VmRSS"]) / 1024, int(field["VmHWM"]) / 1024
+    field = proc_status()
+    return field["VmRSS"] / 1024, field["VmHWM"] / 1024
 
 
 def settings(folder: Path, rest: str, ws: str):

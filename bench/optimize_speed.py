@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import multiprocessing
 
-from bench.common import SHARED_DATA, joined_minutes
+from bench.common import SHARED_DATA, joined_minutes, proc_status
 from engine.fills import FillModel
 from engine.research.executor import LocalExecutor, new_dataset_key
 from engine.research.search import Window, make_sampler, search
@@ -61,12 +61,11 @@ def worker_peak_mb(executor: LocalExecutor) -> list[float]:
     out = []
     for process in list(getattr(executor._pool, "_processes", {}).values()):
         try:
-            status = Path(f"/proc/{process.pid}/status").read_text()
+            field = proc_status(process.pid)
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                out.append(int(line.split()[1]) / 1024)
+        if "VmHWM" in field:
+            out.append(field["VmHWM"] / 1024)
     return out
 
 

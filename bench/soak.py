@@ -47,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SHARED_DATA
+from bench.common import SHARED_DATA, proc_status
 from bench.soak_report import breakdown_report, trace_report
 
 #: The run mix: every bundled strategy, 1m, with the parameters given (strings, as typed).
@@ -64,10 +64,8 @@ WAIT_S = 120.0  # longest wait for the engine (resume of every run, one paced ca
 
 def rss_mb(pid: int) -> tuple[float, float]:
     """(current, peak) resident set size of process ``pid``, MiB (VmRSS, VmHWM)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    field = {line.split(":")[0]: line.split()[1] for line in status.splitlines()
-             if line.startswith(("VmRSS", "VmHWM"))}
-    return int(field["VmRSS"]) / 1024, int(field["VmHWM"]) / 1024
+    field = proc_status(pid)
+    return field["VmRSS"] / 1024, field["VmHWM"] / 1024
 
 
 def die_with_parent() -> None:

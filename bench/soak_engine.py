@@ -29,6 +29,8 @@ from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import proc_status
+
 
 class MallInfo2(ctypes.Structure):
     """glibc's ``struct mallinfo2`` (bytes, size_t fields)."""
@@ -40,7 +42,7 @@ class MallInfo2(ctypes.Structure):
 
 def rss() -> int:
     """Resident set size of this process, bytes."""
-    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) * 1024
+    return proc_status()["VmRSS"] * 1024
 
 
 def stats() -> dict:

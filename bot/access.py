@@ -36,6 +36,11 @@ class NotAllowed(app_commands.CheckFailure):
     """The user may not do this here; the message says why and what would be allowed."""
 
 
+def service_of(interaction: discord.Interaction) -> PaperService:
+    """The bot's ``PaperService`` (``interaction.client.service``)."""
+    return interaction.client.service  # type: ignore[attr-defined]
+
+
 def actor(user: discord.abc.User) -> str:
     """Audit-log name of a Discord user: ``discord:<id>`` (also ``RunRecord.started_by``)."""
     return f"discord:{user.id}"

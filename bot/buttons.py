@@ -14,17 +14,13 @@ import re
 import discord
 
 from bot import embeds
-from bot.access import NotAllowed, check_place, require_allowed, require_owner
+from bot.access import NotAllowed, check_place, require_allowed, require_owner, service_of
 from bot.confirm import close_choices, close_embed
 from bot.errors import reply_error
 from engine import formatting as fmt
 from engine.errors import ServiceError
 from engine.service import PaperService
 from engine.types import Trade
-
-
-def _service(interaction: discord.Interaction) -> PaperService:
-    return interaction.client.service  # type: ignore[attr-defined]
 
 
 class PositionButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -56,12 +52,12 @@ class PositionButton(discord.ui.DynamicItem[discord.ui.Button],
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, _service(interaction))
+        return await check_place(interaction, service_of(interaction))
 
     async def checked_service(self, interaction: discord.Interaction) -> PaperService | None:
         """The service when the clicker is allowed and owns the run (or manages); else the
         refusal is answered (ephemeral, audited) and None returned."""
-        service = _service(interaction)
+        service = service_of(interaction)
         try:
             await require_allowed(interaction, service, self.action)
             await require_owner(interaction, service, self.run_id, self.verb)
@@ -97,7 +93,7 @@ class ChartButton(PositionButton, template=r"pb:chart:(?P<run>[0-9a-f]+):(?P<pos
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            path = await _service(interaction).position_chart(self.run_id, self.position_id)
+            path = await service_of(interaction).position_chart(self.run_id, self.position_id)
         except ServiceError as exc:
             await reply_error(interaction, exc)
             return

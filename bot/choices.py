@@ -9,23 +9,18 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from bot.access import place_refusal
+from bot.access import place_refusal, service_of
 from data.timeframes import STANDARD_TIMEFRAMES
 from engine import formatting as fmt
 from engine.errors import ServiceError
-from engine.service import PaperService
 
 TIMEFRAMES = [app_commands.Choice(name=tf, value=tf) for tf in STANDARD_TIMEFRAMES]
 MAX_CHOICES = 25
 
 
-def _service(interaction: discord.Interaction) -> PaperService:
-    return interaction.client.service  # type: ignore[attr-defined]
-
-
 def _here(interaction: discord.Interaction) -> bool:
     """True when the interaction comes from a configured guild (see ``bot.access``)."""
-    return place_refusal(_service(interaction).settings, interaction) is None
+    return place_refusal(service_of(interaction).settings, interaction) is None
 
 
 async def strategies(interaction: discord.Interaction,
@@ -35,7 +30,7 @@ async def strategies(interaction: discord.Interaction,
         return []
     wanted = current.lower()
     return [app_commands.Choice(name=f"{s.name} — {s.description}"[:100], value=s.name)
-            for s in _service(interaction).strategies() if wanted in s.name][:MAX_CHOICES]
+            for s in service_of(interaction).strategies() if wanted in s.name][:MAX_CHOICES]
 
 
 async def symbols(interaction: discord.Interaction,
@@ -43,7 +38,7 @@ async def symbols(interaction: discord.Interaction,
     """Cached symbols, then the live exchange's markets."""
     if not _here(interaction):
         return []
-    names = await _service(interaction).symbols(current)
+    names = await service_of(interaction).symbols(current)
     return [app_commands.Choice(name=n, value=n) for n in names[:MAX_CHOICES]]
 
 
@@ -51,7 +46,7 @@ async def runs(interaction: discord.Interaction, current: str) -> list[app_comma
     """Run ids, running ones first, described by strategy, symbol and status."""
     if not _here(interaction):
         return []
-    views = await _service(interaction).runs()
+    views = await service_of(interaction).runs()
     views.sort(key=lambda v: v.status != "running")
     wanted = current.lower()
     return [app_commands.Choice(
@@ -67,7 +62,7 @@ async def positions(interaction: discord.Interaction,
         return []
     run = getattr(interaction.namespace, "run", None)
     try:
-        views = await _service(interaction).positions(run or None)
+        views = await service_of(interaction).positions(run or None)
     except ServiceError:
         return []
     return [app_commands.Choice(

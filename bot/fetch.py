@@ -15,7 +15,7 @@ import discord
 from bot.access import NotAllowed, require_allowed
 from bot.embeds import ORANGE
 from bot.errors import reply_error
-from bot.progress import ProgressReply
+from bot.progress import with_progress
 from data.timeframes import timeframe_ms
 from engine import formatting as fmt
 from engine.errors import MissingCandles, ServiceError
@@ -71,15 +71,14 @@ class FetchView(discord.ui.View):
         await interaction.edit_original_response(
             content=f"⏳ fetching {m.symbol} {m.timeframe} from {m.exchange}: {span_text(m)}",
             embed=None, view=None)
-        progress = ProgressReply(interaction, delay=0.3, interval=1.0)
         try:
-            fetched = await self.service.fetch_missing(m, progress=progress.update)
+            fetched = await with_progress(
+                interaction, lambda update: self.service.fetch_missing(m, progress=update),
+                delay=0.3, interval=1.0)
         except ServiceError as exc:
-            await progress.finish()
             await interaction.edit_original_response(content=None, embed=discord.Embed(
                 description=f"⚠️ {exc}", colour=ORANGE))
             return
-        await progress.finish()
         await interaction.edit_original_response(
             content=f"✅ fetched {fetched:,} {m.symbol} {m.timeframe} candles; running the "
                     "backtest…", embed=None)

@@ -13,15 +13,10 @@ import re
 import discord
 
 from bot import embeds_stats
-from bot.access import check_place
+from bot.access import check_place, service_of
 from bot.errors import reply_error
 from engine.errors import ServiceError
-from engine.service import PaperService
 from engine.service_stats import TradesPage
-
-
-def _service(interaction: discord.Interaction) -> PaperService:
-    return interaction.client.service  # type: ignore[attr-defined]
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button],
@@ -44,11 +39,11 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button],
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, _service(interaction))
+        return await check_place(interaction, service_of(interaction))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            page = await _service(interaction).trades_page(
+            page = await service_of(interaction).trades_page(
                 None if self.scope == "all" else self.scope, self.page)
         except ServiceError as exc:
             await reply_error(interaction, exc)

@@ -15,7 +15,7 @@ from typing import Any
 import discord
 
 from bot import research_embeds
-from bot.access import NotAllowed, actor, check_place, require_allowed
+from bot.access import NotAllowed, actor, check_place, require_allowed, service_of
 from bot.errors import reply_error
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
@@ -23,10 +23,6 @@ from engine.forward.engine import RunSpec
 from engine.service import PaperService
 
 CUSTOM_ID_LIMIT = 100
-
-
-def _service(interaction: discord.Interaction) -> PaperService:
-    return interaction.client.service  # type: ignore[attr-defined]
 
 
 def _day(ms: int | None) -> str | None:
@@ -45,11 +41,11 @@ class _Guarded(discord.ui.DynamicItem[discord.ui.Button], template=r"pb:never"):
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Clicks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, _service(interaction))
+        return await check_place(interaction, service_of(interaction))
 
     async def _allowed(self, interaction: discord.Interaction) -> bool:
         try:
-            await require_allowed(interaction, _service(interaction), self.action)
+            await require_allowed(interaction, service_of(interaction), self.action)
         except NotAllowed as exc:
             await reply_error(interaction, exc)
             return False
@@ -76,7 +72,7 @@ class _StudyButton(_Guarded, template=r"pb:best:never:(?P<study>[0-9]+)"):
     async def callback(self, interaction: discord.Interaction) -> None:
         if not await self._allowed(interaction):
             return
-        service = _service(interaction)
+        service = service_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
             best = await service.research.study_best(self.study_id)
@@ -148,7 +144,7 @@ class MonteCarloButton(_Guarded, template=r"pb:mc:(?P<folder>[A-Za-z0-9_.-]+)"):
             return
         await interaction.response.defer(thinking=True)
         try:
-            report = await _service(interaction).research.monte_carlo(self.folder)
+            report = await service_of(interaction).research.monte_carlo(self.folder)
         except ServiceError as exc:
             await reply_error(interaction, exc)
             return

@@ -30,12 +30,12 @@ from engine.backtest_request import (
     BacktestRequest,
     check_request,
     date_range,
+    request_fills,
     request_leverage,
     request_protections,
 )
 from engine.errors import MissingCandles, ServiceError
 from engine.fetch_job import fetch_into_cache
-from engine.fills import FillModel
 from engine.perp.leverage import margin_rules
 from engine.reporting import iso, write_exits_csv, write_trades_csv
 from engine.settings import Settings
@@ -104,13 +104,7 @@ def run_backtest_job(request: BacktestRequest, settings: Settings,
     if fetch_note:
         warnings.append(f"could not fetch missing candles: {fetch_note}")
 
-    fills = FillModel(
-        taker_fee_bps=settings.fee_bps if request.fee_bps is None else request.fee_bps,
-        maker_fee_bps=(request.maker_fee_bps if request.maker_fee_bps is not None else
-                       request.fee_bps if request.fee_bps is not None else settings.maker_fee),
-        slippage_bps=(settings.slippage_bps if request.slippage_bps is None
-                      else request.slippage_bps),
-    )
+    fills = request_fills(request, settings)
     margin = margin_rules(request_leverage(request, exchange, symbol), exchange, symbol)
     config = BacktestConfig(symbol=symbol, timeframe=timeframe,
                             balance=(settings.balance if request.balance is None

@@ -14,6 +14,7 @@ from data.names import ExchangeNameError, check_exchange_name, shown
 from data.symbols import SymbolError, normalize_symbol
 from engine.backtest import BacktestResult
 from engine.errors import ServiceError
+from engine.fills import FillModel
 from engine.limits import check_balance, check_bps
 from engine.perp.leverage import check_leverage
 from engine.registry import build_strategy
@@ -149,6 +150,18 @@ def request_leverage(request: BacktestRequest, exchange: str, symbol: str) -> fl
             one line.
     """
     return check_leverage(request.leverage, exchange, symbol)
+
+
+def request_fills(request: BacktestRequest, settings: Settings) -> FillModel:
+    """The backtest's fees and slippage: the request's, else the settings' defaults (the
+    maker fee falls back to the request's taker fee, then to ``settings.maker_fee``)."""
+    return FillModel(
+        taker_fee_bps=settings.fee_bps if request.fee_bps is None else request.fee_bps,
+        maker_fee_bps=(request.maker_fee_bps if request.maker_fee_bps is not None else
+                       request.fee_bps if request.fee_bps is not None else settings.maker_fee),
+        slippage_bps=(settings.slippage_bps if request.slippage_bps is None
+                      else request.slippage_bps),
+    )
 
 
 def request_protections(request: BacktestRequest, strategy: Strategy,

@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from engine.backtest_request import BacktestReport, BacktestRequest, check_request
 from engine.errors import ServiceError
@@ -41,9 +41,6 @@ from engine.views import (
     run_view,
 )
 from engine.workers import JobPool
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +132,6 @@ class PaperService(DataService, StatsService, HistoryService, ChartService):
         """
         self._need_engine().check_spec(spec)
 
-    async def default_run(self) -> str:
-        """The run meant when none is named: the newest running one, else the newest.
-
-        Raises:
-            ServiceError: there is no run at all.
-        """
-        records = await self._need_store().runs()
-        running = [r for r in records if r.status == "running"]
-        if not records:
-            raise ServiceError("no runs yet; start one with /forward start")
-        return (running or records)[0].id
-
     async def start_run(self, spec: RunSpec) -> RunView:
         """Start a forward run (see ``ForwardEngine.start_run``)."""
         record = await self._need_engine().start_run(spec)
@@ -185,6 +170,15 @@ class PaperService(DataService, StatsService, HistoryService, ChartService):
         symbols = {r.id: r.symbol for r in await self._need_store().runs()}
         return replace(report, closed=[(rid, replace(t, symbol=symbols.get(rid, "")))
                                        for rid, t in report.closed])
+
+    async def panic_preview(self) -> tuple[int, int]:
+        """What ``panic`` would do now: (running runs to pause, open positions to close)."""
+        records = await self._need_store().runs()
+        running = sum(1 for r in records if r.status == "running")
+        positions = 0
+        for record in records:
+            positions += len((await self._live(record))[2])
+        return running, positions
 
     async def run(self, run_id: str) -> RunView:
         """One run with current figures."""
@@ -251,12 +245,10 @@ class PaperService(DataService, StatsService, HistoryService, ChartService):
             out.extend(position_view(record.id, record.symbol, p, mark) for p in positions)
         return out
 
-    async def trades(self, run_id: str, limit: int | None = None) -> list[Trade]:
-        """Closed trades of a run in exit order (the newest ``limit``)."""
+    async def trades(self, run_id: str) -> list[Trade]:
+        """Closed trades of a run in exit order."""
         record = await self.run_record(run_id)
-        if limit is not None and limit < 1:
-            raise ServiceError(f"limit must be at least 1, got {limit}")
-        trades = await self._need_store().trades(record.id, limit)
+        trades = await self._need_store().trades(record.id)
         return [replace(t, symbol=record.symbol) for t in trades]
 
     async def exits(self, run_id: str) -> list[Exit]:

@@ -88,13 +88,10 @@ class DataService:
                 exchange could not be reached.
         """
         from data.perp_fetch import update_funding, update_open_interest
-        from data.symbols import is_perpetual
 
         what = "funding rates" if kind == "funding" else "open interest"
         symbol, lo, hi = _fetch_span(symbol, timeframe, start, end)
-        if not is_perpetual(exchange, symbol):
-            raise ServiceError(f"{what} exist for perpetuals only: use --symbol "
-                               f"{symbol}:{symbol.split('/')[1]} ({symbol} is spot)")
+        check_perpetual(exchange, symbol, f"{what} exist for perpetuals only")
         async with self._client(exchange, client, "linear") as ex:
             try:
                 if kind == "funding":
@@ -144,6 +141,23 @@ class DataService:
             yield own
         finally:
             await own.close()
+
+
+def check_perpetual(exchange: str, symbol: str, what: str) -> None:
+    """Refuse a spot ``symbol``: ``"<what>: use --symbol BTC/USDT:USDT (BTC/USDT is spot)"``.
+
+    Raises:
+        ServiceError: a spot or malformed symbol.
+    """
+    from data.symbols import is_perpetual, perpetual_of
+
+    try:
+        spot = not is_perpetual(exchange, symbol)
+    except SymbolError as exc:
+        raise ServiceError(str(exc)) from None
+    if spot:
+        symbol = normalize_symbol(symbol)
+        raise ServiceError(f"{what}: use --symbol {perpetual_of(symbol)} ({symbol} is spot)")
 
 
 def _fetch_span(symbol: str, timeframe: str, start: str,

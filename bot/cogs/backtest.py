@@ -19,16 +19,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import choices, embeds_backtest
-from bot.access import actor, check_place, is_allowed, trader_only
+from bot.access import actor, check_place, is_allowed, service_of, trader_only
 from bot.errors import reply_error
 from bot.fetch import FetchView, missing_embed
-from bot.progress import ProgressReply, with_progress
+from bot.progress import with_progress
 from bot.research_buttons import backtest_view
 from engine import formatting as fmt
 from engine.backtest_request import BacktestRequest
 from engine.errors import MissingCandles, ServiceError
-from engine.risk import ProtectionError, parse_pairs
-from engine.risk.config import parse_protections
+from engine.risk.config import check_protect
 from engine.service import PaperService
 from engine.strategy import ParamError, parse_param_pairs
 
@@ -47,12 +46,7 @@ def parse_params(text: str | None) -> dict[str, str]:
 def parse_protect(text: str | None) -> dict[str, str]:
     """``"daily_loss_limit_pct=3 cooldown=5"`` → dict, each value checked; a malformed pair,
     an unknown protection or a bad value is a ``ServiceError`` naming ``protect``."""
-    try:
-        pairs = parse_pairs(text or "", "protect")
-        parse_protections(pairs, "protect")
-    except ProtectionError as exc:
-        raise ServiceError(str(exc)) from None
-    return pairs
+    return check_protect(text or "", "protect")
 
 
 def _files(charts: dict[str, Path], csv: Path | None) -> list[discord.File]:
@@ -68,11 +62,10 @@ async def run_and_post(service: PaperService, interaction: discord.Interaction,
     """Run ``request`` (progress in the interaction's ephemeral reply), store it in the
     history and post the result for the channel. ``MissingCandles`` ends in the missing-
     candles answer (with the Fetch button when the user may use it)."""
-    progress = ProgressReply(interaction)
     try:
-        report = await service.backtest(request, progress=progress.update)
+        report = await with_progress(
+            interaction, lambda update: service.backtest(request, progress=update))
     except MissingCandles as missing:
-        await progress.finish()
         can_fetch = is_allowed(service.settings, interaction.user) and not missing.offline
 
         async def then(again: discord.Interaction) -> None:
@@ -82,8 +75,6 @@ async def run_and_post(service: PaperService, interaction: discord.Interaction,
             content=None, embed=missing_embed(missing, can_fetch),
             view=FetchView(service, missing, then) if can_fetch else None)
         return
-    finally:
-        await progress.finish()
     data = report.to_json()
     history_id = await service.record_backtest(request, report, actor(interaction.user), data)
     await interaction.edit_original_response(
@@ -127,14 +118,13 @@ class HistorySelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pb:bth
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Picks only from a configured guild (answered and audited otherwise)."""
-        return await check_place(interaction, interaction.client.service)  # type: ignore
+        return await check_place(interaction, service_of(interaction))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         values = (interaction.data or {}).get("values") or ["0"]  # type: ignore[union-attr]
         await interaction.response.defer(thinking=True)
         try:
-            await repost(interaction.client.service, interaction,  # type: ignore[attr-defined]
-                         int(values[0]))
+            await repost(service_of(interaction), interaction, int(values[0]))
         except ServiceError as exc:
             await reply_error(interaction, exc)
 

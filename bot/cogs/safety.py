@@ -27,16 +27,15 @@ class SafetyCog(commands.Cog):
     @app_commands.guild_only()
     @trader_only("/panic")
     async def panic(self, interaction: discord.Interaction) -> None:
-        positions = await self.service.positions()
-        running = [v for v in await self.service.runs() if v.status == "running"]
+        running, positions = await self.service.panic_preview()
         await interaction.response.send_message(
             embed=discord.Embed(
                 title="🛑 Kill switch",
-                description=f"Pause {len(running)} running run{'s' * (len(running) != 1)} "
-                            f"and close {len(positions)} open position"
-                            f"{'s' * (len(positions) != 1)} at market?",
+                description=f"Pause {running} running run{'s' * (running != 1)} "
+                            f"and close {positions} open position"
+                            f"{'s' * (positions != 1)} at market?",
                 colour=embeds.RED),
-            view=panic_choices(self.service, len(positions), len(running)), ephemeral=True)
+            view=panic_choices(self.service, positions, running), ephemeral=True)
 
     @app_commands.command(description="Who did what: starts, stops, closes, refusals")
     @app_commands.describe(run="run id (default: every run)", limit="rows (default 20)")

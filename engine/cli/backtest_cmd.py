@@ -13,8 +13,7 @@ from engine import formatting as fmt
 from engine.backtest_request import BacktestReport, BacktestRequest
 from engine.errors import ServiceError
 from engine.exit_reasons import exit_breakdown
-from engine.risk import ProtectionError, parse_pairs
-from engine.risk.config import parse_protections
+from engine.risk.config import check_protect
 from engine.service import PaperService
 from engine.settings import Settings
 from engine.store.store import Store
@@ -44,12 +43,7 @@ def protect_pairs(items: list[str]) -> dict[str, str]:
         ServiceError: an item that is not ``name=value``, an unknown name or a bad value,
             naming ``--protect``.
     """
-    try:
-        pairs = parse_pairs(items, "--protect")
-        parse_protections(pairs, "--protect")
-    except ProtectionError as exc:
-        raise ServiceError(str(exc)) from None
-    return pairs
+    return check_protect(items, "--protect")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,11 +14,13 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from engine import formatting as fmt
+from engine.cli.runs_cmd import with_store
 from engine.errors import ServiceError
 from engine.settings import Settings
 from engine.store.control import add_command, audit_log, command
@@ -84,9 +86,18 @@ def control(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _queue(settings: Settings, action: str, args: dict[str, Any]) -> tuple[bool, str]:
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    """The run database (never created), closed on the way out."""
     store = await Store.open(settings.db_path, create=False)
     try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _queue(settings: Settings, action: str, args: dict[str, Any]) -> tuple[bool, str]:
+    async with _store(settings) as store:
         command_id = await add_command(store, "cli", action, args)
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
@@ -94,8 +105,6 @@ async def _queue(settings: Settings, action: str, args: dict[str, Any]) -> tuple
             if found is not None and found.done_at is not None:
                 return bool(found.ok), found.result or ""
             await asyncio.sleep(0.2)
-    finally:
-        await store.close()
     return False, (f"the running service did not carry out the {action} within {WAIT_S:.0f} s; "
                    "it stays queued")
 
@@ -106,8 +115,7 @@ async def _direct(settings: Settings, action: str, run_id: str | None,
     if action == "panic":
         lock.release()  # the runtime takes it
         return await _panic_now(settings)
-    store = await Store.open(settings.db_path, create=False)
-    try:
+    async with _store(settings) as store:
         record = await store.run(run_id or "")
         if record is None:
             raise ServiceError(f"unknown run {run_id!r}; list them with paperbot runs")
@@ -121,8 +129,6 @@ async def _direct(settings: Settings, action: str, run_id: str | None,
             raise ServiceError(f"run {record.id} is already running")
         await store.set_status(record.id, "running", None, "cli")
         return f"run {record.id} marked running: it resumes when paperbot starts"
-    finally:
-        await store.close()
 
 
 async def _panic_now(settings: Settings) -> str:
@@ -140,15 +146,8 @@ async def _panic_now(settings: Settings) -> str:
 
 
 async def _panic_preview(settings: Settings) -> int:
-    store = await Store.open(settings.db_path, create=False)
-    try:
-        runs = await store.runs()
-        running = [r for r in runs if r.status == "running"]
-        holding = [(r.id, len(await store.positions(r.id))) for r in runs]
-    finally:
-        await store.close()
-    positions = sum(n for _, n in holding)
-    print(f"paperbot panic would pause {len(running)} running runs and close {positions} "
+    running, positions = await with_store(settings, lambda service: service.panic_preview())
+    print(f"paperbot panic would pause {running} running runs and close {positions} "
           f"open positions at market; run it again with --yes to do it")
     return 0
 
@@ -160,13 +159,10 @@ def audit(args: argparse.Namespace, settings: Settings) -> int:
         raise ServiceError(f"--limit must be between 1 and 1000, got {args.limit}")
 
     async def read() -> list:
-        store = await Store.open(settings.db_path, create=False)
-        try:
+        async with _store(settings) as store:
             if args.run and await store.run(args.run) is None:
                 raise ServiceError(f"unknown run {args.run!r}; list them with paperbot runs")
             return await audit_log(store, args.run, args.limit)
-        finally:
-            await store.close()
 
     rows = asyncio.run(read())
     if args.json:

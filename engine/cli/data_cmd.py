@@ -25,7 +25,7 @@ def fetch(args: argparse.Namespace, settings: Settings) -> int:
     """
     from data.exchanges import UnknownExchangeError, check_exchange_id
     from data.perp_store import describe_path
-    from data.symbols import SymbolError, is_perpetual, normalize_symbol
+    from engine.service_data import check_perpetual
 
     service = PaperService(settings)
     try:
@@ -35,14 +35,8 @@ def fetch(args: argparse.Namespace, settings: Settings) -> int:
     kinds = [k for k, wanted in (("open_interest", args.open_interest),
                                  ("funding", args.funding)) if wanted]
     if kinds:
-        try:
-            spot = not is_perpetual(exchange, args.symbol)
-        except SymbolError as exc:
-            raise ServiceError(str(exc)) from None
-        if spot:
-            symbol = normalize_symbol(args.symbol)
-            raise ServiceError(f"--open-interest and --funding are for perpetuals: use --symbol "
-                               f"{symbol}:{symbol.split('/')[1]} ({symbol} is spot)")
+        check_perpetual(exchange, args.symbol,
+                        "--open-interest and --funding are for perpetuals")
     report = asyncio.run(service.fetch_candles(exchange, args.symbol, args.timeframe,
                                                args.start, args.end))
     print(f"fetched {report.fetched:,} candles into {report.path}")

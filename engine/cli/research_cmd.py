@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +189,7 @@ def studies(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"study_db": args.study_db})
     views = asyncio.run(_service(settings).studies())
     if args.json:
-        print(json.dumps([v.__dict__ if hasattr(v, "__dict__") else _view_dict(v)
-                          for v in views], default=str))
+        print(json.dumps([asdict(v) for v in views], default=str))
         return 0
     if not views:
         print("no studies yet; run `paperbot optimize`")
@@ -199,10 +199,6 @@ def studies(args: argparse.Namespace, settings: Settings) -> int:
         print(f"#{v.study_id:<4} {v.name}  {v.strategy} {v.symbol} {v.timeframe} · "
               f"{v.trials} trials · best {v.objective} {best} ({params}) · {v.created}")
     return 0
-
-
-def _view_dict(view: Any) -> dict[str, Any]:
-    return {name: getattr(view, name) for name in view.__slots__}
 
 
 def walkforward(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,9 +14,8 @@ import numpy as np
 
 from data.loader import CandleLoader, MissingDataError
 from data.timeframes import lower_timeframes, timeframe_ms
-from engine.backtest_request import BacktestRequest, check_request, date_range
+from engine.backtest_request import BacktestRequest, check_request, date_range, request_fills
 from engine.errors import ServiceError
-from engine.fills import FillModel
 from engine.reporting import iso
 from engine.research.executor import new_dataset_key
 from engine.research.space import ParamRange
@@ -104,12 +103,7 @@ def load_study_data(request: BacktestRequest, settings: Settings,
             break
         lower[tf] = part
         total += len(part)
-    fills = FillModel(
-        taker_fee_bps=settings.fee_bps if request.fee_bps is None else request.fee_bps,
-        maker_fee_bps=(request.maker_fee_bps if request.maker_fee_bps is not None else
-                       request.fee_bps if request.fee_bps is not None else settings.maker_fee),
-        slippage_bps=(settings.slippage_bps if request.slippage_bps is None
-                      else request.slippage_bps))
+    fills = request_fills(request, settings)
     balance = settings.balance if request.balance is None else request.balance
     dataset = Dataset(new_dataset_key(), request.strategy, settings.strategy_dir, symbol,
                       timeframe, exchange, candles, lower, fills, balance)

@@ -1,15 +1,18 @@
 """One interface that runs many backtests: a local process pool, or a Dask cluster.
 
-``make_executor(settings)`` returns a ``LocalExecutor`` (a process pool sized to the machine;
-nothing to install or start) unless ``PAPERBOT_DASK_SCHEDULER`` names a scheduler
-(``tcp://host:8786``), then a ``DaskExecutor`` (``distributed.Client``). Both take the same
-calls::
+``make_executor(scheduler, workers)`` returns a ``LocalExecutor`` (a process pool sized to the
+machine; nothing to install or start) unless ``scheduler`` (``PAPERBOT_DASK_SCHEDULER``) names
+a scheduler (``tcp://host:8786``), then a ``DaskExecutor`` (``distributed.Client``). Both take
+the same calls::
 
-    with make_executor(settings) as ex:
+    ex = make_executor(settings.dask_scheduler, request.workers)
+    try:
         ex.start(dataset)             # candles go to each worker once
         ex.submit(TrialSpec(...))     # as many as wanted
         for outcome in ex.collect():  # those finished (waits for at least one)
             ...
+    finally:
+        ex.close()
 
 A trial that raises, a worker process that dies, or a Dask worker that is lost fails that
 trial (``TrialOutcome.error``), never the study: a broken local pool is replaced, the trials it
@@ -72,12 +75,6 @@ class Executor:
     #: where trials run, for reports ("local pool, 2 workers" / "dask tcp://…, 4 threads")
     description = ""
 
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     @property
     def workers(self) -> int:
         """Trials that run at the same time."""
@@ -94,10 +91,6 @@ class Executor:
 
     def submit(self, spec: TrialSpec) -> None:
         """Queue one trial."""
-        raise NotImplementedError
-
-    def pending(self) -> int:
-        """Trials submitted and not yet collected."""
         raise NotImplementedError
 
     def collect(self, timeout: float | None = None) -> list[TrialOutcome]:
@@ -177,10 +170,6 @@ class LocalExecutor(Executor):
             future = self._pool.submit(run_pooled_batch, chunk)
         self._futures[future] = chunk
         return future
-
-    def pending(self) -> int:
-        return len(self._queued) + len(self._alone) + \
-            sum(len(chunk) for chunk in self._futures.values())
 
     def _restart(self) -> None:
         self.restarts += 1
@@ -279,9 +268,6 @@ class DaskExecutor(Executor):
                                     key=f"paperbot-trial-{uuid.uuid4().hex}")
         self._futures[future] = spec
         future.add_done_callback(self._finished.put)
-
-    def pending(self) -> int:
-        return len(self._futures)
 
     def collect(self, timeout: float | None = None) -> list[TrialOutcome]:
         if not self._futures:

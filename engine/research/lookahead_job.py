@@ -8,9 +8,8 @@ from data.loader import CandleLoader, MissingDataError
 from data.timeframes import TimeframeError, timeframe_ms
 from engine import formatting as fmt
 from engine.backtest import BacktestConfig, NotEnoughData
-from engine.backtest_request import BacktestRequest, check_request, date_range
+from engine.backtest_request import BacktestRequest, check_request, date_range, request_fills
 from engine.errors import ServiceError
-from engine.fills import FillModel
 from engine.registry import build_strategy
 from engine.research.lookahead import LookaheadReport, truncation_check
 from engine.settings import Settings
@@ -36,10 +35,7 @@ def run_lookahead(request: BacktestRequest, settings: Settings, cuts: int = 10,
         raise ServiceError(str(exc)) from None
     if len(candles) == 0:
         raise ServiceError(f"no {symbol} {timeframe} candles for {exchange} in that span")
-    fills = FillModel(settings.fee_bps if request.fee_bps is None else request.fee_bps,
-                      settings.maker_fee if request.fee_bps is None else request.fee_bps,
-                      settings.slippage_bps if request.slippage_bps is None
-                      else request.slippage_bps)
+    fills = request_fills(request, settings)
     config = BacktestConfig(symbol, timeframe, settings.balance if request.balance is None
                             else request.balance, fills, trade_start=start, exchange=exchange)
     lower = loader.lower_source(exchange, symbol, int(candles.timestamp[0]),

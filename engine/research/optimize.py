@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.backtest_request import BacktestRequest, date_range
+from engine.backtest_request import BacktestRequest, check_request, date_range
 from engine.errors import ServiceError
 from engine.registry import get_strategy
 from engine.research.search import (
@@ -29,7 +29,7 @@ from engine.research.search import (
     search,
     trial_budget,
 )
-from engine.research.space import parse_space, space_text
+from engine.research.space import ParamRange, parse_space, space_text
 from engine.settings import Settings
 
 #: metadata fields that must match to resume a study
@@ -170,11 +170,13 @@ def open_study(settings: Settings, name: str, meta: dict[str, Any], sampler: Any
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(study_db(settings))
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage,
-                                                                       include_best_trial=False)}
+    try:
+        storage.get_study_id_from_name(name)
+        resumed = True
+    except KeyError:
+        resumed = False
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
                                 direction="maximize", load_if_exists=True)
-    resumed = name in existing
     study_id = storage.get_study_id_from_name(name)
     if resumed:
         old = study.user_attrs.get("paperbot", {})
@@ -207,10 +209,7 @@ def run_optimize(request: OptimizeRequest, settings: Settings,
 
     started = time.perf_counter()
     say = progress or (lambda _text: None)
-    check_optimize(request)
-    info = get_strategy_or_error(request.backtest.strategy, settings)
-    space = parse_space(list(request.space) if request.space else None, info.params,
-                        info.param_space, info.name)
+    info, space = checked_space(request, settings)
     say("loading candles")
     data = load_study_data(request.backtest, settings, space)
     ds = data.dataset
@@ -238,6 +237,25 @@ def run_optimize(request: OptimizeRequest, settings: Settings,
     return summarise(study, study_id, settings, name, resumed, meta, traded_start, traded_end,
                      ran, executor.description, time.perf_counter() - started,
                      list(data.warnings), request.charts)
+
+
+def checked_space(request: OptimizeRequest, settings: Settings, *,
+                  backtest: bool = False) -> tuple[Any, dict[str, ParamRange]]:
+    """``check_optimize``, then (``backtest``) ``check_request`` of the backtest part, then
+    the strategy and the ranges of ``request.space`` over its parameters (no candles).
+
+    Returns:
+        (the strategy's ``StrategyInfo``, the parsed space).
+
+    Raises:
+        ServiceError: saying what is wrong and what is valid (in that order of checks).
+    """
+    check_optimize(request)
+    if backtest:
+        check_request(request.backtest, settings)
+    info = get_strategy_or_error(request.backtest.strategy, settings)
+    return info, parse_space(list(request.space) if request.space else None, info.params,
+                             info.param_space, info.name)
 
 
 def get_strategy_or_error(name: str, settings: Settings) -> Any:

@@ -35,17 +35,6 @@ SAMPLERS = ("tpe", "random", "grid")
 VALUE_CAP = 1e6
 
 
-def check_objective(objective: str) -> str:
-    """``objective`` when known.
-
-    Raises:
-        ValueError: naming the valid objectives.
-    """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; use one of {', '.join(OBJECTIVES)}")
-    return objective
-
-
 def objective_value(metrics: Mapping[str, Any], objective: str, min_trades: int
                     ) -> tuple[float | None, str]:
     """(value to maximise, "") or (None, why the trial is pruned)."""

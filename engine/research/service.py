@@ -52,14 +52,9 @@ class ResearchService:
         Raises:
             ServiceError: saying what is wrong and what is valid.
         """
-        from engine.research.optimize import check_optimize, get_strategy_or_error
-        from engine.research.space import parse_space
+        from engine.research.optimize import checked_space
 
-        check_optimize(request)
-        self.check(request.backtest)
-        info = get_strategy_or_error(request.backtest.strategy, self.settings)
-        parse_space(list(request.space) if request.space else None, info.params,
-                    info.param_space, info.name)
+        checked_space(request, self.settings, backtest=True)
 
     # ---- the work ----------------------------------------------------------------------------
     async def optimize(self, request: Any, progress: Progress = None) -> Any:

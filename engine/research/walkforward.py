@@ -29,9 +29,9 @@ from engine import formatting as fmt
 from engine.backtest_request import BacktestRequest
 from engine.errors import ServiceError
 from engine.metrics import compute_metrics
-from engine.research.optimize import OptimizeRequest, check_optimize, get_strategy_or_error
+from engine.research.optimize import OptimizeRequest, check_optimize, checked_space
 from engine.research.search import Window, make_sampler, search, trial_budget
-from engine.research.space import parse_space, space_text
+from engine.research.space import space_text
 from engine.research.trial import TrialSpec
 from engine.settings import Settings
 
@@ -179,9 +179,7 @@ def run_walkforward(request: WalkForwardRequest, settings: Settings,
     started = time.perf_counter()
     say = progress or (lambda _text: None)
     check_walkforward(request)
-    info = get_strategy_or_error(request.backtest.strategy, settings)
-    space = parse_space(list(request.space) if request.space else None, info.params,
-                        info.param_space, info.name)
+    info, space = checked_space(request.as_optimize(), settings)
     say("loading candles")
     data = load_study_data(request.backtest, settings, space)
     ds = data.dataset

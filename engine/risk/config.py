@@ -130,6 +130,19 @@ def parse_protections(values: Mapping[str, Any], where: str = "protection") -> d
     return out
 
 
+def check_protect(items: str | Iterable[str], where: str) -> dict[str, str]:
+    """``--protect`` / ``protect`` values → ``{name: text}``, each checked on its own (how they
+    combine with the strategy's and the settings' protections is checked with the run).
+
+    Raises:
+        ProtectionError: (a ``ServiceError``) an item that is not ``name=value``, an unknown
+            name or a bad value, naming ``where``.
+    """
+    pairs = parse_pairs(items, where)
+    parse_protections(pairs, where)
+    return pairs
+
+
 def parse_value(name: str, value: Any, where: str = "protection") -> Any:
     """One protection's value: int candles/positions, float percent, ``(K, N, M)``, bool.
     ``where`` starts the message ("" for none: the settings name the variable themselves).
