@@ -69,9 +69,7 @@ def render_heatmap(points: list[tuple[float, float, float]], x_name: str, y_name
                         color=th.text)
     style.titles(fig, th, title or "Optimisation",
                  f"best {objective} per cell · {len(points):,} trials")
-    out = style.save_png(fig, path)
-    style.close_figure(fig)
-    return out
+    return style.write_png(fig, path)
 
 
 def render_fan(paths: dict[str, np.ndarray], balance: float, path: Path,
@@ -102,9 +100,7 @@ def render_fan(paths: dict[str, np.ndarray], balance: float, path: Path,
     ax.set_xlabel("trade", fontsize=SMALL_PT, color=th.muted, labelpad=1)
     style.legend(ax, th, handles, loc="lower left")
     style.titles(fig, th, title or "Monte Carlo", subtitle)
-    out = style.save_png(fig, path)
-    style.close_figure(fig)
-    return out
+    return style.write_png(fig, path)
 
 
 def render_walkforward(times: np.ndarray, equity: np.ndarray, fold_starts: list[int],
@@ -128,6 +124,4 @@ def render_walkforward(times: np.ndarray, equity: np.ndarray, fold_starts: list[
     style.setup_time_axis(ax, th)
     style.label_panel(ax, th, f"out-of-sample equity · {len(fold_starts)} test windows")
     style.titles(fig, th, title or "Walk-forward", "test windows chained, dotted lines: starts")
-    out = style.save_png(fig, path)
-    style.close_figure(fig)
-    return out
+    return style.write_png(fig, path)
