@@ -27,10 +27,11 @@ async def test_long_backtest_does_not_delay_the_heartbeat(tmp_path):
     fields = {f["name"]: f["value"] for f in record.final.embeds[0]["fields"]}
     assert int(fields["Trades"].replace(",", "")) > 100  # 130,708 1m candles simulated
     assert finished - started > 0.4  # long against the 0.1 s heartbeat interval
-    # beats kept coming while the backtest ran (a blocked loop would show one gap as long as
-    # the backtest); the margins leave room for a machine loaded by other work
+    # beats kept coming while the backtest ran: a loop blocked by it would show one gap as
+    # long as the backtest (0.9-1.1 s here); a loaded CI machine has shown single stalls of
+    # 0.33 s (garbage collection, the stand-in sharing the loop), so the bound is half the run
     assert len(gaps) >= 0.6 * (finished - started) / 0.1 - 2, gaps
-    assert max(gaps) < min(0.3, 0.75 * (finished - started)), gaps
+    assert max(gaps) < 0.5 * (finished - started), gaps
 
 
 async def test_alert_buttons_close_with_confirmation_and_chart(tmp_path):
